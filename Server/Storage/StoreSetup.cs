@@ -1,0 +1,83 @@
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace TrustLine.Server.Storage;
+
+public static class StoreSetup
+{
+    /// <summary>
+    /// Chooses the session store: Redis when <c>Redis:Configuration</c> is set, otherwise the embedded
+    /// single-node store. Registers the one shared <see cref="IConnectionMultiplexer"/> when Redis is used.
+    /// </summary>
+    public static IHostApplicationBuilder AddStore(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<RedisOptions>()
+            .BindConfiguration(RedisOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<RedisOptions>, RedisOptionsValidator>();
+
+        var redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
+        if (redis.IsConfigured)
+        {
+            builder.Services.AddSingleton<IConnectionMultiplexer>(sp =>
+            {
+                var options = sp.GetRequiredService<IOptions<RedisOptions>>().Value;
+                var configuration = ConfigurationOptions.Parse(options.Configuration!);
+                // Boot even while Redis is down: readiness reports it, and the multiplexer reconnects by itself.
+                configuration.AbortOnConnectFail = false;
+                return ConnectionMultiplexer.Connect(configuration);
+            });
+            builder.Services.AddSingleton(new StoreMode(StoreKind.Redis));
+        }
+        else
+        {
+            builder.Services.AddSingleton(new StoreMode(StoreKind.Embedded));
+        }
+
+        builder.Services.AddHostedService<StoreAnnouncer>();
+        return builder;
+    }
+}
+
+public enum StoreKind
+{
+    Embedded,
+    Redis,
+}
+
+/// <summary>Which store this node runs on; fixed at start-up.</summary>
+public sealed record StoreMode(StoreKind Kind);
+
+/// <summary>Says once, at start, which store the node uses, so an operator never mistakes a single node for a cluster.</summary>
+internal sealed class StoreAnnouncer(StoreMode mode, ILogger<StoreAnnouncer> logger, IServiceProvider services) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (mode.Kind == StoreKind.Redis)
+        {
+            // Resolve now so the connection starts at boot rather than at the first request.
+            _ = services.GetRequiredService<IConnectionMultiplexer>();
+            StoreLog.UsingRedis(logger);
+        }
+        else
+        {
+            StoreLog.UsingEmbedded(logger);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+internal static partial class StoreLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information,
+        Message = "Store: embedded single-node in-process store (no Redis:Configuration set); state is lost on restart and this node cannot scale out.")]
+    public static partial void UsingEmbedded(ILogger logger);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information,
+        Message = "Store: Redis (shared by all nodes; SignalR backplane on the same connection).")]
+    public static partial void UsingRedis(ILogger logger);
+}
