@@ -3,6 +3,7 @@ using TrustLine.Server.Storage;
 
 var builder = WebApplication.CreateBuilder(args);
 
+builder.AddCryptoSelfTest();
 builder.AddStore();
 builder.AddOperations();
 
