@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using StackExchange.Redis;
 
 namespace TrustLine.Server.Storage;
@@ -26,14 +27,25 @@ public static class StoreSetup
                 var configuration = ConfigurationOptions.Parse(options.Configuration!);
                 // Boot even while Redis is down: readiness reports it, and the multiplexer reconnects by itself.
                 configuration.AbortOnConnectFail = false;
+                // Exception texts must never carry key names (they contain session ids) into logs.
+                configuration.IncludeDetailInExceptions = false;
                 return ConnectionMultiplexer.Connect(configuration);
             });
             builder.Services.AddSingleton(new StoreMode(StoreKind.Redis));
+            builder.Services.AddSingleton<RedisSessionStore>();
+            builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<RedisSessionStore>());
+            builder.Services.AddSingleton<IAccessStore>(sp => sp.GetRequiredService<RedisSessionStore>());
         }
         else
         {
             builder.Services.AddSingleton(new StoreMode(StoreKind.Embedded));
+            builder.Services.AddSingleton<EmbeddedSessionStore>();
+            builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<EmbeddedSessionStore>());
+            builder.Services.AddSingleton<IAccessStore>(sp => sp.GetRequiredService<EmbeddedSessionStore>());
         }
+
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<IOptions<RedisOptions>>().Value.KeyPrefix));
 
         builder.Services.AddHostedService<StoreAnnouncer>();
         return builder;

@@ -1,0 +1,71 @@
+namespace TrustLine.Protocol.Contracts;
+
+/// <summary>
+/// Stable error codes. A refused hub call fails with a message <c>"code: sentence"</c>; a refused HTTP call
+/// answers <c>{"code": …, "message": …}</c>. Clients branch on the code; people read the sentence.
+/// </summary>
+public static class ErrorCodes
+{
+    /// <summary>The request is malformed (wrong sizes, missing fields).</summary>
+    public const string BadRequest = "bad_request";
+
+    /// <summary><c>msg1</c> is not a v1 ClientHello.</summary>
+    public const string BadMsg1 = "bad_msg1";
+
+    /// <summary><c>msg2</c> is not a v1 ServerHello.</summary>
+    public const string BadMsg2 = "bad_msg2";
+
+    /// <summary>No such organisation here.</summary>
+    public const string UnknownOrganisation = "unknown_organisation";
+
+    /// <summary>The organisation does not list this language or topic.</summary>
+    public const string UnknownRouting = "unknown_routing";
+
+    /// <summary>A session with this id exists already.</summary>
+    public const string SessionExists = "session_exists";
+
+    /// <summary>This connection already has a session.</summary>
+    public const string AlreadyInSession = "already_in_session";
+
+    /// <summary>The organisation's queue is full.</summary>
+    public const string QueueFull = "queue_full";
+
+    /// <summary>The session does not exist, has ended, or is not this connection's.</summary>
+    public const string NoSuchSession = "no_such_session";
+
+    /// <summary>The resume credential is wrong or the grace period is over.</summary>
+    public const string ResumeRefused = "resume_refused";
+
+    /// <summary>The call does not fit the session's state (e.g. sending before the answer).</summary>
+    public const string WrongState = "wrong_state";
+
+    /// <summary>Another responder took the session first, or the queue is empty.</summary>
+    public const string NotAvailable = "not_available";
+
+    /// <summary>The envelope's size, version, type or direction is wrong.</summary>
+    public const string BadEnvelope = "bad_envelope";
+
+    /// <summary>The envelope's sequence number is not the next expected one.</summary>
+    public const string OutOfOrder = "out_of_order";
+
+    /// <summary>Too many envelopes wait unacknowledged.</summary>
+    public const string BufferFull = "buffer_full";
+
+    /// <summary>The sign-in challenge is unknown, expired or already used.</summary>
+    public const string BadChallenge = "bad_challenge";
+
+    /// <summary>The certificates are malformed or do not chain to the organisation's roots.</summary>
+    public const string BadCertificate = "bad_certificate";
+
+    /// <summary>The certificate has expired or is not yet valid.</summary>
+    public const string CertificateExpired = "certificate_expired";
+
+    /// <summary>This responder key is on the organisation's denylist.</summary>
+    public const string Denied = "responder_denied";
+
+    /// <summary>The signature does not verify.</summary>
+    public const string BadSignature = "bad_signature";
+
+    /// <summary>The store is unreachable; try again.</summary>
+    public const string Unavailable = "unavailable";
+}

@@ -1,0 +1,264 @@
+using MessagePack;
+
+namespace TrustLine.Protocol.Contracts;
+
+/// <summary>Paths of the two hubs and the HTTP endpoints, relative to the server's base address.</summary>
+public static class Routes
+{
+    /// <summary>The anonymous seeker hub.</summary>
+    public const string SeekerHub = "/hubs/seeker";
+
+    /// <summary>The responder hub; needs a token from <see cref="SignIn"/>.</summary>
+    public const string ResponderHub = "/hubs/responder";
+
+    /// <summary><c>POST</c>: a fresh single-use sign-in challenge.</summary>
+    public const string Challenge = "/v1/responders/challenge";
+
+    /// <summary><c>POST</c>: trade a signed challenge and certificates for a responder token.</summary>
+    public const string SignIn = "/v1/responders/sign-in";
+
+    /// <summary><c>GET</c>: the organisations this server serves.</summary>
+    public const string Directory = "/v1/directory";
+}
+
+/// <summary>Names of the seeker hub's methods, for clients in other languages.</summary>
+public static class SeekerHubMethods
+{
+    /// <summary>Open a session: <see cref="OpenSessionRequest"/> → <see cref="OpenSessionResult"/>.</summary>
+    public const string OpenSession = nameof(OpenSession);
+
+    /// <summary>Resume after a reconnect: <see cref="ResumeSessionRequest"/> → <see cref="ResumeSessionResult"/>.</summary>
+    public const string ResumeSession = nameof(ResumeSession);
+
+    /// <summary>Send one envelope (bytes) → <see cref="SendResult"/>.</summary>
+    public const string Send = nameof(Send);
+
+    /// <summary>Acknowledge received envelopes up to a sequence number (cumulative).</summary>
+    public const string Acknowledge = nameof(Acknowledge);
+
+    /// <summary>End the session (or leave the queue).</summary>
+    public const string Close = nameof(Close);
+}
+
+/// <summary>Names of the responder hub's methods.</summary>
+public static class ResponderHubMethods
+{
+    /// <summary>The organisation's queue, routing fields only → <see cref="QueueEntry"/>[].</summary>
+    public const string GetQueue = nameof(GetQueue);
+
+    /// <summary>Take the next session of the queue → <see cref="TakenSession"/> or null.</summary>
+    public const string TakeNext = nameof(TakeNext);
+
+    /// <summary>Take a named session of the queue → <see cref="TakenSession"/>.</summary>
+    public const string Take = nameof(Take);
+
+    /// <summary>Answer a taken session with <c>msg2</c>.</summary>
+    public const string Answer = nameof(Answer);
+
+    /// <summary>Send one envelope → <see cref="SendResult"/>.</summary>
+    public const string Send = nameof(Send);
+
+    /// <summary>Acknowledge a session's received envelopes up to a sequence number.</summary>
+    public const string Acknowledge = nameof(Acknowledge);
+
+    /// <summary>Resume a held session after a reconnect → <see cref="ResumeSessionResult"/>.</summary>
+    public const string ResumeSession = nameof(ResumeSession);
+
+    /// <summary>End a held session.</summary>
+    public const string Close = nameof(Close);
+}
+
+/// <summary>What the server calls on a seeker's connection.</summary>
+public interface ISeekerClient
+{
+    /// <summary>The seeker's place in the queue changed (1 is next).</summary>
+    Task QueuePosition(QueueStatus status);
+
+    /// <summary>A responder answered: the handshake's <c>msg2</c>.</summary>
+    Task Answered(byte[] msg2);
+
+    /// <summary>An envelope from the responder.</summary>
+    Task Envelope(byte[] envelope);
+
+    /// <summary>The responder acknowledged the seeker's envelopes up to <paramref name="sequence"/>.</summary>
+    Task Delivered(ulong sequence);
+
+    /// <summary>The session ended; nothing of it remains on the server.</summary>
+    Task SessionEnded(SessionEnd end);
+}
+
+/// <summary>What the server calls on a responder's connection.</summary>
+public interface IResponderClient
+{
+    /// <summary>The organisation's queue changed.</summary>
+    Task QueueChanged(QueueEntry[] queue);
+
+    /// <summary>An envelope from a seeker of a held session.</summary>
+    Task Envelope(byte[] envelope);
+
+    /// <summary>The seeker acknowledged the responder's envelopes of a session up to <paramref name="sequence"/>.</summary>
+    Task Delivered(byte[] sessionId, ulong sequence);
+
+    /// <summary>A held session ended.</summary>
+    Task SessionEnded(SessionEnd end);
+}
+
+/// <summary>Opens a session on the seeker hub.</summary>
+[MessagePackObject]
+public sealed class OpenSessionRequest
+{
+    /// <summary>The handshake's first message (67 bytes); its session id becomes the session's.</summary>
+    [Key(0)] public byte[] Msg1 { get; set; } = [];
+
+    /// <summary>A language the organisation lists, e.g. <c>nl</c>.</summary>
+    [Key(1)] public string Language { get; set; } = "";
+
+    /// <summary>A topic the organisation lists, or empty.</summary>
+    [Key(2)] public string Topic { get; set; } = "";
+
+    /// <summary>Urgent sessions are answered first.</summary>
+    [Key(3)] public bool Urgent { get; set; }
+}
+
+/// <summary>The answer to <see cref="OpenSessionRequest"/>.</summary>
+[MessagePackObject]
+public sealed class OpenSessionResult
+{
+    /// <summary>Present with the session id to resume after a lost connection; keep it only in memory.</summary>
+    [Key(0)] public byte[] ResumeToken { get; set; } = [];
+
+    /// <summary>The seeker's place in the queue (1 is next).</summary>
+    [Key(1)] public QueueStatus Queue { get; set; } = new();
+}
+
+/// <summary>A seeker's place in the queue.</summary>
+[MessagePackObject]
+public sealed class QueueStatus
+{
+    /// <summary>1 is next; 0 when no longer queued.</summary>
+    [Key(0)] public int Position { get; set; }
+
+    /// <summary>How many sessions of the organisation are waiting.</summary>
+    [Key(1)] public int Waiting { get; set; }
+}
+
+/// <summary>Resumes a session on a new connection.</summary>
+[MessagePackObject]
+public sealed class ResumeSessionRequest
+{
+    /// <summary>The 16-byte session id.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>The seeker's resume token; empty for a responder (its access token identifies it).</summary>
+    [Key(1)] public byte[] ResumeToken { get; set; } = [];
+
+    /// <summary>The highest sequence this side received from its peer, or −1 for none: what is missed comes after it.</summary>
+    [Key(2)] public long ReceivedThrough { get; set; } = -1;
+}
+
+/// <summary>The answer to a resume; missed envelopes follow as <c>Envelope</c> calls, in order.</summary>
+[MessagePackObject]
+public sealed class ResumeSessionResult
+{
+    /// <summary>True while the session waits in the queue.</summary>
+    [Key(0)] public bool Queued { get; set; }
+
+    /// <summary>The responder's <c>msg2</c>, once answered (the seeker needs it if it missed the call).</summary>
+    [Key(1)] public byte[]? Msg2 { get; set; }
+
+    /// <summary>The sequence the server expects next from this side.</summary>
+    [Key(2)] public ulong NextSequence { get; set; }
+
+    /// <summary>The seeker's place in the queue, when queued.</summary>
+    [Key(3)] public QueueStatus Queue { get; set; } = new();
+
+    /// <summary>The handshake's <c>msg1</c> (for a responder resuming a session).</summary>
+    [Key(4)] public byte[]? Msg1 { get; set; }
+}
+
+/// <summary>The answer to <c>Send</c>.</summary>
+[MessagePackObject]
+public sealed class SendResult
+{
+    /// <summary>The envelope's sequence number.</summary>
+    [Key(0)] public ulong Sequence { get; set; }
+
+    /// <summary>True if the server already had this envelope (a resend): acknowledged, not relayed again.</summary>
+    [Key(1)] public bool Duplicate { get; set; }
+}
+
+/// <summary>One waiting session as a responder sees it: routing fields only.</summary>
+[MessagePackObject]
+public sealed class QueueEntry
+{
+    /// <summary>The 16-byte session id.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>Language.</summary>
+    [Key(1)] public string Language { get; set; } = "";
+
+    /// <summary>Topic, or empty.</summary>
+    [Key(2)] public string Topic { get; set; } = "";
+
+    /// <summary>Urgent flag.</summary>
+    [Key(3)] public bool Urgent { get; set; }
+
+    /// <summary>How long it has waited, whole seconds.</summary>
+    [Key(4)] public int WaitingSeconds { get; set; }
+}
+
+/// <summary>A session a responder has taken: answer its <c>msg1</c> with <c>msg2</c>.</summary>
+[MessagePackObject]
+public sealed class TakenSession
+{
+    /// <summary>The 16-byte session id.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>The seeker's <c>msg1</c>.</summary>
+    [Key(1)] public byte[] Msg1 { get; set; } = [];
+
+    /// <summary>Language.</summary>
+    [Key(2)] public string Language { get; set; } = "";
+
+    /// <summary>Topic, or empty.</summary>
+    [Key(3)] public string Topic { get; set; } = "";
+
+    /// <summary>Urgent flag.</summary>
+    [Key(4)] public bool Urgent { get; set; }
+}
+
+/// <summary>Why a session ended, told to whoever is still connected.</summary>
+[MessagePackObject]
+public sealed class SessionEnd
+{
+    /// <summary>The 16-byte session id.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>One of <see cref="EndReasons"/>.</summary>
+    [Key(1)] public string Reason { get; set; } = "";
+}
+
+/// <summary>Stable reason codes for <see cref="SessionEnd.Reason"/>.</summary>
+public static class EndReasons
+{
+    /// <summary>The seeker closed the session.</summary>
+    public const string SeekerClosed = "seeker_closed";
+
+    /// <summary>The seeker left the queue before being answered.</summary>
+    public const string SeekerLeftQueue = "seeker_left_queue";
+
+    /// <summary>The responder closed the session.</summary>
+    public const string ResponderClosed = "responder_closed";
+
+    /// <summary>The seeker did not come back within the grace period.</summary>
+    public const string SeekerAbandoned = "seeker_abandoned";
+
+    /// <summary>The responder did not come back within the grace period.</summary>
+    public const string ResponderAbandoned = "responder_abandoned";
+
+    /// <summary>Nothing happened for the idle timeout.</summary>
+    public const string Idle = "idle_timeout";
+
+    /// <summary>The session reached its maximum lifetime.</summary>
+    public const string MaxLifetime = "max_lifetime";
+}

@@ -1,0 +1,174 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Server.Organisations;
+
+/// <summary>One organisation as configured (section <c>Organisations:&lt;name&gt;</c>).</summary>
+public sealed class OrganisationSettings
+{
+    /// <summary><c>org_id</c>, 32 hex characters.</summary>
+    public string Id { get; set; } = "";
+
+    public string Name { get; set; } = "";
+
+    public List<string> Languages { get; set; } = [];
+
+    public List<string> Topics { get; set; } = [];
+
+    /// <summary>The two root public keys (active and backup), hex; the same ones apps pin.</summary>
+    public List<string> Roots { get; set; } = [];
+
+    /// <summary>Fingerprints of responder keys that may no longer sign in (lost or retired devices).</summary>
+    public List<string> DeniedResponders { get; set; } = [];
+
+    [Range(1, 100_000)]
+    public int QueueCapacity { get; set; } = 200;
+}
+
+/// <summary>The organisations this server serves, by name.</summary>
+public sealed class OrganisationsOptions
+{
+    public const string Section = "Organisations";
+
+    public Dictionary<string, OrganisationSettings> Items { get; set; } = [];
+}
+
+/// <summary>An organisation ready for use: parsed keys and lookup sets.</summary>
+public sealed class Organisation
+{
+    public required byte[] OrgId { get; init; }
+    public required string Name { get; init; }
+    public required IReadOnlyList<string> Languages { get; init; }
+    public required IReadOnlyList<string> Topics { get; init; }
+    public required OrganisationPin Pin { get; init; }
+    public required IReadOnlySet<string> DeniedFingerprints { get; init; }
+    public required int QueueCapacity { get; init; }
+
+    /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
+    public required bool Insecure { get; init; }
+
+    public string OrgIdHex => Convert.ToHexStringLower(OrgId);
+}
+
+/// <summary>Looks organisations up by <c>org_id</c>.</summary>
+public sealed class OrganisationDirectory
+{
+    /// <summary>Root keys that are public test vectors (RFC 8032 §7.1): only the Development demo may use them.</summary>
+    internal static readonly IReadOnlySet<string> PublicTestRoots = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+    };
+
+    private readonly Dictionary<string, Organisation> byId;
+
+    public OrganisationDirectory(IOptions<OrganisationsOptions> options)
+    {
+        byId = options.Value.Items.Values.Select(Build).ToDictionary(o => o.OrgIdHex);
+    }
+
+    public IReadOnlyCollection<Organisation> All => byId.Values;
+
+    public Organisation? Find(ReadOnlySpan<byte> orgId) => byId.GetValueOrDefault(Convert.ToHexStringLower(orgId));
+
+    private static Organisation Build(OrganisationSettings s) => new()
+    {
+        OrgId = Convert.FromHexString(s.Id),
+        Name = s.Name,
+        Languages = s.Languages,
+        Topics = s.Topics,
+        Pin = new OrganisationPin(Convert.FromHexString(s.Id), s.Roots.Select(Convert.FromHexString)),
+        DeniedFingerprints = s.DeniedResponders.Select(NormaliseFingerprint).ToHashSet(),
+        QueueCapacity = s.QueueCapacity,
+        Insecure = s.Roots.Any(PublicTestRoots.Contains),
+    };
+
+    internal static string NormaliseFingerprint(string fingerprint) =>
+        new([.. fingerprint.Where(char.IsAsciiHexDigit).Select(char.ToLowerInvariant)]);
+}
+
+/// <summary>Checks every organisation at start-up and names the setting that is wrong.</summary>
+internal sealed class OrganisationsValidator(IHostEnvironment environment) : IValidateOptions<OrganisationsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OrganisationsOptions options)
+    {
+        var failures = new List<string>();
+        var ids = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, org) in options.Items)
+        {
+            var at = $"Organisations:{key}";
+            if (!PublicText.TryParseOrgId(org.Id, out _))
+            {
+                failures.Add($"{at}:Id must be 32 hex characters (16 bytes).");
+            }
+            else if (!ids.Add(org.Id))
+            {
+                failures.Add($"{at}:Id is used by another organisation.");
+            }
+
+            if (string.IsNullOrWhiteSpace(org.Name))
+            {
+                failures.Add($"{at}:Name is required.");
+            }
+
+            if (org.Languages.Count == 0 || org.Languages.Any(string.IsNullOrWhiteSpace))
+            {
+                failures.Add($"{at}:Languages must list at least one language.");
+            }
+
+            if (org.Roots.Count is < 1 or > 2 || org.Roots.Any(r => !PublicText.TryParseKey(r, out _)))
+            {
+                failures.Add($"{at}:Roots must hold one or two root public keys of 64 hex characters.");
+            }
+            else if (org.Roots.Any(OrganisationDirectory.PublicTestRoots.Contains) && !environment.IsDevelopment())
+            {
+                failures.Add($"{at}:Roots uses a public test key (RFC 8032); that is allowed only in the Development environment.");
+            }
+
+            if (org.DeniedResponders.Any(f => OrganisationDirectory.NormaliseFingerprint(f).Length != 16))
+            {
+                failures.Add($"{at}:DeniedResponders must hold fingerprints of 16 hex characters.");
+            }
+
+            if (org.QueueCapacity is < 1 or > 100_000)
+            {
+                failures.Add($"{at}:QueueCapacity must be between 1 and 100000.");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
+
+public static class OrganisationsSetup
+{
+    public static IHostApplicationBuilder AddOrganisations(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<OrganisationsOptions>()
+            .Configure<IConfiguration>((o, config) => config.GetSection(OrganisationsOptions.Section).Bind(o.Items))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OrganisationsOptions>, OrganisationsValidator>();
+        builder.Services.AddSingleton<OrganisationDirectory>();
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapOrganisations(this IEndpointRouteBuilder app)
+    {
+        // What an app shows before opening a session; root fingerprints let it compare with its pins.
+        app.MapGet(Protocol.Contracts.Routes.Directory, (OrganisationDirectory directory) => Results.Ok(new
+        {
+            organisations = directory.All.Select(o => new
+            {
+                id = o.OrgIdHex,
+                name = o.Name,
+                insecure = o.Insecure,
+                languages = o.Languages,
+                topics = o.Topics,
+                rootFingerprints = o.Pin.Roots.Select(r => Certificate.Fingerprint(r)),
+            }),
+        }));
+        return app;
+    }
+}

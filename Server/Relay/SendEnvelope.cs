@@ -1,0 +1,160 @@
+using Mediator;
+using Microsoft.Extensions.Options;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Relay;
+
+public sealed record SendEnvelopeCommand(ConnectionState Connection, byte[] Envelope) : ICommand<Outcome<SendResult>>;
+
+/// <summary>
+/// The hot path. Checks the clear header only (PROTOCOL.md §5) against the connection's own state, keeps
+/// the ciphertext until the peer acknowledges it (one Redis command), and forwards it to the peer's
+/// connection. A resend of a stored seq is acknowledged and never relayed twice.
+/// </summary>
+public sealed class SendEnvelopeHandler(
+    ISessionStore store,
+    PeerRoutes routes,
+    IOptions<SessionLimits> options,
+    TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
+{
+    public async ValueTask<Outcome<SendResult>> Handle(SendEnvelopeCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, envelope) = command;
+        if (envelope is null || !EnvelopeHeader.TryParse(envelope, out var header))
+        {
+            return Refuse.With(ErrorCodes.BadEnvelope, "An envelope is 299, 1067, 4139 or 16427 bytes of version 1, type Data, direction 1 or 2.");
+        }
+
+        var sends = connection.Party == Party.Seeker ? Direction.ClientToServer : Direction.ServerToClient;
+        if (header.Direction != sends)
+        {
+            return Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's.");
+        }
+
+        if (!connection.Links.TryGetValue(header.SessionId, out var link) || link.Ended)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
+        }
+
+        if (!link.Answered && connection.Party == Party.Seeker)
+        {
+            // Once per session: the answer may have come through another node.
+            link.Answered = (await store.GetAsync(link.SessionId))?.Msg2 is not null;
+            if (!link.Answered)
+            {
+                return Refuse.With(ErrorCodes.WrongState, "No responder has answered yet; envelopes flow after msg2.");
+            }
+        }
+
+        if (header.Sequence < link.NextSend)
+        {
+            return new SendResult { Sequence = header.Sequence, Duplicate = true };
+        }
+
+        if (header.Sequence > link.NextSend)
+        {
+            return Refuse.With(ErrorCodes.OutOfOrder, $"Expected sequence {link.NextSend}; send envelopes in order.");
+        }
+
+        var window = options.Value.MaxUnacknowledged;
+        if ((long)header.Sequence - link.KnownPeerAck > window)
+        {
+            link.KnownPeerAck = (await store.GetAsync(link.SessionId))?.Acked(sends) ?? link.KnownPeerAck;
+            if ((long)header.Sequence - link.KnownPeerAck > window)
+            {
+                return Refuse.With(ErrorCodes.BufferFull, $"{window} envelopes wait unacknowledged; wait for the peer.");
+            }
+        }
+
+        var now = time.GetUtcNow();
+        var expires = Min(now + options.Value.EnvelopeMaxAge, link.Deadline);
+        var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires);
+        link.NextSend = header.Sequence + 1;
+        if (!stored)
+        {
+            return new SendResult { Sequence = header.Sequence, Duplicate = true };
+        }
+
+        var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
+        if (connection.Party == Party.Seeker)
+        {
+            if (routes.Responder(peer) is { } responder)
+            {
+                await responder.Envelope(envelope);
+            }
+        }
+        else if (routes.Seeker(peer) is { } seeker)
+        {
+            await seeker.Envelope(envelope);
+        }
+
+        // Activity keeps the session from idling out; refreshed now and then, not per envelope.
+        if (now - link.LastTouch > options.Value.IdleTimeout / 8)
+        {
+            link.LastTouch = now;
+            await store.TouchAsync(link.SessionId, now, link.Deadline);
+        }
+
+        return new SendResult { Sequence = header.Sequence };
+    }
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+}
+
+public sealed record AcknowledgeCommand(ConnectionState Connection, byte[]? SessionId, ulong Through) : ICommand<Outcome<Done>>;
+
+/// <summary>The recipient confirms envelopes up to a seq (cumulative): they are forgotten, and the sender is told.</summary>
+public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, IOptions<SessionLimits> options)
+    : ICommandHandler<AcknowledgeCommand, Outcome<Done>>
+{
+    public async ValueTask<Outcome<Done>> Handle(AcknowledgeCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, sessionIdBytes, through) = command;
+        SessionLink? link;
+        if (connection.Party == Party.Seeker)
+        {
+            link = connection.Links.Values.SingleOrDefault();
+        }
+        else
+        {
+            link = sessionIdBytes is { Length: Wire.SessionIdSize }
+                ? connection.Links.GetValueOrDefault(new Guid(sessionIdBytes, bigEndian: true))
+                : null;
+        }
+
+        if (link is null || link.Ended)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
+        }
+
+        if (through >= Wire.SequenceCap)
+        {
+            return Refuse.With(ErrorCodes.BadRequest, "A sequence number is below 2^32.");
+        }
+
+        var received = connection.Party == Party.Seeker ? Direction.ServerToClient : Direction.ClientToServer;
+        var acked = await store.AcknowledgeAsync(link.SessionId, received, through, options.Value.MaxUnacknowledged);
+        if (acked < -1)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
+        }
+
+        var sender = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
+        if (connection.Party == Party.Seeker)
+        {
+            if (routes.Responder(sender) is { } responder)
+            {
+                await responder.Delivered(link.SessionId.ToByteArray(bigEndian: true), (ulong)acked);
+            }
+        }
+        else if (routes.Seeker(sender) is { } seeker)
+        {
+            await seeker.Delivered((ulong)acked);
+        }
+
+        return new Done();
+    }
+}

@@ -1,0 +1,117 @@
+using Mediator;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Relay;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Responders;
+
+public sealed record GetQueueQuery(ConnectionState Connection) : IQuery<Outcome<QueueEntry[]>>;
+
+public sealed class GetQueueHandler(ISessionStore store, TimeProvider time) : IQueryHandler<GetQueueQuery, Outcome<QueueEntry[]>>
+{
+    public async ValueTask<Outcome<QueueEntry[]>> Handle(GetQueueQuery query, CancellationToken cancellationToken)
+    {
+        var queued = await store.GetQueueAsync(query.Connection.Grant!.OrgId);
+        var now = time.GetUtcNow();
+        return queued.Select(q => QueueNotifier.ToEntry(q, now)).ToArray();
+    }
+}
+
+/// <summary>Takes the next queued session (<c>SessionId</c> null) or a named one; exactly one responder wins across nodes.</summary>
+public sealed record TakeSessionCommand(ConnectionState Connection, byte[]? SessionId) : ICommand<Outcome<TakenSession?>>;
+
+public sealed class TakeSessionHandler(
+    ISessionStore store,
+    PeerRoutes routes,
+    QueueNotifier queue,
+    TimeProvider time,
+    ILogger<TakeSessionHandler> logger) : ICommandHandler<TakeSessionCommand, Outcome<TakenSession?>>
+{
+    public async ValueTask<Outcome<TakenSession?>> Handle(TakeSessionCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, named) = command;
+        var grant = connection.Grant!;
+        SessionRecord? taken = null;
+        if (named is not null)
+        {
+            if (named.Length != Wire.SessionIdSize)
+            {
+                return Refuse.With(ErrorCodes.BadRequest, "A session id is 16 bytes.");
+            }
+
+            taken = await store.ClaimAsync(grant.OrgId, new Guid(named, bigEndian: true), grant.ResponderId, connection.ConnectionId);
+            if (taken is null)
+            {
+                return Refuse.With(ErrorCodes.NotAvailable, "That session is not waiting any more: another responder took it, or it ended.");
+            }
+        }
+        else
+        {
+            // Losing a race for the head of the queue just means trying the next one.
+            foreach (var candidate in await store.GetQueueAsync(grant.OrgId))
+            {
+                taken = await store.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId);
+                if (taken is not null)
+                {
+                    break;
+                }
+            }
+
+            if (taken is null)
+            {
+                return (TakenSession?)null;
+            }
+        }
+
+        var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
+        connection.Links[taken.Id] = link;
+        routes.Track(link);
+        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId);
+        SessionLog.Taken(logger);
+        await queue.ChangedAsync(taken.OrgId);
+        return new TakenSession
+        {
+            SessionId = taken.Id.ToByteArray(bigEndian: true),
+            Msg1 = taken.Msg1,
+            Language = taken.Language,
+            Topic = taken.Topic,
+            Urgent = taken.Urgent,
+        };
+    }
+}
+
+public sealed record AnswerSessionCommand(ConnectionState Connection, byte[]? SessionId, byte[]? Msg2) : ICommand<Outcome<Done>>;
+
+/// <summary>The responder answers a taken session with <c>msg2</c>; the seeker receives it wherever it is connected.</summary>
+public sealed class AnswerSessionHandler(ISessionStore store, PeerRoutes routes) : ICommandHandler<AnswerSessionCommand, Outcome<Done>>
+{
+    public async ValueTask<Outcome<Done>> Handle(AnswerSessionCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, sessionIdBytes, msg2) = command;
+        if (sessionIdBytes is not { Length: Wire.SessionIdSize }
+            || !connection.Links.TryGetValue(new Guid(sessionIdBytes, bigEndian: true), out var link) || link.Ended)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
+        }
+
+        // The server may check msg2's size and fixed bytes; verifying it is the seeker's job (PROTOCOL.md §5).
+        if (msg2 is not { Length: Wire.Msg2Size } || msg2[0] != Wire.Version || msg2[1] != Wire.TypeServerHello)
+        {
+            return Refuse.With(ErrorCodes.BadMsg2, "msg2 must be 364 bytes: version 1, ServerHello.");
+        }
+
+        if (!await store.SetAnswerAsync(link.SessionId, connection.Grant!.ResponderId, msg2))
+        {
+            return Refuse.With(ErrorCodes.WrongState, "This session has been answered already.");
+        }
+
+        if (routes.Seeker(await routes.ConnectionOfAsync(link.SessionId, Party.Seeker)) is { } seeker)
+        {
+            await seeker.Answered(msg2);
+        }
+
+        return new Done();
+    }
+}

@@ -1,0 +1,40 @@
+using Mediator;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Relay;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Sessions;
+
+public sealed record CloseSessionCommand(ConnectionState Connection, byte[]? SessionId) : ICommand<Outcome<Done>>;
+
+/// <summary>Either party ends the session (a queued seeker thereby leaves the queue); every key goes at once.</summary>
+public sealed class CloseSessionHandler(ISessionStore store, SessionEnding ending) : ICommandHandler<CloseSessionCommand, Outcome<Done>>
+{
+    public async ValueTask<Outcome<Done>> Handle(CloseSessionCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, sessionIdBytes) = command;
+        var link = connection.Party == Party.Seeker
+            ? connection.Links.Values.SingleOrDefault()
+            : sessionIdBytes is { Length: Wire.SessionIdSize } ? connection.Links.GetValueOrDefault(new Guid(sessionIdBytes, bigEndian: true)) : null;
+        if (link is null || link.Ended)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
+        }
+
+        string reason;
+        if (connection.Party == Party.Responder)
+        {
+            reason = EndReasons.ResponderClosed;
+        }
+        else
+        {
+            var record = await store.GetAsync(link.SessionId);
+            reason = record?.State == SessionState.Queued ? EndReasons.SeekerLeftQueue : EndReasons.SeekerClosed;
+        }
+
+        connection.Links.Remove(link.SessionId);
+        await ending.EndAsync(link.SessionId, reason);
+        return new Done();
+    }
+}

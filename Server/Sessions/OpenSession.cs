@@ -1,0 +1,86 @@
+using System.Security.Cryptography;
+using Mediator;
+using Microsoft.Extensions.Options;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Organisations;
+using TrustLine.Server.Relay;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Sessions;
+
+public sealed record OpenSessionCommand(ConnectionState Connection, OpenSessionRequest Request) : ICommand<Outcome<OpenSessionResult>>;
+
+/// <summary>
+/// A seeker opens a session with <c>msg1</c> and its routing choices: the server checks the fixed fields,
+/// creates the session atomically (its id must be new) and queues it.
+/// </summary>
+public sealed class OpenSessionHandler(
+    OrganisationDirectory organisations,
+    ISessionStore store,
+    PeerRoutes routes,
+    QueueNotifier queue,
+    IOptions<SessionLimits> options,
+    TimeProvider time,
+    ILogger<OpenSessionHandler> logger) : ICommandHandler<OpenSessionCommand, Outcome<OpenSessionResult>>
+{
+    public async ValueTask<Outcome<OpenSessionResult>> Handle(OpenSessionCommand command, CancellationToken cancellationToken)
+    {
+        var (connection, request) = command;
+        if (request?.Msg1 is null || !ResponderHandshake.TryParseMsg1(request.Msg1, out var orgId, out var sessionId))
+        {
+            return Refuse.With(ErrorCodes.BadMsg1, "msg1 must be 67 bytes: version 1, ClientHello, suite 1.");
+        }
+
+        if (organisations.Find(orgId) is not { } org)
+        {
+            return Refuse.With(ErrorCodes.UnknownOrganisation, "This server does not serve that organisation.");
+        }
+
+        if (!org.Languages.Contains(request.Language ?? "", StringComparer.OrdinalIgnoreCase)
+            || (!string.IsNullOrEmpty(request.Topic) && !org.Topics.Contains(request.Topic, StringComparer.OrdinalIgnoreCase)))
+        {
+            return Refuse.With(ErrorCodes.UnknownRouting, "The organisation does not list that language or topic.");
+        }
+
+        if (connection.Links.Count > 0)
+        {
+            return Refuse.With(ErrorCodes.AlreadyInSession, "This connection already has a session; open another connection for another session.");
+        }
+
+        var token = RandomNumberGenerator.GetBytes(32);
+        var now = time.GetUtcNow();
+        var session = new SessionRecord
+        {
+            Id = sessionId,
+            OrgId = orgId,
+            Language = request.Language!.ToLowerInvariant(),
+            Topic = request.Topic?.ToLowerInvariant() ?? "",
+            Urgent = request.Urgent,
+            Msg1 = request.Msg1,
+            ResumeTokenHash = SHA256.HashData(token),
+            CreatedAt = now,
+            Deadline = now + options.Value.MaxLifetime,
+            SeekerConnection = connection.ConnectionId,
+            LastActivity = now,
+        };
+
+        switch (await store.CreateAsync(session, org.QueueCapacity))
+        {
+            case CreateOutcome.Exists:
+                return Refuse.With(ErrorCodes.SessionExists, "A session with this id exists; start a new handshake.");
+            case CreateOutcome.QueueFull:
+                return Refuse.With(ErrorCodes.QueueFull, "The organisation's queue is full; please try again in a few minutes.");
+        }
+
+        await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
+        var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
+        connection.Links[sessionId] = link;
+        routes.Track(link);
+        SessionLog.Opened(logger, request.Urgent ? "urgent" : "not urgent");
+
+        await queue.ChangedAsync(orgId);
+        var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
+        return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting } };
+    }
+}

@@ -1,0 +1,114 @@
+using Microsoft.Extensions.Options;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Relay;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Sessions;
+
+/// <summary>
+/// Ends a session: deletes every key of it at once, tells whoever is connected why, and stops every
+/// node's links to it. Safe to call from several nodes at once: only the one whose delete removed the
+/// record announces the end.
+/// </summary>
+public sealed class SessionEnding(
+    ISessionStore store,
+    PeerRoutes routes,
+    QueueNotifier queue,
+    IOptions<SessionLimits> options,
+    ILogger<SessionEnding> logger)
+{
+    public async Task<bool> EndAsync(Guid sessionId, string reason)
+    {
+        var record = await store.DeleteAsync(sessionId, options.Value.MaxUnacknowledged);
+        if (record is null)
+        {
+            return false;
+        }
+
+        await routes.EndedAsync(sessionId);
+        var end = new SessionEnd { SessionId = sessionId.ToByteArray(bigEndian: true), Reason = reason };
+        var notices = new List<Task>();
+        if (routes.Seeker(record.SeekerConnection) is { } seeker)
+        {
+            notices.Add(seeker.SessionEnded(end));
+        }
+
+        if (routes.Responder(record.ResponderConnection) is { } responder)
+        {
+            notices.Add(responder.SessionEnded(end));
+        }
+
+        await Task.WhenAll(notices);
+        if (record.State == SessionState.Queued)
+        {
+            await queue.ChangedAsync(record.OrgId);
+        }
+
+        SessionLog.Ended(logger, reason, record.State == SessionState.Queued ? "queued" : "active");
+        return true;
+    }
+}
+
+/// <summary>Tells queued seekers their place and the organisation's responders the queue, after any change.</summary>
+public sealed class QueueNotifier(
+    ISessionStore store,
+    PeerRoutes routes,
+    Microsoft.AspNetCore.SignalR.IHubContext<Responders.ResponderHub, IResponderClient> responders,
+    TimeProvider time)
+{
+    public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
+
+    public async Task ChangedAsync(byte[] orgId)
+    {
+        var queued = await store.GetQueueAsync(orgId);
+        var now = time.GetUtcNow();
+        var entries = queued.Select(q => ToEntry(q, now)).ToArray();
+        var sends = new List<Task> { responders.Clients.Group(GroupOf(orgId)).QueueChanged(entries) };
+        for (var i = 0; i < queued.Count; i++)
+        {
+            if (routes.Seeker(queued[i].SeekerConnection) is { } seeker)
+            {
+                sends.Add(seeker.QueuePosition(new QueueStatus { Position = i + 1, Waiting = queued.Count }));
+            }
+        }
+
+        await Task.WhenAll(sends);
+    }
+
+    public static QueueEntry ToEntry(QueuedSession q, DateTimeOffset now) => new()
+    {
+        SessionId = q.Id.ToByteArray(bigEndian: true),
+        Language = q.Language,
+        Topic = q.Topic,
+        Urgent = q.Urgent,
+        WaitingSeconds = (int)Math.Max(0, (now - q.CreatedAt).TotalSeconds),
+    };
+}
+
+internal static partial class SessionLog
+{
+    // Reasons and states are fixed codes: never a session id, address or content.
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Session opened ({Urgency}).")]
+    public static partial void Opened(ILogger logger, string urgency);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Session ended: {Reason} (was {State}).")]
+    public static partial void Ended(ILogger logger, string reason, string state);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Session taken by a responder.")]
+    public static partial void Taken(ILogger logger);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "{Party} resumed a session.")]
+    public static partial void Resumed(ILogger logger, string party);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "{Party} connection dropped; grace period started.")]
+    public static partial void Dropped(ILogger logger, string party);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Refused {Method}: {Code}.")]
+    public static partial void Refused(ILogger logger, string method, string code);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "The store failed during {Method} ({ErrorType}).")]
+    public static partial void StoreFailed(ILogger logger, string method, string errorType);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Error, Message = "The session reaper failed ({ErrorType}); it tries again.")]
+    public static partial void ReaperFailed(ILogger logger, string errorType);
+}

@@ -1,0 +1,33 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace TrustLine.Server.Sessions;
+
+/// <summary>Session lifetimes and relay limits (section <c>Sessions</c>).</summary>
+public sealed class SessionLimits
+{
+    public const string Section = "Sessions";
+
+    /// <summary>How long a dropped party may take to resume before it counts as having abandoned.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Sessions:Grace must be between 1 second and 1 hour.")]
+    public TimeSpan Grace { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>A session with no activity this long ends.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "1.00:00:00", ErrorMessage = "Sessions:IdleTimeout must be between 5 seconds and 1 day.")]
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>No session (and no key of one) lives longer than this.</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "2.00:00:00", ErrorMessage = "Sessions:MaxLifetime must be between 10 seconds and 2 days.")]
+    public TimeSpan MaxLifetime { get; set; } = TimeSpan.FromHours(4);
+
+    /// <summary>Unacknowledged envelopes kept per direction; a sender past it is refused until the peer acknowledges.</summary>
+    [Range(1, 4096, ErrorMessage = "Sessions:MaxUnacknowledged must be between 1 and 4096.")]
+    public int MaxUnacknowledged { get; set; } = 256;
+
+    /// <summary>How long an unacknowledged envelope is kept at most.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "1.00:00:00", ErrorMessage = "Sessions:EnvelopeMaxAge must be between 5 seconds and 1 day.")]
+    public TimeSpan EnvelopeMaxAge { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How often each node looks for sessions whose time is up.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00", ErrorMessage = "Sessions:ReaperInterval must be between 50 ms and 1 minute.")]
+    public TimeSpan ReaperInterval { get; set; } = TimeSpan.FromSeconds(1);
+}

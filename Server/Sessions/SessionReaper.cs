@@ -1,0 +1,103 @@
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Sessions;
+
+/// <summary>When a session's time is up, and why.</summary>
+public static class SessionTimers
+{
+    /// <summary>The reason the session must end now, or null if it may go on.</summary>
+    public static string? DueReason(SessionRecord s, DateTimeOffset now, SessionLimits o)
+    {
+        if (now >= s.Deadline)
+        {
+            return EndReasons.MaxLifetime;
+        }
+
+        if (s.SeekerGoneAt is { } seekerGone && now >= seekerGone + o.Grace)
+        {
+            return EndReasons.SeekerAbandoned;
+        }
+
+        if (s.ResponderGoneAt is { } responderGone && now >= responderGone + o.Grace)
+        {
+            return EndReasons.ResponderAbandoned;
+        }
+
+        // A queued seeker is waiting, not idle: only the lifetime and the grace period apply.
+        return s.State == SessionState.Active && now >= s.LastActivity + o.IdleTimeout ? EndReasons.Idle : null;
+    }
+
+    /// <summary>The next moment <see cref="DueReason"/> could change.</summary>
+    public static DateTimeOffset Next(SessionRecord s, SessionLimits o)
+    {
+        var next = s.Deadline;
+        if (s.SeekerGoneAt is { } seekerGone && seekerGone + o.Grace < next)
+        {
+            next = seekerGone + o.Grace;
+        }
+
+        if (s.ResponderGoneAt is { } responderGone && responderGone + o.Grace < next)
+        {
+            next = responderGone + o.Grace;
+        }
+
+        if (s.State == SessionState.Active && s.LastActivity + o.IdleTimeout < next)
+        {
+            next = s.LastActivity + o.IdleTimeout;
+        }
+
+        return next;
+    }
+}
+
+/// <summary>
+/// On every node, looks for sessions whose timer is due; the store decides which node handles each, so
+/// a session ends once even with many nodes. A node that dies loses nothing: the others handle its timers.
+/// </summary>
+internal sealed class SessionReaper(
+    ISessionStore store,
+    SessionEnding ending,
+    IOptions<SessionLimits> options,
+    TimeProvider time,
+    ILogger<SessionReaper> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.ReaperInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await SweepAsync();
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                SessionLog.ReaperFailed(logger, e.GetType().Name);
+            }
+        }
+    }
+
+    internal async Task SweepAsync()
+    {
+        var now = time.GetUtcNow();
+        foreach (var id in await store.GetDueAsync(now, 100))
+        {
+            if (!await store.TryTakeTimerAsync(id) || await store.GetAsync(id) is not { } session)
+            {
+                continue;
+            }
+
+            if (SessionTimers.DueReason(session, now, options.Value) is { } reason)
+            {
+                await ending.EndAsync(id, reason);
+            }
+            else
+            {
+                await store.ScheduleAsync(id, SessionTimers.Next(session, options.Value), session.Deadline);
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Server.Storage;
+
+/// <summary>
+/// The single-node store: the same contract as Redis, in process memory, with the same expiry rules
+/// (an expired entry is gone when next looked at, and a sweep drops the rest).
+/// </summary>
+internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, IAccessStore
+{
+    private readonly Lock gate = new();
+    private readonly Dictionary<Guid, Expiring<SessionRecord>> sessions = [];
+    private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
+    private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
+    private readonly Dictionary<Guid, DateTimeOffset> timers = [];
+    private readonly Dictionary<string, DateTimeOffset> challenges = [];
+    private readonly Dictionary<string, Expiring<ResponderGrant>> tokens = [];
+
+    private DateTimeOffset Now => time.GetUtcNow();
+
+    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var org = Convert.ToHexString(session.OrgId);
+            if (sessions.ContainsKey(session.Id))
+            {
+                return Task.FromResult(CreateOutcome.Exists);
+            }
+
+            if (queue.Values.Count(q => q.Org == org) >= queueCapacity)
+            {
+                return Task.FromResult(CreateOutcome.QueueFull);
+            }
+
+            sessions[session.Id] = new(session with { LastActivity = Now }, session.Deadline);
+            queue[session.Id] = (org, session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : 10_000_000_000_000));
+            return Task.FromResult(CreateOutcome.Created);
+        }
+    }
+
+    public Task<SessionRecord?> GetAsync(Guid id)
+    {
+        lock (gate)
+        {
+            return Task.FromResult(Live(id));
+        }
+    }
+
+    public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId)
+    {
+        lock (gate)
+        {
+            Sweep();
+            IReadOnlyList<QueuedSession> list = [.. Ordered(Convert.ToHexString(orgId))
+                .Select(id => sessions[id].Value)
+                .Select(s => new QueuedSession(s.Id, s.Language, s.Topic, s.Urgent, s.CreatedAt, s.SeekerConnection))];
+            return Task.FromResult(list);
+        }
+    }
+
+    public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var ordered = Ordered(Convert.ToHexString(orgId));
+            return Task.FromResult((ordered.IndexOf(id) + 1, ordered.Count));
+        }
+    }
+
+    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
+    {
+        lock (gate)
+        {
+            if (!queue.Remove(id) || Live(id) is not { State: SessionState.Queued } record)
+            {
+                return Task.FromResult<SessionRecord?>(null);
+            }
+
+            var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now };
+            Replace(claimed);
+            return Task.FromResult<SessionRecord?>(claimed);
+        }
+    }
+
+    public Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { } record || record.ResponderId != responderId || record.Msg2 is not null)
+            {
+                return Task.FromResult(false);
+            }
+
+            Replace(record with { Msg2 = msg2 });
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    {
+        lock (gate)
+        {
+            if (Live(id) is { } record)
+            {
+                Replace(party == Party.Seeker
+                    ? record with { SeekerConnection = connectionId, SeekerGoneAt = connectionId is null ? goneAt : null }
+                    : record with { ResponderConnection = connectionId, ResponderGoneAt = connectionId is null ? goneAt : null });
+            }
+
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt)
+    {
+        lock (gate)
+        {
+            var key = (id, direction, sequence);
+            if (envelopes.TryGetValue(key, out var existing) && existing.ExpiresAt > Now)
+            {
+                return Task.FromResult(false);
+            }
+
+            envelopes[key] = new(envelope, expiresAt);
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
+    {
+        lock (gate)
+        {
+            var found = new List<(ulong, byte[])>();
+            for (var seq = after + 1; seq <= after + window; seq++)
+            {
+                if (envelopes.TryGetValue((id, direction, (ulong)seq), out var e) && e.ExpiresAt > Now)
+                {
+                    found.Add(((ulong)seq, e.Value));
+                }
+            }
+
+            return Task.FromResult<IReadOnlyList<(ulong, byte[])>>(found);
+        }
+    }
+
+    public Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { } record)
+            {
+                return Task.FromResult(-2L);
+            }
+
+            for (var seq = Math.Max(0, (long)through - window + 1); seq <= (long)through; seq++)
+            {
+                envelopes.Remove((id, direction, (ulong)seq));
+            }
+
+            var acked = Math.Max(record.Acked(direction), (long)through);
+            Replace(direction == Direction.ClientToServer ? record with { AckedClientToServer = acked } : record with { AckedServerToClient = acked });
+            return Task.FromResult(acked);
+        }
+    }
+
+    public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry)
+    {
+        lock (gate)
+        {
+            if (Live(id) is { } record)
+            {
+                sessions[id] = new(record with { LastActivity = now }, keyExpiry);
+            }
+
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<SessionRecord?> DeleteAsync(Guid id, int window)
+    {
+        lock (gate)
+        {
+            var record = Live(id);
+            sessions.Remove(id);
+            queue.Remove(id);
+            timers.Remove(id);
+            foreach (var key in envelopes.Keys.Where(k => k.Item1 == id).ToList())
+            {
+                envelopes.Remove(key);
+            }
+
+            return Task.FromResult(record);
+        }
+    }
+
+    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
+    {
+        lock (gate)
+        {
+            timers[id] = when;
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
+    {
+        lock (gate)
+        {
+            Sweep();
+            IReadOnlyList<Guid> due = [.. timers.Where(t => t.Value <= now).OrderBy(t => t.Value).Take(max).Select(t => t.Key)];
+            return Task.FromResult(due);
+        }
+    }
+
+    public Task<bool> TryTakeTimerAsync(Guid id)
+    {
+        lock (gate)
+        {
+            return Task.FromResult(timers.Remove(id));
+        }
+    }
+
+    public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime)
+    {
+        lock (gate)
+        {
+            challenges[Convert.ToHexString(challenge)] = Now + lifetime;
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<bool> ConsumeChallengeAsync(byte[] challenge)
+    {
+        lock (gate)
+        {
+            var key = Convert.ToHexString(challenge);
+            var valid = challenges.TryGetValue(key, out var expires) && expires > Now;
+            challenges.Remove(key);
+            return Task.FromResult(valid);
+        }
+    }
+
+    public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime)
+    {
+        lock (gate)
+        {
+            tokens[Convert.ToHexString(tokenHash)] = new(grant, Now + lifetime);
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<ResponderGrant?> GetTokenAsync(byte[] tokenHash)
+    {
+        lock (gate)
+        {
+            return Task.FromResult(tokens.TryGetValue(Convert.ToHexString(tokenHash), out var t) && t.ExpiresAt > Now ? t.Value : null);
+        }
+    }
+
+    /// <summary>How many entries of any kind are held: zero once every session has ended (tests).</summary>
+    internal int CountEntries()
+    {
+        lock (gate)
+        {
+            Sweep();
+            return sessions.Count + envelopes.Count + queue.Count + timers.Count;
+        }
+    }
+
+    private List<Guid> Ordered(string org) =>
+        [.. queue.Where(q => q.Value.Org == org && sessions.ContainsKey(q.Key)).OrderBy(q => q.Value.Score).Select(q => q.Key)];
+
+    private SessionRecord? Live(Guid id)
+    {
+        if (!sessions.TryGetValue(id, out var entry))
+        {
+            return null;
+        }
+
+        if (entry.ExpiresAt > Now)
+        {
+            return entry.Value;
+        }
+
+        sessions.Remove(id);
+        return null;
+    }
+
+    private void Replace(SessionRecord record) => sessions[record.Id] = sessions[record.Id] with { Value = record };
+
+    private void Sweep()
+    {
+        var now = Now;
+        foreach (var id in sessions.Where(s => s.Value.ExpiresAt <= now).Select(s => s.Key).ToList())
+        {
+            sessions.Remove(id);
+            queue.Remove(id);
+        }
+
+        foreach (var id in timers.Keys.Where(id => !sessions.ContainsKey(id)).ToList())
+        {
+            timers.Remove(id);
+        }
+
+        foreach (var key in envelopes.Where(e => e.Value.ExpiresAt <= now).Select(e => e.Key).ToList())
+        {
+            envelopes.Remove(key);
+        }
+
+        foreach (var key in challenges.Where(c => c.Value <= now).Select(c => c.Key).ToList())
+        {
+            challenges.Remove(key);
+        }
+
+        foreach (var key in tokens.Where(t => t.Value.ExpiresAt <= now).Select(t => t.Key).ToList())
+        {
+            tokens.Remove(key);
+        }
+    }
+
+    private readonly record struct Expiring<T>(T Value, DateTimeOffset ExpiresAt);
+}

@@ -1,0 +1,135 @@
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Server.Storage;
+
+/// <summary>Which side of a session.</summary>
+public enum Party
+{
+    Seeker,
+    Responder,
+}
+
+public enum SessionState
+{
+    Queued,
+    Active,
+}
+
+/// <summary>
+/// The session record: exactly the fields of the data inventory (docs/architecture.md). No addresses,
+/// no device data, no message content; <c>Msg1</c> and <c>Msg2</c> hold only public keys and certificates.
+/// </summary>
+public sealed record SessionRecord
+{
+    public required Guid Id { get; init; }
+    public required byte[] OrgId { get; init; }
+    public required string Language { get; init; }
+    public required string Topic { get; init; }
+    public required bool Urgent { get; init; }
+    public required byte[] Msg1 { get; init; }
+    public required byte[] ResumeTokenHash { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Created + maximum lifetime: no key of the session outlives it.</summary>
+    public required DateTimeOffset Deadline { get; init; }
+
+    public SessionState State { get; init; } = SessionState.Queued;
+    public string? ResponderId { get; init; }
+    public byte[]? Msg2 { get; init; }
+    public string? SeekerConnection { get; init; }
+    public string? ResponderConnection { get; init; }
+
+    /// <summary>When the seeker's connection dropped, while it is away.</summary>
+    public DateTimeOffset? SeekerGoneAt { get; init; }
+
+    /// <summary>When the responder's connection dropped, while it is away.</summary>
+    public DateTimeOffset? ResponderGoneAt { get; init; }
+
+    public DateTimeOffset LastActivity { get; init; }
+
+    /// <summary>Highest acknowledged seq per direction, −1 for none.</summary>
+    public long AckedClientToServer { get; init; } = -1;
+
+    public long AckedServerToClient { get; init; } = -1;
+
+    public long Acked(Direction direction) => direction == Direction.ClientToServer ? AckedClientToServer : AckedServerToClient;
+
+    public string? Connection(Party party) => party == Party.Seeker ? SeekerConnection : ResponderConnection;
+}
+
+public enum CreateOutcome
+{
+    Created,
+    Exists,
+    QueueFull,
+}
+
+/// <summary>A queued session's routing fields.</summary>
+public sealed record QueuedSession(Guid Id, string Language, string Topic, bool Urgent, DateTimeOffset CreatedAt, string? SeekerConnection);
+
+/// <summary>
+/// Short-lived session state: sessions, queues, undelivered envelopes and end timers. Implemented on
+/// Redis (shared by all nodes; atomic where nodes race; every key has a TTL) and in process for a single
+/// node. Both pass the same contract tests.
+/// </summary>
+public interface ISessionStore
+{
+    /// <summary>Creates the session and queues it, unless its id exists or the queue holds <paramref name="queueCapacity"/>.</summary>
+    Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity);
+
+    Task<SessionRecord?> GetAsync(Guid id);
+
+    /// <summary>The organisation's queue in order: urgent first, then oldest.</summary>
+    Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId);
+
+    /// <summary>1-based place in the queue, 0 if not queued; and the queue length.</summary>
+    Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id);
+
+    /// <summary>Takes a queued session for a responder; exactly one caller wins across all nodes.</summary>
+    Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId);
+
+    /// <summary>Stores <c>msg2</c> once, for the responder that holds the session.</summary>
+    Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2);
+
+    /// <summary>Records a party's current connection (null with <paramref name="goneAt"/> when it dropped).</summary>
+    Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
+
+    /// <summary>Keeps an envelope until acknowledged; false if that seq is already stored (a resend).</summary>
+    Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt);
+
+    /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
+    Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);
+
+    /// <summary>Forgets envelopes up to <paramref name="through"/> and records the ack; returns the recorded ack.</summary>
+    Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window);
+
+    /// <summary>Records activity and refreshes the TTLs (never past the session's deadline).</summary>
+    Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry);
+
+    /// <summary>Deletes every key of the session at once; returns the record if this call deleted it.</summary>
+    Task<SessionRecord?> DeleteAsync(Guid id, int window);
+
+    /// <summary>Sets when the session's timer next fires (idle, grace or lifetime).</summary>
+    Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry);
+
+    /// <summary>Sessions whose timer is due; <see cref="TryTakeTimerAsync"/> decides which node handles each.</summary>
+    Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max);
+
+    Task<bool> TryTakeTimerAsync(Guid id);
+}
+
+/// <summary>What a responder's sign-in leaves: single-use challenges and hashed access tokens.</summary>
+public interface IAccessStore
+{
+    Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime);
+
+    /// <summary>True once for a stored, unexpired challenge; it is gone afterwards.</summary>
+    Task<bool> ConsumeChallengeAsync(byte[] challenge);
+
+    Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime);
+
+    Task<ResponderGrant?> GetTokenAsync(byte[] tokenHash);
+}
+
+/// <summary>What a responder token allows: one responder key of one organisation, until a time.</summary>
+public sealed record ResponderGrant(byte[] OrgId, string ResponderId, DateTimeOffset ExpiresAt);

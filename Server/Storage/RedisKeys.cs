@@ -1,0 +1,39 @@
+using StackExchange.Redis;
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Server.Storage;
+
+/// <summary>
+/// Every Redis key TrustLine writes. The keys of one session share the hash tag <c>{sid}</c>, so they sit
+/// in one cluster slot and one script may touch them together.
+/// </summary>
+public sealed class RedisKeys(string prefix)
+{
+    public string Prefix => prefix;
+
+    public RedisKey Session(Guid id) => $"{prefix}:{{{id:N}}}:s";
+
+    public RedisKey Envelope(Guid id, Direction direction, ulong sequence) => $"{prefix}:{{{id:N}}}:e{(byte)direction}:{sequence}";
+
+    public RedisKey Queue(byte[] orgId) => $"{prefix}:q:{Convert.ToHexStringLower(orgId)}";
+
+    public RedisKey Timers => $"{prefix}:timers";
+
+    public RedisKey Challenge(byte[] challenge) => $"{prefix}:ch:{Convert.ToHexStringLower(challenge)}";
+
+    public RedisKey Token(byte[] tokenHash) => $"{prefix}:tok:{Convert.ToHexStringLower(tokenHash)}";
+
+    public RedisChannel Routes => RedisChannel.Literal($"{prefix}:routes");
+
+    /// <summary>Envelope keys for seqs <paramref name="after"/>+1 through <paramref name="after"/>+<paramref name="count"/>.</summary>
+    public RedisKey[] Envelopes(Guid id, Direction direction, long after, int count)
+    {
+        var keys = new RedisKey[Math.Max(0, count)];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Envelope(id, direction, (ulong)(after + 1 + i));
+        }
+
+        return keys;
+    }
+}

@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Text.Json;
+using StackExchange.Redis;
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Server.Storage;
+
+/// <summary>
+/// The Redis store. Hot path: one <c>SET … PX … NX</c> per relayed envelope (the NX makes a resend a
+/// duplicate on every node). Races between nodes are settled by single-key atomic commands (ZREM decides
+/// a claim, DEL decides who ends a session, ZREM decides who handles a timer).
+/// </summary>
+internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
+{
+    private const long NotUrgentOffset = 10_000_000_000_000; // ~316 years of milliseconds: urgent sorts first
+
+    private const string CreateScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return 1
+        """;
+
+    private const string ClaimScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
+        redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3])
+        return 1
+        """;
+
+    private const string AnswerScript = """
+        if redis.call('HGET', KEYS[1], 'rid') ~= ARGV[1] then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'm2') == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'm2', ARGV[2])
+        return 1
+        """;
+
+    private const string ConnectionScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if ARGV[2] == '' then
+          redis.call('HDEL', KEYS[1], ARGV[1])
+          redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        else
+          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+          redis.call('HDEL', KEYS[1], ARGV[3])
+        end
+        return 1
+        """;
+
+    private const string AckScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+        local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+        local through = tonumber(ARGV[2])
+        if through > old then
+          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+          old = through
+        end
+        if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
+        return old
+        """;
+
+    private const string TouchScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[1], 'act', ARGV[1])
+        redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+        return 1
+        """;
+
+    private IDatabase Db => redis.GetDatabase();
+
+    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
+    {
+        var queue = keys.Queue(session.OrgId);
+        if (await Db.SortedSetLengthAsync(queue) >= queueCapacity)
+        {
+            return CreateOutcome.QueueFull;
+        }
+
+        var now = time.GetUtcNow();
+        var args = new List<RedisValue>
+        {
+            Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds),
+            "org", session.OrgId, "st", "q", "lang", session.Language, "topic", session.Topic,
+            "urg", session.Urgent ? 1 : 0, "m1", session.Msg1, "rth", session.ResumeTokenHash,
+            "cr", session.CreatedAt.ToUnixTimeMilliseconds(), "dl", session.Deadline.ToUnixTimeMilliseconds(),
+            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1,
+        };
+        if (session.SeekerConnection is { } connection)
+        {
+            args.Add("sc");
+            args.Add(connection);
+        }
+
+        var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], [.. args]);
+        if (created == 0)
+        {
+            return CreateOutcome.Exists;
+        }
+
+        var score = session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : NotUrgentOffset);
+        var batch = Db.CreateBatch();
+        var add = batch.SortedSetAddAsync(queue, session.Id.ToString("N"), score);
+        var expire = batch.KeyExpireAsync(queue, session.Deadline.UtcDateTime);
+        batch.Execute();
+        await Task.WhenAll(add, expire);
+        return CreateOutcome.Created;
+    }
+
+    public async Task<SessionRecord?> GetAsync(Guid id)
+    {
+        var fields = await Db.HashGetAllAsync(keys.Session(id));
+        return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
+    }
+
+    public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId)
+    {
+        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId));
+        var ids = members.Select(m => Guid.ParseExact(m.ToString(), "N")).ToList();
+        var batch = Db.CreateBatch();
+        var reads = ids.Select(id => batch.HashGetAsync(keys.Session(id), ["lang", "topic", "urg", "cr", "sc"])).ToList();
+        batch.Execute();
+        var queued = new List<QueuedSession>(ids.Count);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            var values = await reads[i];
+            if (values[0].IsNull)
+            {
+                continue; // ended in the meantime; its entry goes with the end
+            }
+
+            queued.Add(new QueuedSession(ids[i], values[0]!, values[1]!, (int)values[2] == 1,
+                DateTimeOffset.FromUnixTimeMilliseconds((long)values[3]), values[4].IsNull ? null : values[4].ToString()));
+        }
+
+        return queued;
+    }
+
+    public async Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id)
+    {
+        var batch = Db.CreateBatch();
+        var rank = batch.SortedSetRankAsync(keys.Queue(orgId), id.ToString("N"));
+        var length = batch.SortedSetLengthAsync(keys.Queue(orgId));
+        batch.Execute();
+        var position = await rank;
+        return (position is { } r ? (int)r + 1 : 0, (int)await length);
+    }
+
+    public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
+    {
+        // ZREM is atomic: across all nodes exactly one claimer removes the entry.
+        if (!await Db.SortedSetRemoveAsync(keys.Queue(orgId), id.ToString("N")))
+        {
+            return null;
+        }
+
+        var claimed = (long)await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
+            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()]);
+        return claimed == 1 ? await GetAsync(id) : null;
+    }
+
+    public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
+        (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2]) == 1;
+
+    public async Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    {
+        var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
+        await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
+            [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
+    }
+
+    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt)
+    {
+        var ttl = expiresAt - time.GetUtcNow();
+        return Db.StringSetAsync(keys.Envelope(id, direction, sequence), envelope,
+            ttl > TimeSpan.FromMilliseconds(1) ? ttl : TimeSpan.FromMilliseconds(1), When.NotExists);
+    }
+
+    public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
+    {
+        var values = await Db.StringGetAsync(keys.Envelopes(id, direction, after, window));
+        var found = new List<(ulong, byte[])>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (!values[i].IsNull)
+            {
+                found.Add(((ulong)(after + 1 + i), (byte[])values[i]!));
+            }
+        }
+
+        return found;
+    }
+
+    public async Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window)
+    {
+        // The keys to forget: every seq up to `through` within the window (envelopes never run further ahead).
+        var from = Math.Max(-1, (long)through - window);
+        var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
+        return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through]);
+    }
+
+    public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
+        Db.ScriptEvaluateAsync(TouchScript, [keys.Session(id)], [now.ToUnixTimeMilliseconds(), keyExpiry.ToUnixTimeMilliseconds()]);
+
+    public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
+    {
+        var record = await GetAsync(id);
+        // DEL is atomic: the node whose DEL removed the record is the one that ends the session.
+        if (record is null || !await Db.KeyDeleteAsync(keys.Session(id)))
+        {
+            return null;
+        }
+
+        RedisKey[] envelopeKeys =
+        [
+            .. keys.Envelopes(id, Direction.ClientToServer, record.AckedClientToServer, window),
+            .. keys.Envelopes(id, Direction.ServerToClient, record.AckedServerToClient, window),
+        ];
+        var batch = Db.CreateBatch();
+        var deletes = batch.KeyDeleteAsync(envelopeKeys);
+        var queue = batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"));
+        var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"));
+        batch.Execute();
+        await Task.WhenAll(deletes, queue, timer);
+        return record;
+    }
+
+    public async Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
+    {
+        var batch = Db.CreateBatch();
+        var add = batch.SortedSetAddAsync(keys.Timers, id.ToString("N"), when.ToUnixTimeMilliseconds());
+        var expire = batch.KeyExpireAsync(keys.Timers, keyExpiry.UtcDateTime);
+        batch.Execute();
+        await Task.WhenAll(add, expire);
+    }
+
+    public async Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
+    {
+        var due = await Db.SortedSetRangeByScoreAsync(keys.Timers, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max);
+        return [.. due.Select(d => Guid.ParseExact(d.ToString(), "N"))];
+    }
+
+    public Task<bool> TryTakeTimerAsync(Guid id) => Db.SortedSetRemoveAsync(keys.Timers, id.ToString("N"));
+
+    public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime) =>
+        Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime);
+
+    public Task<bool> ConsumeChallengeAsync(byte[] challenge) => Db.KeyDeleteAsync(keys.Challenge(challenge));
+
+    public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime) =>
+        Db.StringSetAsync(keys.Token(tokenHash), JsonSerializer.Serialize(new StoredGrant(Convert.ToHexStringLower(grant.OrgId), grant.ResponderId, grant.ExpiresAt)), lifetime);
+
+    public async Task<ResponderGrant?> GetTokenAsync(byte[] tokenHash)
+    {
+        var value = await Db.StringGetAsync(keys.Token(tokenHash));
+        if (value.IsNull)
+        {
+            return null;
+        }
+
+        var stored = JsonSerializer.Deserialize<StoredGrant>(value.ToString());
+        return stored is null ? null : new ResponderGrant(Convert.FromHexString(stored.Org), stored.Responder, stored.Expires);
+    }
+
+    private static SessionRecord Parse(Guid id, Dictionary<string, RedisValue> f)
+    {
+        static DateTimeOffset? Time(Dictionary<string, RedisValue> f, string name) =>
+            f.TryGetValue(name, out var v) && !v.IsNull ? DateTimeOffset.FromUnixTimeMilliseconds((long)v) : null;
+        static string? Text(Dictionary<string, RedisValue> f, string name) => f.TryGetValue(name, out var v) && !v.IsNull ? v.ToString() : null;
+
+        return new SessionRecord
+        {
+            Id = id,
+            OrgId = (byte[])f["org"]!,
+            Language = Text(f, "lang") ?? "",
+            Topic = Text(f, "topic") ?? "",
+            Urgent = (int)f["urg"] == 1,
+            Msg1 = (byte[])f["m1"]!,
+            ResumeTokenHash = (byte[])f["rth"]!,
+            CreatedAt = Time(f, "cr")!.Value,
+            Deadline = Time(f, "dl")!.Value,
+            State = Text(f, "st") == "a" ? SessionState.Active : SessionState.Queued,
+            ResponderId = Text(f, "rid"),
+            Msg2 = f.TryGetValue("m2", out var m2) ? (byte[]?)m2 : null,
+            SeekerConnection = Text(f, "sc"),
+            ResponderConnection = Text(f, "rc"),
+            SeekerGoneAt = Time(f, "sg"),
+            ResponderGoneAt = Time(f, "rg"),
+            LastActivity = Time(f, "act") ?? Time(f, "cr")!.Value,
+            AckedClientToServer = long.Parse(Text(f, "a1") ?? "-1", CultureInfo.InvariantCulture),
+            AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
+        };
+    }
+
+    private sealed record StoredGrant(string Org, string Responder, DateTimeOffset Expires);
+}
