@@ -92,6 +92,15 @@ internal sealed class TestOrganisation : IDisposable
         return new ResponderCredentials(copy, issuerCertificate ?? IssuerCertificate, responderCertificate ?? ResponderCertificate);
     }
 
+    /// <summary>Another counsellor's device: a fresh responder key certified by this organisation's issuer.</summary>
+    public ResponderCredentials AnotherResponder()
+    {
+        var key = Vectors.Ed25519(RandomNumberGenerator.GetBytes(32));
+        var certificate = Certificate.Issue(issuer, CertificateRole.Responder, OrgId, key.PublicKey.Export(KeyBlobFormat.RawPublicKey),
+            ResponderCertificate.NotBefore, ResponderCertificate.NotAfter);
+        return new ResponderCredentials(key, IssuerCertificate, certificate);
+    }
+
     public void Dispose()
     {
         root.Dispose();

@@ -36,13 +36,18 @@ internal sealed class World : IAsyncDisposable
 
     public LogCapture Logs { get; }
 
-    public static async Task<World> StartAsync(StoreUnderTest store = StoreUnderTest.Redis, int nodes = 1, IReadOnlyDictionary<string, string?>? extra = null)
+    public static async Task<World> StartAsync(StoreUnderTest store = StoreUnderTest.Redis, int nodes = 1, IReadOnlyDictionary<string, string?>? extra = null, bool denyOwnResponder = false)
     {
         var org = new TestOrganisation(orgId: RandomNumberGenerator.GetBytes(16), issuerNotBefore: Now - 3600, issuerNotAfter: Now + (80 * 86400),
             responderNotBefore: Now - 3600, responderNotAfter: Now + (10 * 86400), fresh: true);
         var prefix = TestRedis.NewPrefix();
         var logs = new LogCapture();
         var settings = OrganisationSettings(org);
+        if (denyOwnResponder)
+        {
+            settings["Organisations:test:DeniedResponders:0"] = Certificate.Fingerprint(org.ResponderPublic);
+        }
+
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
         {
             settings[key] = value;
