@@ -32,6 +32,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     private HubConnection? current;
     private int serverIndex;
     private int reconnecting;
+    private int disposed;
 
     public ReconnectingConnection(
         IReadOnlyList<Uri> servers,
@@ -76,6 +77,11 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         await stopping.CancelAsync();
         if (current is { } connection)
         {

@@ -18,6 +18,7 @@ public sealed class ResponderClient : IAsyncDisposable
     private readonly ReconnectingConnection connection;
     private readonly ConcurrentDictionary<Guid, ResponderSession> sessions = new();
     private string token = "";
+    private int disposed;
 
     private ResponderClient(Uri server, ResponderCredentials credentials, ClientOptions options)
     {
@@ -114,6 +115,11 @@ public sealed class ResponderClient : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         await connection.DisposeAsync();
         foreach (var session in sessions.Values)
         {

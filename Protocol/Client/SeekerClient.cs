@@ -40,6 +40,7 @@ public sealed class SeekerClient : IAsyncDisposable
     private SecureChannel? channel;
     private byte[] resumeToken = [];
     private SeekerState state = SeekerState.New;
+    private int disposed;
 
     /// <summary>Creates a client for one session with the organisation of <paramref name="pin"/>.</summary>
     /// <param name="server">The server's base address (any node).</param>
@@ -149,6 +150,11 @@ public sealed class SeekerClient : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         await connection.DisposeAsync();
         handshake?.Dispose();
         channel?.Dispose();

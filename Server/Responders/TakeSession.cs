@@ -1,4 +1,5 @@
 using Mediator;
+using Microsoft.Extensions.Options;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 using TrustLine.Server.Relay;
@@ -26,6 +27,7 @@ public sealed class TakeSessionHandler(
     ISessionStore store,
     PeerRoutes routes,
     QueueNotifier queue,
+    IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<TakeSessionHandler> logger) : ICommandHandler<TakeSessionCommand, Outcome<TakenSession?>>
 {
@@ -65,6 +67,8 @@ public sealed class TakeSessionHandler(
             }
         }
 
+        // From now on the session can idle out: the timer moves from the queue's lifetime to the idle deadline.
+        await store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline);
         var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
         connection.Links[taken.Id] = link;
         routes.Track(link);

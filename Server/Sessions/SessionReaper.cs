@@ -8,10 +8,16 @@ namespace TrustLine.Server.Sessions;
 /// <summary>When a session's time is up, and why.</summary>
 public static class SessionTimers
 {
+    /// <summary>
+    /// The lifetime end fires this much before the deadline, so the reaper still finds the record (its keys
+    /// expire exactly at the deadline) and can tell both parties why.
+    /// </summary>
+    public static readonly TimeSpan LifetimeMargin = TimeSpan.FromSeconds(2);
+
     /// <summary>The reason the session must end now, or null if it may go on.</summary>
     public static string? DueReason(SessionRecord s, DateTimeOffset now, SessionLimits o)
     {
-        if (now >= s.Deadline)
+        if (now >= s.Deadline - LifetimeMargin)
         {
             return EndReasons.MaxLifetime;
         }
@@ -33,7 +39,7 @@ public static class SessionTimers
     /// <summary>The next moment <see cref="DueReason"/> could change.</summary>
     public static DateTimeOffset Next(SessionRecord s, SessionLimits o)
     {
-        var next = s.Deadline;
+        var next = s.Deadline - LifetimeMargin;
         if (s.SeekerGoneAt is { } seekerGone && seekerGone + o.Grace < next)
         {
             next = seekerGone + o.Grace;

@@ -1,0 +1,144 @@
+using TrustLine.Protocol.Client;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Tests.Infrastructure;
+
+namespace TrustLine.Server.Tests.Relay;
+
+/// <summary>Queue order, grace, abandonment, idle and lifetime ends, with short limits so they run in seconds.</summary>
+public sealed class LifecycleTests
+{
+    [Test]
+    public async Task QueueOrdersUrgentFirstThenOldest()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis);
+        var first = world.Seeker();
+        var second = world.Seeker();
+        var urgent = world.Seeker();
+        await first.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        await second.OpenAsync("en").WaitAsync(TimeSpan.FromSeconds(10));
+        var position = await urgent.OpenAsync("nl", "health", urgent: true).WaitAsync(TimeSpan.FromSeconds(10));
+        var responder = await world.ResponderAsync();
+
+        var queue = await responder.GetQueueAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(position.Position, Is.EqualTo(1));
+            Assert.That(position.Waiting, Is.EqualTo(3));
+            Assert.That(queue.Select(q => new Guid(q.SessionId, bigEndian: true)), Is.EqualTo(new[] { urgent.SessionId, first.SessionId, second.SessionId }));
+            Assert.That(queue[0].Urgent, Is.True);
+            Assert.That(queue[0].Topic, Is.EqualTo("health"));
+            Assert.That(queue[2].Language, Is.EqualTo("en"));
+        });
+    }
+
+    [Test]
+    public async Task WaitingSeekersHearTheirNewPlaceWhenTheQueueMoves()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis);
+        var first = world.Seeker();
+        var second = world.Seeker();
+        var places = new Inbox<int>();
+        second.QueueChanged += q => places.Add(q.Position);
+        await first.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        await second.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        var responder = await world.ResponderAsync();
+
+        await responder.TakeNextAsync();
+
+        await Eventually.TrueAsync(() => Task.FromResult(places.Items.Contains(1)), TimeSpan.FromSeconds(10), "the second seeker hears it is next");
+        Assert.That(places.Items, Does.Contain(2));
+    }
+
+    [Test]
+    public async Task LeavingTheQueueEndsTheSessionForEveryone()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis);
+        var seeker = world.Seeker();
+        await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        var responder = await world.ResponderAsync();
+        Assert.That(await responder.GetQueueAsync(), Has.Length.EqualTo(1));
+
+        await seeker.CloseAsync();
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await responder.GetQueueAsync(), Is.Empty);
+            Assert.That(await RedisInspection.KeysAsync(world.Prefix), Has.All.Matches<(string Key, TimeSpan? Ttl)>(k => k.Key.Contains(":tok:", StringComparison.Ordinal)));
+        });
+    }
+
+    [Test]
+    public async Task SeekerWhoDoesNotComeBackWithinGraceHasAbandonedAndTheResponderIsTold()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:00:01" });
+        var (seeker, session, _, _) = await Connected.PairAsync(world);
+        var ended = new Inbox<string>();
+        session.Ended += ended.Add;
+
+        // The phone is gone for good: dispose without closing.
+        await seeker.DisposeAsync();
+
+        Assert.That(await ended.WaitForAsync(1, "the end at the responder"), Is.EqualTo(new[] { EndReasons.SeekerAbandoned }));
+        Assert.That((await RedisInspection.KeysAsync(world.Prefix)).Where(k => k.Key.Contains(seeker.SessionId.ToString("N"), StringComparison.Ordinal)), Is.Empty);
+    }
+
+    [Test]
+    public async Task QueuedSeekerKeepsItsPlaceWhileWithinGrace()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2, extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:00:30" });
+        var first = world.Seeker();
+        var second = world.Seeker();
+        await first.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        await second.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        var states = new Inbox<SeekerState>();
+        first.StateChanged += states.Add;
+
+        await first.SimulateNetworkLossAsync(preferServer: 1);
+        await states.WaitForAsync(2, "reconnecting then waiting");
+        var responder = await world.ResponderAsync();
+        var queue = await responder.GetQueueAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(states.Items, Is.EqualTo(new[] { SeekerState.Reconnecting, SeekerState.Waiting }));
+            Assert.That(new Guid(queue[0].SessionId, bigEndian: true), Is.EqualTo(first.SessionId));
+        });
+    }
+
+    [Test]
+    public async Task IdleSessionEnds()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, extra: new Dictionary<string, string?> { ["Sessions:IdleTimeout"] = "00:00:05" });
+        var (seeker, session, _, _) = await Connected.PairAsync(world);
+        var ended = new Inbox<string>();
+        session.Ended += ended.Add;
+
+        Assert.That(await ended.WaitForAsync(1, "the idle end", seconds: 20), Is.EqualTo(new[] { EndReasons.Idle }));
+        await Eventually.TrueAsync(() => Task.FromResult(seeker.State == SeekerState.Ended), TimeSpan.FromSeconds(5), "the seeker is told");
+        Assert.That(seeker.EndReason, Is.EqualTo(EndReasons.Idle));
+    }
+
+    [Test]
+    public async Task SessionEndsAtItsMaximumLifetimeEvenWhileActive()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: new Dictionary<string, string?> { ["Sessions:MaxLifetime"] = "00:00:10" });
+        var (seeker, session, _, responderInbox) = await Connected.PairAsync(world);
+        var ended = new Inbox<string>();
+        session.Ended += ended.Add;
+        using var chatter = new CancellationTokenSource();
+        var talk = Task.Run(async () =>
+        {
+            while (!chatter.IsCancellationRequested && seeker.State == SeekerState.Connected)
+            {
+                await seeker.SendTextAsync("nog steeds hier");
+                await Task.Delay(500, chatter.Token);
+            }
+        });
+
+        Assert.That(await ended.WaitForAsync(1, "the lifetime end", seconds: 25), Is.EqualTo(new[] { EndReasons.MaxLifetime }));
+        await chatter.CancelAsync();
+        Assert.That(responderInbox.Items, Is.Not.Empty, "the session was active until the end");
+        await Task.WhenAny(talk, Task.Delay(2000));
+    }
+}
