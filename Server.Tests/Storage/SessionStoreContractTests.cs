@@ -1,0 +1,229 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Time.Testing;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Storage;
+using TrustLine.Server.Tests.Infrastructure;
+
+namespace TrustLine.Server.Tests.Storage;
+
+/// <summary>One contract, two stores: what Redis does across nodes, the embedded store does in one process.</summary>
+[TestFixture(StoreUnderTest.Redis)]
+[TestFixture(StoreUnderTest.Embedded)]
+public sealed class SessionStoreContractTests(StoreUnderTest kind)
+{
+    private const int Window = 16;
+    private FakeTimeProvider time = null!;
+    private ISessionStore store = null!;
+    private IAccessStore access = null!;
+    private readonly byte[] org = RandomNumberGenerator.GetBytes(16);
+
+    [SetUp]
+    public void SetUp()
+    {
+        time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        if (kind == StoreUnderTest.Redis)
+        {
+            var redis = new RedisSessionStore(TestRedis.Connection, new RedisKeys(TestRedis.NewPrefix()), time);
+            (store, access) = (redis, redis);
+        }
+        else
+        {
+            var embedded = new EmbeddedSessionStore(time);
+            (store, access) = (embedded, embedded);
+        }
+    }
+
+    [Test]
+    public async Task CreateRefusesAnExistingIdAndAFullQueue()
+    {
+        var first = Session();
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.CreateAsync(first, 2), Is.EqualTo(CreateOutcome.Created));
+            Assert.That(await store.CreateAsync(first with { Language = "en" }, 2), Is.EqualTo(CreateOutcome.Exists));
+            Assert.That(await store.CreateAsync(Session(), 2), Is.EqualTo(CreateOutcome.Created));
+            Assert.That(await store.CreateAsync(Session(), 2), Is.EqualTo(CreateOutcome.QueueFull));
+            Assert.That((await store.GetAsync(first.Id))!.Language, Is.EqualTo("nl"));
+        });
+    }
+
+    [Test]
+    public async Task QueueIsUrgentFirstThenOldest()
+    {
+        var old = Session();
+        await store.CreateAsync(old, 10);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var newer = Session();
+        await store.CreateAsync(newer, 10);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var urgent = Session(urgent: true);
+        await store.CreateAsync(urgent, 10);
+
+        var queue = await store.GetQueueAsync(org);
+
+        Assert.That(queue.Select(q => q.Id), Is.EqualTo(new[] { urgent.Id, old.Id, newer.Id }));
+        Assert.That(await store.GetQueuePositionAsync(org, newer.Id), Is.EqualTo((3, 3)));
+    }
+
+    [Test]
+    public async Task OnlyOneClaimWins()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+
+        var claims = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => store.ClaimAsync(org, session.Id, $"r{i}", $"c{i}")));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(claims.Count(c => c is not null), Is.EqualTo(1));
+            Assert.That(await store.GetQueueAsync(org), Is.Empty);
+            Assert.That((await store.GetAsync(session.Id))!.State, Is.EqualTo(SessionState.Active));
+        });
+    }
+
+    [Test]
+    public async Task AnswerIsStoredOnceAndOnlyForTheHolder()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.ClaimAsync(org, session.Id, "holder", "c");
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.SetAnswerAsync(session.Id, "someone-else", new byte[364]), Is.False);
+            Assert.That(await store.SetAnswerAsync(session.Id, "holder", new byte[364]), Is.True);
+            Assert.That(await store.SetAnswerAsync(session.Id, "holder", new byte[364]), Is.False);
+        });
+    }
+
+    [Test]
+    public async Task EnvelopesAreKeptOnceUntilAcknowledged()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.True);
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [9], expires), Is.False, "a resend is a duplicate");
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 1, [2], expires), Is.True);
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 2, [3], expires), Is.True);
+        });
+
+        Assert.That((await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window)).Select(e => e.Envelope[0]), Is.EqualTo(new byte[] { 1, 2, 3 }));
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 1, Window), Is.EqualTo(1));
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That((await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window)).Select(e => e.Sequence), Is.EqualTo(new ulong[] { 2 }));
+            Assert.That((await store.GetAsync(session.Id))!.AckedClientToServer, Is.EqualTo(1));
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 0, Window), Is.EqualTo(1), "acks never go back");
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "directions are apart");
+        });
+    }
+
+    [Test]
+    public async Task DeleteRemovesEverythingAndOnlyOneCallerGetsTheRecord()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], time.GetUtcNow().AddMinutes(5));
+        await store.ScheduleAsync(session.Id, time.GetUtcNow(), session.Deadline);
+
+        var deletes = await Task.WhenAll(store.DeleteAsync(session.Id, Window), store.DeleteAsync(session.Id, Window));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(deletes.Count(d => d is not null), Is.EqualTo(1));
+            Assert.That(await store.GetAsync(session.Id), Is.Null);
+            Assert.That(await store.GetQueueAsync(org), Is.Empty);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window), Is.Empty);
+            Assert.That(await store.GetDueAsync(time.GetUtcNow().AddDays(1), 10), Does.Not.Contain(session.Id));
+        });
+    }
+
+    [Test]
+    public async Task DueTimersAreHandledByOneCaller()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.ScheduleAsync(session.Id, time.GetUtcNow().AddSeconds(10), session.Deadline);
+
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Not.Contain(session.Id));
+        time.Advance(TimeSpan.FromSeconds(11));
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(session.Id));
+        var takes = await Task.WhenAll(store.TryTakeTimerAsync(session.Id), store.TryTakeTimerAsync(session.Id));
+        Assert.That(takes.Count(t => t), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ConnectionsAndAbsencesAreRecorded()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var gone = time.GetUtcNow();
+
+        await store.SetConnectionAsync(session.Id, Party.Seeker, null, gone);
+        var away = await store.GetAsync(session.Id);
+        await store.SetConnectionAsync(session.Id, Party.Seeker, "new-connection", null);
+        var back = await store.GetAsync(session.Id);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(away!.SeekerConnection, Is.Null);
+            Assert.That(away.SeekerGoneAt!.Value.ToUnixTimeMilliseconds(), Is.EqualTo(gone.ToUnixTimeMilliseconds()));
+            Assert.That(back!.SeekerConnection, Is.EqualTo("new-connection"));
+            Assert.That(back.SeekerGoneAt, Is.Null);
+        });
+    }
+
+    [Test]
+    public async Task ChallengesAreSingleUse()
+    {
+        var challenge = RandomNumberGenerator.GetBytes(32);
+        await access.StoreChallengeAsync(challenge, TimeSpan.FromMinutes(1));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await access.ConsumeChallengeAsync(challenge), Is.True);
+            Assert.That(await access.ConsumeChallengeAsync(challenge), Is.False);
+            Assert.That(await access.ConsumeChallengeAsync(RandomNumberGenerator.GetBytes(32)), Is.False);
+        });
+    }
+
+    [Test]
+    public async Task TokensAreFoundByTheirHash()
+    {
+        var hash = RandomNumberGenerator.GetBytes(32);
+        var grant = new ResponderGrant(org, "abcd0123abcd0123", time.GetUtcNow().AddHours(1));
+        await access.StoreTokenAsync(hash, grant, TimeSpan.FromHours(1));
+
+        var found = await access.GetTokenAsync(hash);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(found!.ResponderId, Is.EqualTo(grant.ResponderId));
+            Assert.That(found.OrgId, Is.EqualTo(org));
+            Assert.That(await access.GetTokenAsync(RandomNumberGenerator.GetBytes(32)), Is.Null);
+        });
+    }
+
+    private SessionRecord Session(bool urgent = false)
+    {
+        var now = time.GetUtcNow();
+        return new SessionRecord
+        {
+            Id = Guid.NewGuid(),
+            OrgId = org,
+            Language = "nl",
+            Topic = "",
+            Urgent = urgent,
+            Msg1 = new byte[67],
+            ResumeTokenHash = new byte[32],
+            CreatedAt = now,
+            Deadline = now.AddHours(1),
+            LastActivity = now,
+        };
+    }
+}
