@@ -221,12 +221,15 @@ public sealed class ResponderSession : IDisposable
     private readonly ResponderClient client;
     private readonly SecureChannel channel;
     private readonly SemaphoreSlim gate = new(1, 1);
+    private readonly AckBatcher acks;
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
     {
         this.client = client;
         this.channel = channel;
         Id = new Guid(taken.SessionId, bigEndian: true);
+        acks = new AckBatcher(through => client.Hub.CallAsync(ResponderHubMethods.Acknowledge, [Id.ToByteArray(bigEndian: true), through], CancellationToken.None),
+            client.Options.Time);
         Language = taken.Language;
         Topic = taken.Topic;
         Urgent = taken.Urgent;
@@ -369,7 +372,7 @@ public sealed class ResponderSession : IDisposable
         }
         else if (acknowledge is { } through)
         {
-            await client.Hub.CallAsync(ResponderHubMethods.Acknowledge, [Id.ToByteArray(bigEndian: true), through], CancellationToken.None);
+            await acks.ReceivedAsync(through);
         }
     }
 

@@ -36,6 +36,7 @@ public sealed class SeekerClient : IAsyncDisposable
     private readonly Pseudonym? pseudonym;
     private readonly ReconnectingConnection connection;
     private readonly SemaphoreSlim gate = new(1, 1);
+    private readonly AckBatcher acks;
     private SeekerHandshake? handshake;
     private SecureChannel? channel;
     private byte[] resumeToken = [];
@@ -55,6 +56,7 @@ public sealed class SeekerClient : IAsyncDisposable
         this.options = options ?? new ClientOptions();
         connection = new ReconnectingConnection([server, .. this.options.FallbackServers], Routes.SeekerHub, this.options, null,
             Register, ResumeAsync, OnConnectionStatus);
+        acks = new AckBatcher(through => connection.Current.CallAsync(SeekerHubMethods.Acknowledge, [through], CancellationToken.None), this.options.Time);
     }
 
     /// <summary>The state changed.</summary>
@@ -254,7 +256,7 @@ public sealed class SeekerClient : IAsyncDisposable
         }
         else if (acknowledge is { } through)
         {
-            await connection.Current.CallAsync(SeekerHubMethods.Acknowledge, [through], CancellationToken.None);
+            await acks.ReceivedAsync(through);
         }
     }
 

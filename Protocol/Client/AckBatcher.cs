@@ -1,0 +1,73 @@
+namespace TrustLine.Protocol.Client;
+
+/// <summary>
+/// Acknowledges received envelopes cumulatively, in batches: at once after <see cref="Every"/> envelopes,
+/// otherwise after a short quiet delay. One ack then covers many envelopes, which keeps the server's store
+/// work per envelope low; a reconnect carries the true position anyway, so a late ack loses nothing.
+/// </summary>
+internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
+{
+    public const int Every = 32;
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(100);
+    private readonly Lock gate = new();
+    private ulong? pending;
+    private int count;
+    private bool scheduled;
+
+    public Task ReceivedAsync(ulong through)
+    {
+        lock (gate)
+        {
+            pending = through;
+            count++;
+            if (count < Every)
+            {
+                if (!scheduled)
+                {
+                    scheduled = true;
+                    _ = FlushLaterAsync();
+                }
+
+                return Task.CompletedTask;
+            }
+        }
+
+        return FlushAsync();
+    }
+
+    public async Task FlushAsync()
+    {
+        ulong through;
+        lock (gate)
+        {
+            if (pending is null)
+            {
+                return;
+            }
+
+            through = pending.Value;
+            pending = null;
+            count = 0;
+        }
+
+        try
+        {
+            await send(through);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or TrustLineException or System.Net.WebSockets.WebSocketException)
+        {
+            // Offline or ended: the resume reports the position instead.
+        }
+    }
+
+    private async Task FlushLaterAsync()
+    {
+        await Task.Delay(Quiet, time);
+        lock (gate)
+        {
+            scheduled = false;
+        }
+
+        await FlushAsync();
+    }
+}
