@@ -7,8 +7,8 @@ namespace TrustLine.Protocol.Client;
 /// </summary>
 internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
 {
-    public const int Every = 32;
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(100);
+    public const int Every = 64;
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(200);
     private readonly Lock gate = new();
     private ulong? pending;
     private int count;

@@ -180,10 +180,7 @@ public sealed class ResponderClient : IAsyncDisposable
                 await hub.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession,
                     [new ResumeSessionRequest { SessionId = session.Id.ToByteArray(bigEndian: true), ReceivedThrough = session.ReceivedThrough }],
                     CancellationToken.None);
-                foreach (var envelope in session.Unacknowledged())
-                {
-                    await hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], CancellationToken.None);
-                }
+                await session.ResendAsync(hub);
             }
             catch (TrustLineException)
             {
@@ -221,6 +218,9 @@ public sealed class ResponderSession : IDisposable
     private readonly ResponderClient client;
     private readonly SecureChannel channel;
     private readonly SemaphoreSlim gate = new(1, 1);
+
+    // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
+    private readonly SemaphoreSlim sendGate = new(1, 1);
     private readonly AckBatcher acks;
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
@@ -267,29 +267,37 @@ public sealed class ResponderSession : IDisposable
     /// <summary>Encrypts and sends a text to the seeker.</summary>
     public async Task SendTextAsync(string text, CancellationToken cancellationToken = default)
     {
-        byte[] envelope;
-        await gate.WaitAsync(cancellationToken);
+        await sendGate.WaitAsync(cancellationToken);
         try
         {
-            if (EndReason is not null)
+            byte[] envelope;
+            await gate.WaitAsync(cancellationToken);
+            try
             {
-                throw new InvalidOperationException("The session has ended.");
+                if (EndReason is not null)
+                {
+                    throw new InvalidOperationException("The session has ended.");
+                }
+
+                envelope = channel.SealText(text);
+            }
+            finally
+            {
+                gate.Release();
             }
 
-            envelope = channel.SealText(text);
+            try
+            {
+                await client.Hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], cancellationToken);
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException)
+            {
+                // Offline: resent after the resume.
+            }
         }
         finally
         {
-            gate.Release();
-        }
-
-        try
-        {
-            await client.Hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], cancellationToken);
-        }
-        catch (Exception e) when (e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException)
-        {
-            // Offline: resent after the resume.
+            sendGate.Release();
         }
     }
 
@@ -306,18 +314,34 @@ public sealed class ResponderSession : IDisposable
     {
         channel.Dispose();
         gate.Dispose();
+        sendGate.Dispose();
     }
 
-    internal IReadOnlyList<byte[]> Unacknowledged()
+    /// <summary>After a reconnect: resend exactly the bytes not yet delivered, in order.</summary>
+    internal async Task ResendAsync(HubConnection hub)
     {
-        gate.Wait();
+        await sendGate.WaitAsync();
         try
         {
-            return [.. channel.Unacknowledged.Select(u => u.Envelope)];
+            IReadOnlyList<byte[]> pending;
+            await gate.WaitAsync();
+            try
+            {
+                pending = [.. channel.Unacknowledged.Select(u => u.Envelope)];
+            }
+            finally
+            {
+                gate.Release();
+            }
+
+            foreach (var envelope in pending)
+            {
+                await hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], CancellationToken.None);
+            }
         }
         finally
         {
-            gate.Release();
+            sendGate.Release();
         }
     }
 

@@ -36,6 +36,9 @@ public sealed class SeekerClient : IAsyncDisposable
     private readonly Pseudonym? pseudonym;
     private readonly ReconnectingConnection connection;
     private readonly SemaphoreSlim gate = new(1, 1);
+
+    // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
+    private readonly SemaphoreSlim sendGate = new(1, 1);
     private readonly AckBatcher acks;
     private SeekerHandshake? handshake;
     private SecureChannel? channel;
@@ -107,23 +110,31 @@ public sealed class SeekerClient : IAsyncDisposable
     /// <summary>Encrypts and sends a text. It is delivered even across reconnects; it is refused once the session ended.</summary>
     public async Task SendTextAsync(string text, CancellationToken cancellationToken = default)
     {
-        byte[] envelope;
-        await gate.WaitAsync(cancellationToken);
+        await sendGate.WaitAsync(cancellationToken);
         try
         {
-            if (state == SeekerState.Ended || channel is null)
+            byte[] envelope;
+            await gate.WaitAsync(cancellationToken);
+            try
             {
-                throw new InvalidOperationException("Messages can be sent once a counsellor is connected, and not after the end.");
+                if (state == SeekerState.Ended || channel is null)
+                {
+                    throw new InvalidOperationException("Messages can be sent once a counsellor is connected, and not after the end.");
+                }
+
+                envelope = channel.SealText(text);
+            }
+            finally
+            {
+                gate.Release();
             }
 
-            envelope = channel.SealText(text);
+            await SendEnvelopeAsync(envelope, cancellationToken);
         }
         finally
         {
-            gate.Release();
+            sendGate.Release();
         }
-
-        await SendEnvelopeAsync(envelope, cancellationToken);
     }
 
     /// <summary>Ends the session (or leaves the queue). The server deletes everything of it at once.</summary>
@@ -161,6 +172,7 @@ public sealed class SeekerClient : IAsyncDisposable
         handshake?.Dispose();
         channel?.Dispose();
         gate.Dispose();
+        sendGate.Dispose();
     }
 
     private void Register(HubConnection hub)
@@ -173,6 +185,19 @@ public sealed class SeekerClient : IAsyncDisposable
     }
 
     private async Task OnAnsweredAsync(byte[] msg2)
+    {
+        await sendGate.WaitAsync();
+        try
+        {
+            await AnswerAsync(msg2);
+        }
+        finally
+        {
+            sendGate.Release();
+        }
+    }
+
+    private async Task AnswerAsync(byte[] msg2)
     {
         byte[]? hello = null;
         await gate.WaitAsync();
@@ -210,8 +235,9 @@ public sealed class SeekerClient : IAsyncDisposable
             return;
         }
 
-        SetState(SeekerState.Connected);
+        // HELLO goes first: only then may the app's texts follow (PROTOCOL.md §2).
         await SendEnvelopeAsync(hello, CancellationToken.None);
+        SetState(SeekerState.Connected);
     }
 
     private async Task OnEnvelopeAsync(byte[] envelope)
@@ -290,21 +316,29 @@ public sealed class SeekerClient : IAsyncDisposable
             await OnAnsweredAsync(msg2);
         }
 
-        // Resend exactly the bytes not yet delivered; the server drops what it already has.
-        IReadOnlyList<(ulong Sequence, byte[] Envelope)> pending;
-        await gate.WaitAsync();
+        // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
+        await sendGate.WaitAsync();
         try
         {
-            pending = channel?.Unacknowledged ?? [];
+            IReadOnlyList<(ulong Sequence, byte[] Envelope)> pending;
+            await gate.WaitAsync();
+            try
+            {
+                pending = channel?.Unacknowledged ?? [];
+            }
+            finally
+            {
+                gate.Release();
+            }
+
+            foreach (var (_, envelope) in pending)
+            {
+                await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, [envelope], CancellationToken.None);
+            }
         }
         finally
         {
-            gate.Release();
-        }
-
-        foreach (var (_, envelope) in pending)
-        {
-            await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, [envelope], CancellationToken.None);
+            sendGate.Release();
         }
     }
 

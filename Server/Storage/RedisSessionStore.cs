@@ -47,9 +47,11 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
     private const string AckScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
-        local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+        local old = redis.call('HGET', KEYS[1], ARGV[1])
+        if not old then return -2 end
+        old = tonumber(old)
         local through = tonumber(ARGV[2])
         if through > old then
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
