@@ -74,6 +74,12 @@ public sealed class SeekerClient : IAsyncDisposable
     /// <summary>The counsellor received the seeker's messages up to this sequence.</summary>
     public event Action<ulong>? Delivered;
 
+    /// <summary>
+    /// Every envelope this client sent (true) or received (false), as the relay sees it: the clear header and
+    /// the size, nothing else. For diagnostics and demonstrations.
+    /// </summary>
+    public event Action<EnvelopeHeader, bool>? EnvelopeObserved;
+
     /// <summary>Current state.</summary>
     public SeekerState State => state;
 
@@ -242,6 +248,11 @@ public sealed class SeekerClient : IAsyncDisposable
 
     private async Task OnEnvelopeAsync(byte[] envelope)
     {
+        if (EnvelopeHeader.TryParse(envelope, out var seen))
+        {
+            EnvelopeObserved?.Invoke(seen, false);
+        }
+
         var texts = new List<string>();
         ulong? acknowledge = null;
         var missing = false;
@@ -344,6 +355,11 @@ public sealed class SeekerClient : IAsyncDisposable
 
     private async Task SendEnvelopeAsync(byte[] envelope, CancellationToken cancellationToken)
     {
+        if (EnvelopeHeader.TryParse(envelope, out var header))
+        {
+            EnvelopeObserved?.Invoke(header, true);
+        }
+
         try
         {
             await connection.Current.InvokeAsync<SendResult>(SeekerHubMethods.Send, [envelope], cancellationToken);

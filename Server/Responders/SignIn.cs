@@ -48,8 +48,9 @@ public static class SignInEndpoints
         OrganisationDirectory organisations,
         IOptions<ResponderOptions> options,
         TimeProvider time,
-        ILogger<SignInRequest> logger)
+        ILoggerFactory loggers)
     {
+        var logger = loggers.CreateLogger(typeof(SignInEndpoints).FullName!);
         if (request is null
             || !TryBase64(request.Challenge, 32, out var challenge)
             || !TryBase64(request.Signature, Wire.SignatureSize, out var signature))

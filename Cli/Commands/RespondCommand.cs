@@ -1,0 +1,181 @@
+using System.CommandLine;
+using NSec.Cryptography;
+using TrustLine.Protocol.Client;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Cli.Commands;
+
+/// <summary><c>trustline respond</c>: a counsellor's console with several sessions at once.</summary>
+internal static class RespondCommand
+{
+    private const string Help = "Commands: /queue, /take [n], /sessions, /switch n, /close [n], /quit; anything else goes to the current session.";
+
+    public static Command Create()
+    {
+        var server = new Option<string>("--server") { Description = "The TrustLine server.", Required = true };
+        var keyFile = new Option<string>("--key") { Description = "This device's responder key file.", Required = true };
+        var certificates = new Option<string>("--cert") { Description = "The certificate file from the admin (default: the key file's name with .cert)." };
+        var command = new Command("respond", "Sign in as a counsellor and answer sessions from the queue.") { server, keyFile, certificates };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var keyPath = result.GetValue(keyFile)!;
+            var (issuer, responder) = CertificateBundle.Load(result.GetValue(certificates) ?? Path.ChangeExtension(keyPath, ".cert"));
+            var key = Files.OpenKey(keyPath, KeyKind.Responder, Shell.Passphrase($"Passphrase for {Path.GetFileName(keyPath)}"));
+            if (!responder.SubjectPublicKey.SequenceEqual(key.PublicKey.Export(KeyBlobFormat.RawPublicKey)))
+            {
+                key.Dispose();
+                throw new CliException("The certificate file certifies another key than this key file's.");
+            }
+
+            var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            if (responder.NotAfter < now || issuer.NotAfter < now)
+            {
+                key.Dispose();
+                throw new CliException("Your certificate has expired; ask your organisation's admin for a new one ('trustline org certify').", ExitCodes.Refused);
+            }
+
+            using var credentials = new ResponderCredentials(key, issuer, responder);
+            await using var console = await SignInAsync(Shell.ServerUri(result.GetValue(server)!), credentials, result.GetValue(server)!, cancellationToken);
+            return await console.RunAsync(cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<Console> SignInAsync(Uri server, ResponderCredentials credentials, string shown, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var client = await ResponderClient.SignInAsync(server, credentials, cancellationToken: cancellationToken);
+            Shell.Say("green", $"Signed in to {shown} as {Certificate.Fingerprint(credentials.Responder.SubjectPublicKey)}. {Help}");
+            return new Console(client);
+        }
+        catch (TrustLineException e)
+        {
+            throw new CliException($"Sign-in refused: {e.Message} ({e.Code})", ExitCodes.Refused);
+        }
+        catch (Exception e) when (e is HttpRequestException or System.Net.WebSockets.WebSocketException or IOException or TaskCanceledException)
+        {
+            throw new CliException($"The server {shown} cannot be reached.", ExitCodes.Unreachable);
+        }
+    }
+
+    private sealed class Console(ResponderClient client) : IAsyncDisposable
+    {
+        private readonly List<ResponderSession> sessions = [];
+        private QueueEntry[] lastQueue = [];
+        private ResponderSession? current;
+
+        public async Task<int> RunAsync(CancellationToken cancellationToken)
+        {
+            client.QueueChanged += queue => Shell.Say("grey", $"[queue] {queue.Length} waiting.");
+            client.StatusChanged += status => Shell.Say("yellow", $"[{status.ToString().ToLowerInvariant()}]");
+            var quit = new TaskCompletionSource();
+            await Chat.LoopAsync(async line =>
+            {
+                try
+                {
+                    return await HandleAsync(line, cancellationToken);
+                }
+                catch (TrustLineException e)
+                {
+                    Shell.Say("red", $"Refused: {e.Message} ({e.Code})");
+                    return true;
+                }
+            }, quit.Task, cancellationToken);
+            return ExitCodes.Ok;
+        }
+
+        public ValueTask DisposeAsync() => client.DisposeAsync();
+
+        private async Task<bool> HandleAsync(string line, CancellationToken cancellationToken)
+        {
+            var parts = line.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
+            switch (parts[0])
+            {
+                case "/quit":
+                    return false;
+                case "/queue":
+                    lastQueue = await client.GetQueueAsync(cancellationToken);
+                    Shell.Say(lastQueue.Length == 0 ? "Nobody is waiting." : $"{lastQueue.Length} waiting:");
+                    for (var i = 0; i < lastQueue.Length; i++)
+                    {
+                        var q = lastQueue[i];
+                        Shell.Say($"  {i + 1}. {q.Language} {(q.Topic.Length > 0 ? q.Topic : "-")}{(q.Urgent ? " URGENT" : "")}, waiting {q.WaitingSeconds} s");
+                    }
+
+                    return true;
+                case "/take":
+                    ResponderSession? taken;
+                    if (parts.Length > 1)
+                    {
+                        var index = Index(parts[1], lastQueue.Length, "/queue entry");
+                        taken = await client.TakeAsync(lastQueue[index].SessionId, cancellationToken);
+                    }
+                    else
+                    {
+                        taken = await client.TakeNextAsync(cancellationToken);
+                    }
+
+                    if (taken is null)
+                    {
+                        Shell.Say("Nobody is waiting.");
+                        return true;
+                    }
+
+                    Track(taken);
+                    return true;
+                case "/sessions":
+                    for (var i = 0; i < sessions.Count; i++)
+                    {
+                        Shell.Say($"{(sessions[i] == current ? "*" : " ")} {i + 1}. {sessions[i].Language} {sessions[i].Topic}{(sessions[i].EndReason is { } r ? $" (ended: {r})" : "")}");
+                    }
+
+                    return true;
+                case "/switch":
+                    current = sessions[Index(parts.Length > 1 ? parts[1] : "", sessions.Count, "session")];
+                    Shell.Say($"Now writing to session {sessions.IndexOf(current) + 1}.");
+                    return true;
+                case "/close":
+                    var closing = parts.Length > 1 ? sessions[Index(parts[1], sessions.Count, "session")] : current;
+                    if (closing is null || closing.EndReason is not null)
+                    {
+                        Shell.Say("No open session to close.");
+                        return true;
+                    }
+
+                    await closing.CloseAsync(cancellationToken);
+                    return true;
+                default:
+                    if (line.StartsWith('/'))
+                    {
+                        Shell.Say(Help);
+                    }
+                    else if (current is null || current.EndReason is not null)
+                    {
+                        Shell.Say("No current session: /take one first.");
+                    }
+                    else
+                    {
+                        await current.SendTextAsync(line, cancellationToken);
+                    }
+
+                    return true;
+            }
+        }
+
+        private void Track(ResponderSession session)
+        {
+            sessions.Add(session);
+            current = session;
+            var number = sessions.Count;
+            Shell.Say("green", $"[session {number}] taken ({session.Language} {session.Topic}{(session.Urgent ? ", urgent" : "")}); waiting for the seeker's hello.");
+            session.Established += hello => Shell.Say("green", $"[session {number}] connected{(hello.IsReturning ? ": a returning seeker (verified pseudonym)" : ": a new seeker")}.");
+            session.MessageReceived += text => Shell.Say("cyan", $"[session {number}] seeker: {text}");
+            session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {reason}");
+        }
+
+        private static int Index(string text, int count, string what) =>
+            int.TryParse(text, out var n) && n >= 1 && n <= count ? n - 1 : throw new TrustLineException("bad_input", $"There is no {what} '{text}'.");
+    }
+}
