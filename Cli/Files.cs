@@ -68,7 +68,7 @@ internal sealed record OrganisationFile(string Id, string Name, string[] Roots, 
 
     public const string FileName = "organisation.json";
 
-    public OrganisationPin Pin => new(Convert.FromHexString(Id), Roots.Select(Convert.FromHexString));
+    public OrganisationPin ToPin() => new(Convert.FromHexString(Id), Roots.Select(Convert.FromHexString));
 
     public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
 

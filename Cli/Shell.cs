@@ -88,6 +88,7 @@ internal static class Shell
         {
             Console.Error.Write(prompt + ": ");
             passphrase = Console.In.ReadLine() ?? throw new CliException("No passphrase was given on standard input.");
+            Console.Error.WriteLine();
         }
         else
         {

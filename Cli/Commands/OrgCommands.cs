@@ -142,6 +142,7 @@ internal static class OrgCommands
                 {
                     Console.Error.Write("Fingerprint read by the counsellor: ");
                     typed = Console.In.ReadLine() ?? "";
+                    Console.Error.WriteLine();
                 }
                 else
                 {

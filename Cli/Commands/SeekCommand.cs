@@ -122,7 +122,7 @@ internal static class Pins
                 throw new CliException($"{pinFile} is for organisation {organisation.Id}, not {orgId}.");
             }
 
-            return (organisation.Name, organisation.Pin);
+            return (organisation.Name, organisation.ToPin());
         }
 
         if (string.Equals(orgId, DemoOrgId, StringComparison.OrdinalIgnoreCase))
