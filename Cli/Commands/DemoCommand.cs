@@ -123,7 +123,7 @@ internal static class DemoCommand
     }
 
     /// <summary>The demo issuer and responder certificates, made fresh for now from the public test keys.</summary>
-    private static ResponderCredentials DemoCredentials()
+    internal static ResponderCredentials DemoCredentials()
     {
         var orgId = Convert.FromHexString(Pins.DemoOrgId);
         var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

@@ -14,12 +14,21 @@ internal static class RespondCommand
     public static Command Create()
     {
         var server = new Option<string>("--server") { Description = "The TrustLine server.", Required = true };
-        var keyFile = new Option<string>("--key") { Description = "This device's responder key file.", Required = true };
+        var keyFile = new Option<string>("--key") { Description = "This device's responder key file." };
         var certificates = new Option<string>("--cert") { Description = "The certificate file from the admin (default: the key file's name with .cert)." };
-        var command = new Command("respond", "Sign in as a counsellor and answer sessions from the queue.") { server, keyFile, certificates };
+        var demo = new Option<bool>("--demo") { Description = "Answer for the Development demo organisation with its public test keys (INSECURE; for trying only)." };
+        var command = new Command("respond", "Sign in as a counsellor and answer sessions from the queue.") { server, keyFile, certificates, demo };
         command.SetAction(async (result, cancellationToken) =>
         {
-            var keyPath = result.GetValue(keyFile)!;
+            if (result.GetValue(demo))
+            {
+                Shell.Say("yellow", "Answering for the demo organisation with public test keys: INSECURE, for trying TrustLine only.");
+                using var demoCredentials = DemoCommand.DemoCredentials();
+                await using var demoConsole = await SignInAsync(Shell.ServerUri(result.GetValue(server)!), demoCredentials, result.GetValue(server)!, cancellationToken);
+                return await demoConsole.RunAsync(cancellationToken);
+            }
+
+            var keyPath = result.GetValue(keyFile) ?? throw new CliException("Give this device's responder key file with --key (or --demo for the demo organisation).");
             var (issuer, responder) = CertificateBundle.Load(result.GetValue(certificates) ?? Path.ChangeExtension(keyPath, ".cert"));
             var key = Files.OpenKey(keyPath, KeyKind.Responder, Shell.Passphrase($"Passphrase for {Path.GetFileName(keyPath)}"));
             if (!responder.SubjectPublicKey.SequenceEqual(key.PublicKey.Export(KeyBlobFormat.RawPublicKey)))

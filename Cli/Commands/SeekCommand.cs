@@ -141,7 +141,8 @@ internal static class Chat
     {
         while (!ended.IsCompleted)
         {
-            var read = Console.In.ReadLineAsync(cancellationToken).AsTask();
+            // Console.In reads synchronously even through ReadLineAsync: read on the pool so an end is noticed.
+            var read = Task.Run(Console.In.ReadLine, cancellationToken);
             var first = await Task.WhenAny(read, ended);
             if (first == ended)
             {

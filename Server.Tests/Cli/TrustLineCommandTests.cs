@@ -52,6 +52,43 @@ public sealed partial class TrustLineCommandTests
     }
 
     [Test]
+    public async Task DemoRunsAScriptedConversationAgainstADevelopmentServer()
+    {
+        await using var node = await TrustLineNode.StartAsync(NodeSettings.Embedded() with { Environment = "Development" });
+
+        var result = await CliProcess.RunAsync([], "demo", "--server", node.BaseAddress.ToString());
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Errors);
+            Assert.That(result.Output, Does.Contain("INSECURE"));
+            Assert.That(result.Output, Does.Contain("seeker → responder seq 0, 299 bytes"));
+            Assert.That(result.Output, Does.Contain("received: Mijn werkgever houdt mijn paspoort vast."));
+            Assert.That(result.Output, Does.Contain("Demo finished"));
+        });
+    }
+
+    [Test]
+    public async Task DemoCounsellorAndDemoSeekerTalkInTwoTerminals()
+    {
+        await using var node = await TrustLineNode.StartAsync(NodeSettings.Embedded() with { Environment = "Development" });
+        await using var respond = CliProcess.Start("respond", "--server", node.BaseAddress.ToString(), "--demo");
+        await respond.WaitForOutputAsync("Signed in");
+        await using var seek = CliProcess.Start("seek", "--server", node.BaseAddress.ToString(), "--org", "11111111111111111111111111111111");
+        await seek.WaitForOutputAsync("[waiting]");
+
+        await respond.WriteLineAsync("/take");
+        await seek.WaitForOutputAsync("[connected]");
+        await respond.WriteLineAsync("Welkom.");
+        await seek.WaitForOutputAsync("counsellor: Welkom.");
+        await respond.WriteLineAsync("/close");
+
+        await seek.WaitForOutputAsync("[ended] The counsellor ended the chat.");
+        Assert.That(await seek.WaitForExitAsync(), Is.Zero, seek.Errors);
+        Assert.That(seek.Output, Does.Contain("INSECURE"));
+    }
+
+    [Test]
     public async Task WrongPassphraseIsOneSentence()
     {
         await InitAsync();
