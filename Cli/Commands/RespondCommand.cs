@@ -77,7 +77,7 @@ internal static class RespondCommand
 
         public async Task<int> RunAsync(CancellationToken cancellationToken)
         {
-            client.QueueChanged += queue => Shell.Say("grey", $"[queue] {queue.Length} waiting.");
+            client.QueueChanged += queue => Shell.Say("grey", $"[queue] {queue.Waiting} waiting.");
             client.StatusChanged += status => Shell.Say("yellow", $"[{status.ToString().ToLowerInvariant()}]");
             var quit = new TaskCompletionSource();
             await Chat.LoopAsync(async line =>

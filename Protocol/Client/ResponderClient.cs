@@ -29,7 +29,7 @@ public sealed class ResponderClient : IAsyncDisposable
     }
 
     /// <summary>The organisation's queue changed.</summary>
-    public event Action<QueueEntry[]>? QueueChanged;
+    public event Action<QueueSnapshot>? QueueChanged;
 
     /// <summary>The connection dropped, came back, or closed.</summary>
     public event Action<ConnectionStatus>? StatusChanged;
@@ -147,7 +147,7 @@ public sealed class ResponderClient : IAsyncDisposable
 
     private void Register(HubConnection hub)
     {
-        hub.On<QueueEntry[]>(nameof(IResponderClient.QueueChanged), queue => QueueChanged?.Invoke(queue));
+        hub.On<QueueSnapshot>(nameof(IResponderClient.QueueChanged), queue => QueueChanged?.Invoke(queue));
         hub.On<byte[]>(nameof(IResponderClient.Envelope), async envelope =>
         {
             if (EnvelopeHeader.TryParse(envelope, out var header) && sessions.TryGetValue(header.SessionId, out var session))

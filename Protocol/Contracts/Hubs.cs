@@ -43,7 +43,7 @@ public static class SeekerHubMethods
 /// <summary>Names of the responder hub's methods.</summary>
 public static class ResponderHubMethods
 {
-    /// <summary>The organisation's queue, routing fields only → <see cref="QueueEntry"/>[].</summary>
+    /// <summary>The organisation's queue (its first 100), routing fields only → <see cref="QueueEntry"/>[].</summary>
     public const string GetQueue = nameof(GetQueue);
 
     /// <summary>Take the next session of the queue → <see cref="TakenSession"/> or null.</summary>
@@ -90,8 +90,8 @@ public interface ISeekerClient
 /// <summary>What the server calls on a responder's connection.</summary>
 public interface IResponderClient
 {
-    /// <summary>The organisation's queue changed.</summary>
-    Task QueueChanged(QueueEntry[] queue);
+    /// <summary>The organisation's queue changed: how many wait, and the first few in order.</summary>
+    Task QueueChanged(QueueSnapshot queue);
 
     /// <summary>An envelope from a seeker of a held session.</summary>
     Task Envelope(byte[] envelope);
@@ -205,6 +205,17 @@ public sealed class QueueEntry
 
     /// <summary>How long it has waited, whole seconds.</summary>
     [Key(4)] public int WaitingSeconds { get; set; }
+}
+
+/// <summary>The organisation's queue in brief: its length and its head (ask <c>GetQueue</c> for more).</summary>
+[MessagePackObject]
+public sealed class QueueSnapshot
+{
+    /// <summary>How many sessions wait.</summary>
+    [Key(0)] public int Waiting { get; set; }
+
+    /// <summary>The first waiting sessions, in the order they will be answered (at most 20).</summary>
+    [Key(1)] public QueueEntry[] Head { get; set; } = [];
 }
 
 /// <summary>A session a responder has taken: answer its <c>msg1</c> with <c>msg2</c>.</summary>

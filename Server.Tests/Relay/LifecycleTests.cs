@@ -41,13 +41,20 @@ public sealed class LifecycleTests
         var places = new Inbox<int>();
         second.QueueChanged += q => places.Add(q.Position);
         await first.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
-        await second.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        var joined = await second.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
         var responder = await world.ResponderAsync();
+        var snapshots = new Inbox<int>();
+        responder.QueueChanged += q => snapshots.Add(q.Waiting);
 
         await responder.TakeNextAsync();
 
         await Eventually.TrueAsync(() => Task.FromResult(places.Items.Contains(1)), TimeSpan.FromSeconds(10), "the second seeker hears it is next");
-        Assert.That(places.Items, Does.Contain(2));
+        Assert.Multiple(() =>
+        {
+            Assert.That(joined.Position, Is.EqualTo(2));
+            Assert.That(places.Items, Does.Not.Contain(2), "joining at the end moves nobody, so nobody is told");
+        });
+        Assert.That(await snapshots.WaitForAsync(1, "the responders' queue snapshot"), Does.Contain(1));
     }
 
     [Test]

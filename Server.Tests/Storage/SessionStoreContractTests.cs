@@ -60,7 +60,7 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         var urgent = Session(urgent: true);
         await store.CreateAsync(urgent, 10);
 
-        var queue = await store.GetQueueAsync(org);
+        var queue = await store.GetQueueAsync(org, 100);
 
         Assert.That(queue.Select(q => q.Id), Is.EqualTo(new[] { urgent.Id, old.Id, newer.Id }));
         Assert.That(await store.GetQueuePositionAsync(org, newer.Id), Is.EqualTo((3, 3)));
@@ -77,7 +77,7 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         await Assert.MultipleAsync(async () =>
         {
             Assert.That(claims.Count(c => c is not null), Is.EqualTo(1));
-            Assert.That(await store.GetQueueAsync(org), Is.Empty);
+            Assert.That(await store.GetQueueAsync(org, 100), Is.Empty);
             Assert.That((await store.GetAsync(session.Id))!.State, Is.EqualTo(SessionState.Active));
         });
     }
@@ -137,7 +137,7 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         {
             Assert.That(deletes.Count(d => d is not null), Is.EqualTo(1));
             Assert.That(await store.GetAsync(session.Id), Is.Null);
-            Assert.That(await store.GetQueueAsync(org), Is.Empty);
+            Assert.That(await store.GetQueueAsync(org, 100), Is.Empty);
             Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window), Is.Empty);
             Assert.That(await store.GetDueAsync(time.GetUtcNow().AddDays(1), 10), Does.Not.Contain(session.Id));
         });

@@ -24,6 +24,18 @@ public static class OperationsSetup
 
     public static IEndpointRouteBuilder MapOperations(this IEndpointRouteBuilder app)
     {
+        // Off by default: process figures for the load harness (bench/Relay.Bench), never per-session data.
+        if (app.ServiceProvider.GetRequiredService<IConfiguration>().GetValue<bool>("Operations:RuntimeDiagnostics"))
+        {
+            app.MapGet("/debug/runtime", () => Results.Ok(new
+            {
+                allocatedBytes = GC.GetTotalAllocatedBytes(precise: true),
+                workingSetBytes = Environment.WorkingSet,
+                gen0 = GC.CollectionCount(0),
+                gen2 = GC.CollectionCount(2),
+            }));
+        }
+
         // Live: the process answers. Ready: it can serve sessions (its store answers).
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag) });

@@ -14,7 +14,7 @@ public sealed class GetQueueHandler(ISessionStore store, TimeProvider time) : IQ
 {
     public async ValueTask<Outcome<QueueEntry[]>> Handle(GetQueueQuery query, CancellationToken cancellationToken)
     {
-        var queued = await store.GetQueueAsync(query.Connection.Grant!.OrgId);
+        var queued = await store.GetQueueAsync(query.Connection.Grant!.OrgId, 100);
         var now = time.GetUtcNow();
         return queued.Select(q => QueueNotifier.ToEntry(q, now)).ToArray();
     }
@@ -52,7 +52,7 @@ public sealed class TakeSessionHandler(
         else
         {
             // Losing a race for the head of the queue just means trying the next one.
-            foreach (var candidate in await store.GetQueueAsync(grant.OrgId))
+            foreach (var candidate in await store.GetQueueAsync(grant.OrgId, 16))
             {
                 taken = await store.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId);
                 if (taken is not null)
@@ -74,7 +74,7 @@ public sealed class TakeSessionHandler(
         routes.Track(link);
         await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId);
         SessionLog.Taken(logger);
-        await queue.ChangedAsync(taken.OrgId);
+        await queue.ChangedAsync(taken.OrgId, placesMoved: true);
         return new TakenSession
         {
             SessionId = taken.Id.ToByteArray(bigEndian: true),

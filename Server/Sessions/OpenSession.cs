@@ -79,7 +79,8 @@ public sealed class OpenSessionHandler(
         routes.Track(link);
         SessionLog.Opened(logger, request.Urgent ? "urgent" : "not urgent");
 
-        await queue.ChangedAsync(orgId);
+        // Joining at the end moves nobody; an urgent arrival moves everyone waiting who is not urgent.
+        await queue.ChangedAsync(orgId, placesMoved: request.Urgent);
         var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
         return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting } };
     }

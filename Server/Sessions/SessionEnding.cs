@@ -41,7 +41,7 @@ public sealed class SessionEnding(
         await Task.WhenAll(notices);
         if (record.State == SessionState.Queued)
         {
-            await queue.ChangedAsync(record.OrgId);
+            await queue.ChangedAsync(record.OrgId, placesMoved: true);
         }
 
         SessionLog.Ended(logger, reason, record.State == SessionState.Queued ? "queued" : "active");
@@ -58,18 +58,32 @@ public sealed class QueueNotifier(
 {
     public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
 
-    public async Task ChangedAsync(byte[] orgId)
+    /// <summary>
+    /// Responders get the queue's length and head. Waiting seekers get their new places only when places
+    /// moved (an answer, a leave, an urgent arrival), not when someone joins at the end.
+    /// </summary>
+    public async Task ChangedAsync(byte[] orgId, bool placesMoved)
     {
-        var queued = await store.GetQueueAsync(orgId);
+        var head = await store.GetQueueAsync(orgId, 20);
         var now = time.GetUtcNow();
-        var entries = queued.Select(q => ToEntry(q, now)).ToArray();
-        var sends = new List<Task> { responders.Clients.Group(GroupOf(orgId)).QueueChanged(entries) };
-        for (var i = 0; i < queued.Count; i++)
+        var sends = new List<Task>();
+        if (placesMoved)
         {
-            if (routes.Seeker(queued[i].SeekerConnection) is { } seeker)
+            var connections = await store.GetQueuedConnectionsAsync(orgId);
+            for (var i = 0; i < connections.Count; i++)
             {
-                sends.Add(seeker.QueuePosition(new QueueStatus { Position = i + 1, Waiting = queued.Count }));
+                if (routes.Seeker(connections[i]) is { } seeker)
+                {
+                    sends.Add(seeker.QueuePosition(new QueueStatus { Position = i + 1, Waiting = connections.Count }));
+                }
             }
+
+            sends.Add(responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = connections.Count, Head = [.. head.Select(q => ToEntry(q, now))] }));
+        }
+        else
+        {
+            var (_, waiting) = await store.GetQueuePositionAsync(orgId, Guid.Empty);
+            sends.Add(responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = waiting, Head = [.. head.Select(q => ToEntry(q, now))] }));
         }
 
         await Task.WhenAll(sends);

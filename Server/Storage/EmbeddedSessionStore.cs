@@ -48,12 +48,21 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId)
+    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId)
+    {
+        lock (gate)
+        {
+            IReadOnlyList<string?> list = [.. Ordered(Convert.ToHexString(orgId)).Select(id => sessions[id].Value.SeekerConnection)];
+            return Task.FromResult(list);
+        }
+    }
+
+    public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
     {
         lock (gate)
         {
             Sweep();
-            IReadOnlyList<QueuedSession> list = [.. Ordered(Convert.ToHexString(orgId))
+            IReadOnlyList<QueuedSession> list = [.. Ordered(Convert.ToHexString(orgId)).Take(max)
                 .Select(id => sessions[id].Value)
                 .Select(s => new QueuedSession(s.Id, s.Language, s.Topic, s.Urgent, s.CreatedAt, s.SeekerConnection))];
             return Task.FromResult(list);

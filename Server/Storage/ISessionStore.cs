@@ -79,8 +79,11 @@ public interface ISessionStore
 
     Task<SessionRecord?> GetAsync(Guid id);
 
-    /// <summary>The organisation's queue in order: urgent first, then oldest.</summary>
-    Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId);
+    /// <summary>The first <paramref name="max"/> of the organisation's queue in order: urgent first, then oldest.</summary>
+    Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max);
+
+    /// <summary>Every queued session's seeker connection, in queue order (null while that seeker is away).</summary>
+    Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId);
 
     /// <summary>1-based place in the queue, 0 if not queued; and the queue length.</summary>
     Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id);

@@ -114,9 +114,25 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
     }
 
-    public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId)
+    public async Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId)
     {
         var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId));
+        var batch = Db.CreateBatch();
+        var reads = members.Select(m => batch.HashGetAsync(keys.Session(Guid.ParseExact(m.ToString(), "N")), "sc")).ToList();
+        batch.Execute();
+        var connections = new List<string?>(reads.Count);
+        foreach (var read in reads)
+        {
+            var value = await read;
+            connections.Add(value.IsNull ? null : value.ToString());
+        }
+
+        return connections;
+    }
+
+    public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
+    {
+        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), 0, max - 1);
         var ids = members.Select(m => Guid.ParseExact(m.ToString(), "N")).ToList();
         var batch = Db.CreateBatch();
         var reads = ids.Select(id => batch.HashGetAsync(keys.Session(id), ["lang", "topic", "urg", "cr", "sc"])).ToList();
