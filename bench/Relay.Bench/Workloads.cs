@@ -1,0 +1,263 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace TrustLine.Relay.Bench;
+
+internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds);
+
+/// <summary>One line of the report.</summary>
+internal sealed record Row(string Target, string Workload, int Size)
+{
+    public double PerSecond { get; init; }
+    public double? CpuMicros { get; init; }
+    public double? P50 { get; init; }
+    public double? P99 { get; init; }
+    public double? P999 { get; init; }
+    public double? RedisPerUnit { get; init; }
+    public double? AllocatedPerUnit { get; init; }
+    public double? BytesPerConnection { get; init; }
+    public string? RedisDetail { get; init; }
+}
+
+internal static class Workloads
+{
+    /// <summary>Saturation: every pair sends its next message as soon as the previous one arrived at the peer.</summary>
+    public static async Task<Row> ClosedLoopAsync(ITarget target, BenchOptions options, int size)
+    {
+        var arrivals = new SemaphoreSlim[options.Pairs];
+        var links = new IPairLink[options.Pairs];
+        var warm = 20;
+        for (var i = 0; i < options.Pairs; i++)
+        {
+            var signal = arrivals[i] = new SemaphoreSlim(0);
+            links[i] = await target.ConnectAsync(i, size, warm + options.Messages, _ => signal.Release());
+        }
+
+        try
+        {
+            await Task.WhenAll(links.Select((link, i) => RunAsync(link, arrivals[i], 0, warm, null)));
+            var before = await SnapshotAsync(target);
+            var latencies = new ConcurrentBag<double>();
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(links.Select((link, i) => RunAsync(link, arrivals[i], warm, options.Messages, latencies)));
+            clock.Stop();
+            var after = await SnapshotAsync(target);
+            var total = options.Pairs * options.Messages;
+            return Measure(target, $"closed loop, {options.Pairs} pairs", size, total, clock.Elapsed, before, after, latencies);
+        }
+        finally
+        {
+            foreach (var link in links)
+            {
+                await link.DisposeAsync();
+            }
+        }
+
+        static async Task RunAsync(IPairLink link, SemaphoreSlim arrived, int from, int count, ConcurrentBag<double>? latencies)
+        {
+            for (var i = from; i < from + count; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await link.SendAsync(i);
+                if (!await arrived.WaitAsync(TimeSpan.FromSeconds(30)))
+                {
+                    throw new TimeoutException($"Message {i} did not arrive within 30 s.");
+                }
+
+                latencies?.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+        }
+    }
+
+    /// <summary>A fixed total rate; latency counts from each message's scheduled send time (no coordinated omission).</summary>
+    public static async Task<Row> OpenLoopAsync(ITarget target, BenchOptions options, int size, double rate, string label)
+    {
+        var perPair = Math.Max(1, (int)(rate * options.OpenLoopSeconds / options.Pairs));
+        var interval = TimeSpan.FromSeconds(options.Pairs / rate);
+        var origin = Stopwatch.GetTimestamp() + Stopwatch.Frequency; // a second to connect
+        var latencies = new ConcurrentBag<double>();
+        var received = 0;
+        var links = new IPairLink[options.Pairs];
+        var offsets = new long[options.Pairs];
+        for (var i = 0; i < options.Pairs; i++)
+        {
+            var pair = i;
+            links[i] = await target.ConnectAsync(i, size, perPair, index =>
+            {
+                var scheduled = Volatile.Read(ref offsets[pair]) + (long)(index * interval.TotalSeconds * Stopwatch.Frequency);
+                latencies.Add((Stopwatch.GetTimestamp() - scheduled) * 1000.0 / Stopwatch.Frequency);
+                Interlocked.Increment(ref received);
+            });
+        }
+
+        try
+        {
+            var before = await SnapshotAsync(target);
+            var clock = Stopwatch.StartNew();
+            origin = Stopwatch.GetTimestamp();
+            await Task.WhenAll(links.Select((link, pair) => Task.Run(async () =>
+            {
+                // Pairs start spread over one interval, so the total rate is even.
+                var start = origin + (long)(pair * interval.TotalSeconds * Stopwatch.Frequency / options.Pairs);
+                Volatile.Write(ref offsets[pair], start);
+                for (var i = 0; i < perPair; i++)
+                {
+                    var due = start + (long)(i * interval.TotalSeconds * Stopwatch.Frequency);
+                    var wait = (due - Stopwatch.GetTimestamp()) * 1000.0 / Stopwatch.Frequency;
+                    if (wait > 1)
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(wait));
+                    }
+
+                    await link.PostAsync(i);
+                }
+            })));
+            var deadline = Stopwatch.StartNew();
+            while (Volatile.Read(ref received) < perPair * options.Pairs && deadline.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(10);
+            }
+
+            clock.Stop();
+            var after = await SnapshotAsync(target);
+            var row = Measure(target, $"open loop at {label} ({rate:0}/s)", size, Volatile.Read(ref received), clock.Elapsed, before, after, latencies);
+            return row;
+        }
+        finally
+        {
+            foreach (var link in links)
+            {
+                await link.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Memory per idle connection: resident memory of the server before and after opening many.</summary>
+    public static async Task<Row> IdleMemoryAsync(ITarget target, BenchOptions options)
+    {
+        var node = target.Nodes[0];
+        await Task.Delay(500);
+        var before = node.ResidentBytes();
+        var idle = new List<IAsyncDisposable>();
+        try
+        {
+            for (var i = 0; i < options.Idle; i += 50)
+            {
+                idle.AddRange(await Task.WhenAll(Enumerable.Range(i, Math.Min(50, options.Idle - i)).Select(target.IdleAsync)));
+            }
+
+            await Task.Delay(1000);
+            var after = node.ResidentBytes();
+            return new Row(target.Name, $"{options.Idle} idle connections", 0) { BytesPerConnection = (after - before) / (double)options.Idle };
+        }
+        finally
+        {
+            foreach (var connection in idle)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Whole session opens with the real handshake, eight at a time.</summary>
+    public static async Task<Row> SessionOpensAsync(TrustLineTarget target, BenchOptions options)
+    {
+        await using var responder = await target.ResponderAsync(0);
+        var before = await SnapshotAsync(target);
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < options.Opens)
+            {
+                await target.OpenSessionAsync(i, responder);
+            }
+        }));
+        clock.Stop();
+        var after = await SnapshotAsync(target);
+        return Measure(target, "session opens (handshake, HELLO, close)", 0, options.Opens, clock.Elapsed, before, after, []);
+    }
+
+    private static async Task<Snapshot> SnapshotAsync(ITarget target)
+    {
+        var cpu = target.Nodes.Aggregate(TimeSpan.Zero, (sum, n) => sum + n.CpuTime());
+        long allocated = 0;
+        foreach (var node in target.Nodes)
+        {
+            allocated += (await node.RuntimeAsync()).Allocated;
+        }
+
+        return new Snapshot(cpu, allocated, target.Redis is null ? null : await target.Redis.CommandStatsAsync());
+    }
+
+    private static Row Measure(ITarget target, string workload, int size, int count, TimeSpan elapsed, Snapshot before, Snapshot after, IEnumerable<double> latencies)
+    {
+        var sorted = latencies.Order().ToArray();
+        double? Percentile(double p) => sorted.Length == 0 ? null : sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * p))];
+        var commands = before.Commands is null || after.Commands is null ? null : RedisProcess.Delta(before.Commands, after.Commands);
+        return new Row(target.Name, workload, size)
+        {
+            PerSecond = count / elapsed.TotalSeconds,
+            CpuMicros = (after.Cpu - before.Cpu).TotalMicroseconds / count,
+            P50 = Percentile(0.50),
+            P99 = Percentile(0.99),
+            P999 = Percentile(0.999),
+            RedisPerUnit = commands is null ? null : commands.Values.Sum() / (double)count,
+            AllocatedPerUnit = (after.Allocated - before.Allocated) / (double)count,
+            RedisDetail = commands is null ? null : string.Join(" ", commands.OrderByDescending(c => c.Value).Select(c => $"{c.Key}={c.Value}")),
+        };
+    }
+
+    private sealed record Snapshot(TimeSpan Cpu, long Allocated, Dictionary<string, long>? Commands);
+}
+
+internal static class Report
+{
+    public static void Print(List<Row> rows)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"| {"target",-28} | {"workload",-52} | {"bytes",5} | {"per s",8} | {"CPU µs",7} | {"p50 ms",7} | {"p99 ms",7} | {"p99.9",7} | {"Redis/op",8} | {"alloc B/op",10} | {"B/conn",7} |");
+        Console.WriteLine($"|{new string('-', 30)}|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 9)}|");
+        foreach (var r in rows)
+        {
+            Console.WriteLine($"| {r.Target,-28} | {r.Workload,-52} | {(r.Size == 0 ? "" : r.Size.ToString()),5} | {F(r.PerSecond, "0"),8} | {F(r.CpuMicros, "0"),7} | {F(r.P50, "0.00"),7} | {F(r.P99, "0.00"),7} | {F(r.P999, "0.00"),7} | {F(r.RedisPerUnit, "0.00"),8} | {F(r.AllocatedPerUnit, "0"),10} | {F(r.BytesPerConnection, "0"),7} |");
+        }
+
+        Console.WriteLine();
+        foreach (var r in rows.Where(r => r.RedisDetail is { Length: > 0 } && r.Workload.StartsWith("closed", StringComparison.Ordinal)))
+        {
+            Console.WriteLine($"Redis commands, {r.Target}, {r.Size} bytes: {r.RedisDetail}");
+        }
+
+        Row? Closed(string target) => rows.FirstOrDefault(r => r.Target == target && r.Size == 299 && r.Workload.StartsWith("closed", StringComparison.Ordinal));
+        Row? Idle(string target) => rows.FirstOrDefault(r => r.Target == target && r.BytesPerConnection is not null);
+        var b1 = Closed("B1 SignalR hub");
+        var tl = Closed("TrustLine Redis");
+        var two = Closed("TrustLine Redis, 2 nodes");
+        var half = rows.FirstOrDefault(r => r.Target == "TrustLine Redis" && r.Workload.Contains("50 %", StringComparison.Ordinal));
+        Console.WriteLine();
+        if (half is not null)
+        {
+            Console.WriteLine($"TrustLine Redis p99 at 50 % load: {half.P99:0.00} ms (target ≤ 20 ms)");
+        }
+
+        if (Idle("TrustLine Redis") is { } idleTl && Idle("B1 SignalR hub") is { } idleB1)
+        {
+            Console.WriteLine($"memory per idle connection TrustLine/B1: {idleTl.BytesPerConnection / idleB1.BytesPerConnection:0.00} (target ≤ 1.5)");
+        }
+
+        if (b1 is not null && tl is not null)
+        {
+            Console.WriteLine($"throughput TrustLine/B1: {tl.PerSecond / b1.PerSecond:0.00} (target ≥ 0.7)");
+            Console.WriteLine($"CPU per envelope TrustLine/B1: {tl.CpuMicros / b1.CpuMicros:0.00} (target ≤ 1.4)");
+        }
+
+        if (tl is not null && two is not null)
+        {
+            Console.WriteLine($"throughput two-node/one-node: {two.PerSecond / tl.PerSecond:0.00}");
+        }
+    }
+
+    private static string F(double? value, string format) => value is { } v ? v.ToString(format, System.Globalization.CultureInfo.InvariantCulture) : "";
+}
