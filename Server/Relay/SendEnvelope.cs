@@ -71,14 +71,17 @@ public sealed class SendEnvelopeHandler(
 
         var now = time.GetUtcNow();
         var expires = Min(now + options.Value.EnvelopeMaxAge, link.Deadline);
-        var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires);
+        var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
+
+        // While the peer is connected, delivery is live and the buffer is the fallback: the write is pipelined
+        // without waiting for Redis's reply. While the peer is away, the buffer is the delivery: wait for it.
+        var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires, awaitReply: peer is null);
         link.NextSend = header.Sequence + 1;
         if (!stored)
         {
             return new SendResult { Sequence = header.Sequence, Duplicate = true };
         }
 
-        var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
         if (connection.Party == Party.Seeker)
         {
             if (routes.Responder(peer) is { } responder)

@@ -97,8 +97,12 @@ public interface ISessionStore
     /// <summary>Records a party's current connection (null with <paramref name="goneAt"/> when it dropped).</summary>
     Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
 
-    /// <summary>Keeps an envelope until acknowledged; false if that seq is already stored (a resend).</summary>
-    Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt);
+    /// <summary>
+    /// Keeps an envelope until acknowledged; false if that seq is already stored (a resend). With
+    /// <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's answer
+    /// (and always returns true): the write still never overwrites a stored seq.
+    /// </summary>
+    Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
 
     /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
     Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);

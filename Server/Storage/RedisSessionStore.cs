@@ -186,11 +186,19 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
     }
 
-    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt)
+    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
     {
         var ttl = expiresAt - time.GetUtcNow();
-        return Db.StringSetAsync(keys.Envelope(id, direction, sequence), envelope,
-            ttl > TimeSpan.FromMilliseconds(1) ? ttl : TimeSpan.FromMilliseconds(1), When.NotExists);
+        var key = keys.Envelope(id, direction, sequence);
+        var expiry = ttl > TimeSpan.FromMilliseconds(1) ? ttl : TimeSpan.FromMilliseconds(1);
+        if (awaitReply)
+        {
+            return Db.StringSetAsync(key, envelope, expiry, When.NotExists);
+        }
+
+        // Pipelined: commands on one connection run in order, so an ack or a delete issued later still wins.
+        _ = Db.StringSetAsync(key, envelope, expiry, When.NotExists, CommandFlags.FireAndForget);
+        return Task.FromResult(true);
     }
 
     public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
