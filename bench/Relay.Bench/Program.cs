@@ -1,87 +1,95 @@
 using System.Diagnostics;
 using System.Globalization;
-using TrustLine.Relay.Bench;
 
-// The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
-// Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K]
-if (args.Length > 1 && args[0] == "--serve")
+namespace TrustLine.Relay.Bench;
+
+internal static class BenchMain
 {
-    var redisArg = Array.IndexOf(args, "--redis") is var r and >= 0 ? args[r + 1] : null;
-    var port = int.Parse(args[Array.IndexOf(args, "--port") + 1], CultureInfo.InvariantCulture);
-    return await Baselines.ServeAsync(args[1], port, redisArg);
-}
-
-var quick = args.Contains("--quick");
-var options = new BenchOptions(
-    Pairs: Option("--pairs", quick ? 10 : 100),
-    Messages: Option("--messages", quick ? 300 : 2000),
-    Idle: Option("--idle", quick ? 500 : 5000),
-    Opens: Option("--opens", quick ? 100 : 500),
-    Sizes: quick ? [299] : [299, 1067, 4139],
-    OpenLoopSeconds: quick ? 3 : 10);
-var clock = Stopwatch.StartNew();
-Console.WriteLine($"TrustLine relay bench ({(quick ? "quick" : "full")}): {options.Pairs} pairs × {options.Messages} messages per size, closed loop; " +
-    $"open loop at 25/50/75 % of TrustLine's saturation; {options.Idle} idle connections; {options.Opens} session opens.");
-Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}. All processes share these cores.");
-
-await using var redis = await RedisProcess.StartAsync();
-using var org = new BenchOrganisation();
-var rows = new List<Row>();
-var reference = 0.0;
-
-var plan = new (string Name, Func<Task<ITarget>> Start, bool OpenLoop, bool Idle)[]
-{
-    ("B0", async () => new RawWebSocketTarget([await Node.BaselineAsync("b0", null)]), false, true),
-    ("B1", async () => new SignalRTarget("B1 SignalR hub", [await Node.BaselineAsync("b1", null)], null), true, true),
-    ("B2", async () => new SignalRTarget("B2 SignalR + Redis, 2 nodes", [await Node.BaselineAsync("b1", redis.Configuration), await Node.BaselineAsync("b1", redis.Configuration)], redis), false, false),
-    ("TE", async () => new TrustLineTarget("TrustLine embedded", [await Node.TrustLineAsync(org.Settings(null))], null, org), false, false),
-    ("TR", async () => new TrustLineTarget("TrustLine Redis", [await Node.TrustLineAsync(org.Settings(redis.Configuration))], redis, org), true, true),
-    ("T2", async () =>
+    public static async Task<int> Main(string[] args)
     {
-        var settings = org.Settings(redis.Configuration);
-        return new TrustLineTarget("TrustLine Redis, 2 nodes", [await Node.TrustLineAsync(settings), await Node.TrustLineAsync(settings)], redis, org);
-    }, false, false),
-};
-
-// TrustLine Redis first, to know the open-loop rates.
-foreach (var step in plan.OrderBy(p => p.Name == "TR" ? 0 : 1))
-{
-    await using var target = await step.Start();
-    foreach (var size in options.Sizes)
-    {
-        var row = await Workloads.ClosedLoopAsync(target, options, size);
-        rows.Add(row);
-        if (step.Name == "TR" && size == 299)
+        // The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
+        // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K]
+        if (args.Length > 1 && args[0] == "--serve")
         {
-            reference = row.PerSecond;
+            var redisArg = Array.IndexOf(args, "--redis") is var r and >= 0 ? args[r + 1] : null;
+            var port = int.Parse(args[Array.IndexOf(args, "--port") + 1], CultureInfo.InvariantCulture);
+            return await Baselines.ServeAsync(args[1], port, redisArg);
+        }
+
+        var smoke = args.Contains("--smoke"); // proves the harness works, in seconds; its figures mean nothing
+        var quick = smoke || args.Contains("--quick");
+        var options = new BenchOptions(
+            Pairs: Option("--pairs", smoke ? 2 : quick ? 10 : 100),
+            Messages: Option("--messages", smoke ? 20 : quick ? 300 : 500),
+            Idle: Option("--idle", smoke ? 20 : quick ? 500 : 5000),
+            Opens: Option("--opens", smoke ? 5 : quick ? 100 : 500),
+            Sizes: quick ? [299] : [299, 1067, 4139],
+            OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10);
+        var clock = Stopwatch.StartNew();
+        Console.WriteLine($"TrustLine relay bench ({(smoke ? "smoke" : quick ? "quick" : "full")}): {options.Pairs} pairs × {options.Messages} messages per size, closed loop; " +
+            $"open loop at 25/50/75 % of TrustLine's saturation; {options.Idle} idle connections; {options.Opens} session opens.");
+        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}. All processes share these cores.");
+
+        await using var redis = await RedisProcess.StartAsync();
+        using var org = new BenchOrganisation();
+        var rows = new List<Row>();
+        var reference = 0.0;
+
+        var plan = new (string Name, Func<Task<ITarget>> Start, bool OpenLoop, bool Idle)[]
+        {
+            ("B0", async () => new RawWebSocketTarget([await Node.BaselineAsync("b0", null)]), false, true),
+            ("B1", async () => new SignalRTarget("B1 SignalR hub", [await Node.BaselineAsync("b1", null)], null), true, true),
+            ("B2", async () => new SignalRTarget("B2 SignalR + Redis, 2 nodes", [await Node.BaselineAsync("b1", redis.Configuration), await Node.BaselineAsync("b1", redis.Configuration)], redis), false, false),
+            ("TE", async () => new TrustLineTarget("TrustLine embedded", [await Node.TrustLineAsync(org.Settings(null))], null, org), false, false),
+            ("TR", async () => new TrustLineTarget("TrustLine Redis", [await Node.TrustLineAsync(org.Settings(redis.Configuration))], redis, org), true, true),
+            ("T2", async () =>
+            {
+                var settings = org.Settings(redis.Configuration);
+                return new TrustLineTarget("TrustLine Redis, 2 nodes", [await Node.TrustLineAsync(settings), await Node.TrustLineAsync(settings)], redis, org);
+            }, false, false),
+        };
+
+        // TrustLine Redis first, to know the open-loop rates.
+        foreach (var step in plan.OrderBy(p => p.Name == "TR" ? 0 : 1))
+        {
+            await using var target = await step.Start();
+            foreach (var size in options.Sizes)
+            {
+                var row = await Workloads.ClosedLoopAsync(target, options, size);
+                rows.Add(row);
+                if (step.Name == "TR" && size == 299)
+                {
+                    reference = row.PerSecond;
+                }
+            }
+
+            if (step.OpenLoop)
+            {
+                foreach (var share in new[] { 0.25, 0.50, 0.75 })
+                {
+                    rows.Add(await Workloads.OpenLoopAsync(target, options, 299, reference * share, $"{share:P0} of TrustLine saturation"));
+                }
+            }
+
+            if (step.Idle)
+            {
+                rows.Add(await Workloads.IdleMemoryAsync(target, options));
+            }
+
+            if (target is TrustLineTarget trustLine && step.Name == "TR")
+            {
+                rows.Add(await Workloads.SessionOpensAsync(trustLine, options));
+            }
+        }
+
+        Report.Print(rows);
+        Console.WriteLine($"Elapsed: {clock.Elapsed.TotalSeconds:0} s.");
+        return 0;
+
+        int Option(string name, int fallback)
+        {
+            var i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
         }
     }
-
-    if (step.OpenLoop)
-    {
-        foreach (var share in new[] { 0.25, 0.50, 0.75 })
-        {
-            rows.Add(await Workloads.OpenLoopAsync(target, options, 299, reference * share, $"{share:P0} of TrustLine saturation"));
-        }
-    }
-
-    if (step.Idle)
-    {
-        rows.Add(await Workloads.IdleMemoryAsync(target, options));
-    }
-
-    if (target is TrustLineTarget trustLine && step.Name == "TR")
-    {
-        rows.Add(await Workloads.SessionOpensAsync(trustLine, options));
-    }
-}
-
-Report.Print(rows);
-Console.WriteLine($"Elapsed: {clock.Elapsed.TotalSeconds:0} s.");
-return 0;
-
-int Option(string name, int fallback)
-{
-    var i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
 }
