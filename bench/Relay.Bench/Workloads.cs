@@ -61,7 +61,7 @@ internal static class Workloads
                 await link.SendAsync(i);
                 if (!await arrived.WaitAsync(TimeSpan.FromSeconds(30)))
                 {
-                    throw new TimeoutException($"Message {i} did not arrive within 30 s.");
+                    throw new TimeoutException($"Message {i} of a pair did not arrive within 30 s (target {link.GetType().DeclaringType?.Name}).");
                 }
 
                 latencies?.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
