@@ -58,9 +58,11 @@ internal sealed class RawWebSocketTarget(IReadOnlyList<Node> nodes) : ITarget
         var a = new ClientWebSocket();
         var b = new ClientWebSocket();
         var uri = nodes[0].BaseAddress;
+        // Pair names are unique per connection: workloads connect pair 0, 1, … again for every run.
+        var name = $"{pair}-{Guid.NewGuid():N}";
         await Task.WhenAll(
-            a.ConnectAsync(new Uri($"ws://{uri.Authority}/ws?pair={pair}&side=a"), CancellationToken.None),
-            b.ConnectAsync(new Uri($"ws://{uri.Authority}/ws?pair={pair}&side=b"), CancellationToken.None));
+            a.ConnectAsync(new Uri($"ws://{uri.Authority}/ws?pair={name}&side=a"), CancellationToken.None),
+            b.ConnectAsync(new Uri($"ws://{uri.Authority}/ws?pair={name}&side=b"), CancellationToken.None));
         var payloads = Enumerable.Range(0, messages).Select(i => Payloads.Make(size, i)).ToArray();
         var receiving = Task.Run(async () =>
         {
