@@ -36,6 +36,7 @@ public sealed class TakeSessionHandler(
         var (connection, named) = command;
         var grant = connection.Grant!;
         SessionRecord? taken = null;
+        var rank = 0; // places move only behind the taken session
         if (named is not null)
         {
             if (named.Length != Wire.SessionIdSize)
@@ -43,7 +44,9 @@ public sealed class TakeSessionHandler(
                 return Refuse.With(ErrorCodes.BadRequest, "A session id is 16 bytes.");
             }
 
-            taken = await store.ClaimAsync(grant.OrgId, new Guid(named, bigEndian: true), grant.ResponderId, connection.ConnectionId);
+            var id = new Guid(named, bigEndian: true);
+            rank = Math.Max(0, (await store.GetQueuePositionAsync(grant.OrgId, id)).Position - 1);
+            taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "That session is not waiting any more: another responder took it, or it ended.");
@@ -59,6 +62,8 @@ public sealed class TakeSessionHandler(
                 {
                     break;
                 }
+
+                rank++;
             }
 
             if (taken is null)
@@ -74,7 +79,7 @@ public sealed class TakeSessionHandler(
         routes.Track(link);
         await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId);
         SessionLog.Taken(logger);
-        await queue.ChangedAsync(taken.OrgId, placesMoved: true);
+        await queue.ChangedAsync(taken.OrgId, rank);
         return new TakenSession
         {
             SessionId = taken.Id.ToByteArray(bigEndian: true),

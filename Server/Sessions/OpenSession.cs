@@ -79,9 +79,9 @@ public sealed class OpenSessionHandler(
         routes.Track(link);
         SessionLog.Opened(logger, request.Urgent ? "urgent" : "not urgent");
 
-        // Joining at the end moves nobody; an urgent arrival moves everyone waiting who is not urgent.
-        await queue.ChangedAsync(orgId, placesMoved: request.Urgent);
+        // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
         var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
+        await queue.ChangedAsync(orgId, request.Urgent ? position : null);
         return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting } };
     }
 }

@@ -41,7 +41,7 @@ public sealed class SessionEnding(
         await Task.WhenAll(notices);
         if (record.State == SessionState.Queued)
         {
-            await queue.ChangedAsync(record.OrgId, placesMoved: true);
+            await queue.ChangedAsync(record.OrgId, movedFrom: 0);
         }
 
         SessionLog.Ended(logger, reason, record.State == SessionState.Queued ? "queued" : "active");
@@ -59,31 +59,28 @@ public sealed class QueueNotifier(
     public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
 
     /// <summary>
-    /// Responders get the queue's length and head. Waiting seekers get their new places only when places
-    /// moved (an answer, a leave, an urgent arrival), not when someone joins at the end.
+    /// Responders get the queue's length and head. Waiting seekers from 0-based rank
+    /// <paramref name="movedFrom"/> on get their new places; null when no place moved (a join at the end).
     /// </summary>
-    public async Task ChangedAsync(byte[] orgId, bool placesMoved)
+    public async Task ChangedAsync(byte[] orgId, int? movedFrom)
     {
         var head = await store.GetQueueAsync(orgId, 20);
         var now = time.GetUtcNow();
-        var sends = new List<Task>();
-        if (placesMoved)
+        var (_, waiting) = await store.GetQueuePositionAsync(orgId, Guid.Empty);
+        var sends = new List<Task>
         {
-            var connections = await store.GetQueuedConnectionsAsync(orgId);
+            responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = waiting, Head = [.. head.Select(q => ToEntry(q, now))] }),
+        };
+        if (movedFrom is { } from)
+        {
+            var connections = await store.GetQueuedConnectionsAsync(orgId, from);
             for (var i = 0; i < connections.Count; i++)
             {
                 if (routes.Seeker(connections[i]) is { } seeker)
                 {
-                    sends.Add(seeker.QueuePosition(new QueueStatus { Position = i + 1, Waiting = connections.Count }));
+                    sends.Add(seeker.QueuePosition(new QueueStatus { Position = from + i + 1, Waiting = waiting }));
                 }
             }
-
-            sends.Add(responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = connections.Count, Head = [.. head.Select(q => ToEntry(q, now))] }));
-        }
-        else
-        {
-            var (_, waiting) = await store.GetQueuePositionAsync(orgId, Guid.Empty);
-            sends.Add(responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = waiting, Head = [.. head.Select(q => ToEntry(q, now))] }));
         }
 
         await Task.WhenAll(sends);

@@ -48,11 +48,11 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId)
+    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank)
     {
         lock (gate)
         {
-            IReadOnlyList<string?> list = [.. Ordered(Convert.ToHexString(orgId)).Select(id => sessions[id].Value.SeekerConnection)];
+            IReadOnlyList<string?> list = [.. Ordered(Convert.ToHexString(orgId)).Skip(fromRank).Select(id => sessions[id].Value.SeekerConnection)];
             return Task.FromResult(list);
         }
     }

@@ -82,8 +82,8 @@ public interface ISessionStore
     /// <summary>The first <paramref name="max"/> of the organisation's queue in order: urgent first, then oldest.</summary>
     Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max);
 
-    /// <summary>Every queued session's seeker connection, in queue order (null while that seeker is away).</summary>
-    Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId);
+    /// <summary>The seeker connections of the queue from 0-based rank <paramref name="fromRank"/> on, in order (null while away).</summary>
+    Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank);
 
     /// <summary>1-based place in the queue, 0 if not queued; and the queue length.</summary>
     Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id);

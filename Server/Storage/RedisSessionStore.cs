@@ -114,9 +114,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
     }
 
-    public async Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId)
+    public async Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank)
     {
-        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId));
+        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), fromRank);
         var batch = Db.CreateBatch();
         var reads = members.Select(m => batch.HashGetAsync(keys.Session(Guid.ParseExact(m.ToString(), "N")), "sc")).ToList();
         batch.Execute();

@@ -71,14 +71,15 @@ internal static class BenchMain
                 }
             }
 
-            if (step.Idle)
-            {
-                rows.Add(await Workloads.IdleMemoryAsync(target, options));
-            }
-
+            // Opens before the idle connections: those leave seekers waiting in the queue for the grace period.
             if (target is TrustLineTarget trustLine && step.Name == "TR")
             {
                 rows.Add(await Workloads.SessionOpensAsync(trustLine, options));
+            }
+
+            if (step.Idle)
+            {
+                rows.Add(await Workloads.IdleMemoryAsync(target, options));
             }
         }
 
