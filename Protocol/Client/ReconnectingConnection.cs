@@ -57,18 +57,20 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     /// <summary>The node the client is connected to now.</summary>
     public Uri Server => servers[serverIndex % servers.Count];
 
-    /// <summary>Prefer another server for the next (re)connection.</summary>
-    public void PreferServer(int index) => serverIndex = index;
-
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         current = await ConnectAsync(cancellationToken);
         report(ConnectionStatus.Connected);
     }
 
-    /// <summary>Cuts the connection as a network loss would; the client then reconnects by itself.</summary>
-    public async Task DropAsync()
+    /// <summary>Cuts the connection as a network loss would; the client then reconnects by itself, to <paramref name="preferServer"/> first if given.</summary>
+    public async Task DropAsync(int? preferServer)
     {
+        if (preferServer is { } index)
+        {
+            serverIndex = index;
+        }
+
         if (current is { } connection)
         {
             await connection.StopAsync();

@@ -156,15 +156,8 @@ public sealed class SeekerClient : IAsyncDisposable
     }
 
     /// <summary>Cuts the network connection as a phone losing signal would; the client comes back by itself.</summary>
-    public Task SimulateNetworkLossAsync(int? preferServer = null)
-    {
-        if (preferServer is { } index)
-        {
-            connection.PreferServer(index);
-        }
-
-        return connection.DropAsync();
-    }
+    /// <param name="preferServer">Index into the server list (the first server, then the fallbacks) to come back to.</param>
+    public Task SimulateNetworkLossAsync(int? preferServer = null) => connection.DropAsync(preferServer);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
