@@ -22,6 +22,8 @@ public sealed class ResumeSessionHandler(
     TimeProvider time,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
 {
+    private static readonly TimeSpan FollowUpDelay = TimeSpan.FromMilliseconds(500);
+
     public async ValueTask<Outcome<ResumeSessionResult>> Handle(ResumeSessionCommand command, CancellationToken cancellationToken)
     {
         var (connection, request) = command;
@@ -77,17 +79,27 @@ public sealed class ResumeSessionHandler(
         // Deliver what was missed, in order, before the answer completes.
         var after = Math.Max(request.ReceivedThrough, record.Acked(receives));
         var missed = await store.GetEnvelopesAsync(sessionId, receives, after, window);
-        foreach (var (_, envelope) in missed)
+        await DeliverAsync(connection, missed);
+
+        // A peer node may still have sent one envelope to the old connection before it heard of this one,
+        // its buffer write landing after the read above. Look once more, shortly after; the receiving
+        // channel drops anything it already has, and fills the gap with the rest.
+        var delivered = missed.Count > 0 ? (long)missed[^1].Sequence : after;
+        _ = Task.Run(async () =>
         {
-            if (party == Party.Seeker)
+            try
             {
-                await routes.Seeker(connection.ConnectionId)!.Envelope(envelope);
+                await Task.Delay(FollowUpDelay, time);
+                if (!link.Ended)
+                {
+                    await DeliverAsync(connection, await store.GetEnvelopesAsync(sessionId, receives, delivered, window));
+                }
             }
-            else
+            catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException or InvalidOperationException or ObjectDisposedException)
             {
-                await routes.Responder(connection.ConnectionId)!.Envelope(envelope);
+                // The next resume delivers it instead.
             }
-        }
+        }, CancellationToken.None);
 
         var queued = record.State == SessionState.Queued;
         var (position, waiting) = queued ? await store.GetQueuePositionAsync(record.OrgId, sessionId) : (0, 0);
@@ -99,6 +111,21 @@ public sealed class ResumeSessionHandler(
             NextSequence = link.NextSend,
             Queue = new QueueStatus { Position = position, Waiting = waiting },
         };
+    }
+
+    private async Task DeliverAsync(ConnectionState connection, IReadOnlyList<(ulong Sequence, byte[] Envelope)> envelopes)
+    {
+        foreach (var (_, envelope) in envelopes)
+        {
+            if (connection.Party == Party.Seeker)
+            {
+                await routes.Seeker(connection.ConnectionId)!.Envelope(envelope);
+            }
+            else
+            {
+                await routes.Responder(connection.ConnectionId)!.Envelope(envelope);
+            }
+        }
     }
 }
 
