@@ -244,6 +244,18 @@ public sealed class RefusalTests
     }
 
     [Test]
+    public async Task AcknowledgingEnvelopesThatCannotExistIsRefused()
+    {
+        await using var scenario = await ManualSeeker.ConnectAsync(world);
+
+        var code = await CodeOf(scenario.Hub.InvokeAsync(SeekerHubMethods.Acknowledge, 1_000_000UL));
+
+        Assert.That(code, Is.EqualTo(ErrorCodes.BadRequest));
+        await scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, scenario.Channel.SealText("unharmed"));
+        Assert.That(await scenario.ResponderInbox.WaitForAsync(1, "text after the refusal"), Is.EqualTo(new[] { "unharmed" }));
+    }
+
+    [Test]
     public async Task OversizedFrameClosesOnlyThatConnection()
     {
         await using var scenario = await ManualSeeker.ConnectAsync(world);

@@ -120,6 +120,8 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
             Assert.That((await store.GetAsync(session.Id))!.AckedClientToServer, Is.EqualTo(1));
             Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 0, Window), Is.EqualTo(1), "acks never go back");
             Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "directions are apart");
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 1 + Window + 1, Window), Is.EqualTo(-3), "nothing can have been sent that far ahead");
+            Assert.That((await store.GetAsync(session.Id))!.AckedClientToServer, Is.EqualTo(1), "a refused ack changes nothing");
         });
     }
 

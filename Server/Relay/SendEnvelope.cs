@@ -140,6 +140,11 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
 
         var received = connection.Party == Party.Seeker ? Direction.ServerToClient : Direction.ClientToServer;
         var acked = await store.AcknowledgeAsync(link.SessionId, received, through, options.Value.MaxUnacknowledged);
+        if (acked == -3)
+        {
+            return Refuse.With(ErrorCodes.BadRequest, "That acknowledges envelopes that cannot have been sent yet.");
+        }
+
         if (acked < -1)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");

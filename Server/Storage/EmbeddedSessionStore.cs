@@ -164,6 +164,11 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(-2L);
             }
 
+            if ((long)through > record.Acked(direction) + window)
+            {
+                return Task.FromResult(-3L);
+            }
+
             for (var seq = Math.Max(0, (long)through - window + 1); seq <= (long)through; seq++)
             {
                 envelopes.Remove((id, direction, (ulong)seq));

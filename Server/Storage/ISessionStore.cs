@@ -107,7 +107,11 @@ public interface ISessionStore
     /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
     Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);
 
-    /// <summary>Forgets envelopes up to <paramref name="through"/> and records the ack; returns the recorded ack.</summary>
+    /// <summary>
+    /// Forgets envelopes up to <paramref name="through"/> and records the ack; returns the recorded ack, −2 if
+    /// the session is gone, −3 if <paramref name="through"/> lies past anything that can have been sent
+    /// (more than <paramref name="window"/> beyond the recorded ack).
+    /// </summary>
     Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window);
 
     /// <summary>Records activity and refreshes the TTLs (never past the session's deadline).</summary>

@@ -53,6 +53,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         if not old then return -2 end
         old = tonumber(old)
         local through = tonumber(ARGV[2])
+        if through > old + tonumber(ARGV[3]) then return -3 end
         if through > old then
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           old = through
@@ -222,7 +223,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var from = Math.Max(-1, (long)through - window);
         var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
         return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
-            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through]);
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, window]);
     }
 
     public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
