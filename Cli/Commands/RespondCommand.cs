@@ -179,7 +179,10 @@ internal static class RespondCommand
             current = session;
             var number = sessions.Count;
             Shell.Say("green", $"[session {number}] taken ({session.Language} {session.Topic}{(session.Urgent ? ", urgent" : "")}); waiting for the seeker's hello.");
-            session.Established += hello => Shell.Say("green", $"[session {number}] connected{(hello.IsReturning ? ": a returning seeker (verified pseudonym)" : ": a new seeker")}.");
+            // The HELLO can arrive before the take returns: wait on the task, not the event.
+            _ = session.WhenEstablished.ContinueWith(
+                done => Shell.Say("green", $"[session {number}] connected{(done.Result.IsReturning ? ": a returning seeker (verified pseudonym)" : ": a new seeker")}."),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             session.MessageReceived += text => Shell.Say("cyan", $"[session {number}] seeker: {text}");
             session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {reason}");
         }

@@ -215,6 +215,8 @@ public sealed class ResponderSession : IDisposable
     // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
     private readonly SemaphoreSlim sendGate = new(1, 1);
     private readonly AckBatcher acks;
+    private int watchingGap;
+    private readonly TaskCompletionSource<SeekerHello> established = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
     {
@@ -242,6 +244,12 @@ public sealed class ResponderSession : IDisposable
 
     /// <summary>The seeker's HELLO arrived and decrypted: the session is established.</summary>
     public event Action<SeekerHello>? Established;
+
+    /// <summary>
+    /// Completes when the seeker's HELLO has arrived (it can arrive before <c>TakeNextAsync</c> returns, so
+    /// await this rather than relying on having subscribed to <see cref="Established"/> in time).
+    /// </summary>
+    public Task<SeekerHello> WhenEstablished => established.Task;
 
     /// <summary>A text from the seeker.</summary>
     public event Action<string>? MessageReceived;
@@ -366,6 +374,10 @@ public sealed class ResponderSession : IDisposable
             }
 
             missing = opened.Status == OpenStatus.MessagesMissing;
+            if (opened.Status == OpenStatus.Buffered && Interlocked.Exchange(ref watchingGap, 1) == 0)
+            {
+                _ = WatchGapAsync();
+            }
         }
         finally
         {
@@ -375,6 +387,7 @@ public sealed class ResponderSession : IDisposable
         if (hello is not null)
         {
             Hello = hello;
+            established.TrySetResult(hello);
             Established?.Invoke(hello);
         }
 
@@ -385,11 +398,47 @@ public sealed class ResponderSession : IDisposable
 
         if (missing)
         {
-            await CloseAsync();
+            await MessagesMissingAsync();
         }
         else if (acknowledge is { } through)
         {
             await acks.ReceivedAsync(through);
+        }
+    }
+
+    /// <summary>A gap that is not filled within the hold time ends the session (PROTOCOL.md §3), even if nothing else arrives.</summary>
+    private async Task WatchGapAsync()
+    {
+        await Task.Delay(SecureChannel.MaxHoldTime + TimeSpan.FromSeconds(1), client.Options.Time);
+        bool expired;
+        await gate.WaitAsync();
+        try
+        {
+            expired = channel.CheckGap();
+        }
+        finally
+        {
+            gate.Release();
+            Volatile.Write(ref watchingGap, 0);
+        }
+
+        if (expired)
+        {
+            await MessagesMissingAsync();
+        }
+    }
+
+    private async Task MessagesMissingAsync()
+    {
+        OnEnded("messages_missing");
+        client.Forget(Id);
+        try
+        {
+            await client.Hub.CallAsync(ResponderHubMethods.Close, [Id.ToByteArray(bigEndian: true)], CancellationToken.None);
+        }
+        catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+        {
+            // Over for this side either way; the server's timers end it too.
         }
     }
 

@@ -45,6 +45,7 @@ public sealed class SeekerClient : IAsyncDisposable
     private byte[] resumeToken = [];
     private SeekerState state = SeekerState.New;
     private int disposed;
+    private int watchingGap;
 
     /// <summary>Creates a client for one session with the organisation of <paramref name="pin"/>.</summary>
     /// <param name="server">The server's base address (any node).</param>
@@ -267,6 +268,9 @@ public sealed class SeekerClient : IAsyncDisposable
                 case OpenStatus.MessagesMissing:
                     missing = true;
                     break;
+                case OpenStatus.Buffered when Interlocked.Exchange(ref watchingGap, 1) == 0:
+                    _ = WatchGapAsync();
+                    break;
             }
         }
         finally
@@ -281,12 +285,46 @@ public sealed class SeekerClient : IAsyncDisposable
 
         if (missing)
         {
-            End("messages_missing");
-            await connection.Current.CallAsync(SeekerHubMethods.Close, [], CancellationToken.None);
+            await MessagesMissingAsync();
         }
         else if (acknowledge is { } through)
         {
             await acks.ReceivedAsync(through);
+        }
+    }
+
+    /// <summary>A gap that is not filled within the hold time ends the session (PROTOCOL.md §3), even if nothing else arrives.</summary>
+    private async Task WatchGapAsync()
+    {
+        await Task.Delay(SecureChannel.MaxHoldTime + TimeSpan.FromSeconds(1), options.Time);
+        bool expired;
+        await gate.WaitAsync();
+        try
+        {
+            expired = channel?.CheckGap() ?? false;
+        }
+        finally
+        {
+            gate.Release();
+            Volatile.Write(ref watchingGap, 0);
+        }
+
+        if (expired)
+        {
+            await MessagesMissingAsync();
+        }
+    }
+
+    private async Task MessagesMissingAsync()
+    {
+        End("messages_missing");
+        try
+        {
+            await connection.Current.CallAsync(SeekerHubMethods.Close, [], CancellationToken.None);
+        }
+        catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+        {
+            // The session is over for this side either way; the server's timers end it too.
         }
     }
 

@@ -118,9 +118,7 @@ public sealed partial class NothingRemainsTests
         var session = await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15));
         var responderInbox = new Inbox<string>();
         session!.MessageReceived += responderInbox.Add;
-        var established = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        session.Established += _ => established.TrySetResult();
-        await established.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(15));
         return (seeker, session, seekerInbox, responderInbox);
     }
 

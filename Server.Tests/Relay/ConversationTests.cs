@@ -95,10 +95,7 @@ public sealed class ResponderSessionsTests
         await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
         var responder = await world.ResponderAsync();
         var session = (await responder.TakeNextAsync())!;
-        var hello = new TaskCompletionSource<TrustLine.Protocol.Crypto.SeekerHello>(TaskCreationOptions.RunContinuationsAsynchronously);
-        session.Established += h => hello.TrySetResult(h);
-
-        var seen = await hello.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var seen = await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(10));
 
         await Assert.MultipleAsync(async () =>
         {

@@ -108,10 +108,8 @@ internal static class Connected
         Assert.That(session, Is.Not.Null, "the queue should hold the seeker's session");
         var responderInbox = new Inbox<string>();
         session!.MessageReceived += responderInbox.Add;
-        var established = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        session.Established += _ => established.TrySetResult();
         await connected.Task.WaitAsync(TimeSpan.FromSeconds(15));
-        await established.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(15));
         return (seeker, session, seekerInbox, responderInbox);
     }
 }
