@@ -32,6 +32,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     private HubConnection? current;
     private int serverIndex;
     private int reconnecting;
+    private TaskCompletionSource<HubConnection> active = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int disposed;
 
     public ReconnectingConnection(
@@ -59,9 +60,19 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        current = await ConnectAsync(cancellationToken);
+        Activate(await ConnectAsync(cancellationToken));
         report(ConnectionStatus.Connected);
     }
+
+    /// <summary>Makes a resumed connection the one every call goes through.</summary>
+    public void Activate(HubConnection connection)
+    {
+        current = connection;
+        active.TrySetResult(connection);
+    }
+
+    /// <summary>The current connection once it is usable: waits while the client is reconnecting.</summary>
+    public Task<HubConnection> ActiveAsync(CancellationToken cancellationToken) => Volatile.Read(ref active).Task.WaitAsync(cancellationToken);
 
     /// <summary>Cuts the connection as a network loss would; the client then reconnects by itself, to <paramref name="preferServer"/> first if given.</summary>
     public async Task DropAsync(int? preferServer)
@@ -115,7 +126,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     {
         if (stopping.IsCancellationRequested)
         {
-            report(ConnectionStatus.Closed);
+            GiveUp();
             return;
         }
 
@@ -137,15 +148,25 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
 
     private async Task ReconnectAsync()
     {
+        if (active.Task.IsCompleted)
+        {
+            Volatile.Write(ref active, new TaskCompletionSource<HubConnection>(TaskCreationOptions.RunContinuationsAsynchronously));
+        }
+
         report(ConnectionStatus.Reconnecting);
         var old = current;
         foreach (var delay in options.ReconnectDelays)
         {
+            HubConnection? next = null;
             try
             {
                 await Task.Delay(delay, options.Time, stopping.Token);
-                current = await ConnectAsync(stopping.Token);
-                await resume(current);
+                next = await ConnectAsync(stopping.Token);
+
+                // The client resumes on `next` and makes it current itself, under its send gate, so none of
+                // its sends can reach the new node before the resume or slip past the resend.
+                await resume(next);
+                Activate(next);
                 report(ConnectionStatus.Connected);
                 if (old is not null)
                 {
@@ -157,21 +178,32 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
-                report(ConnectionStatus.Closed);
+                GiveUp();
                 return;
             }
             catch (TrustLineException)
             {
                 // The server refused the resume (grace over, session ended): nothing to come back to.
-                report(ConnectionStatus.Closed);
+                GiveUp();
                 return;
             }
             catch (Exception e) when (e is HttpRequestException or System.Net.WebSockets.WebSocketException or IOException or InvalidOperationException or TimeoutException)
             {
                 serverIndex++; // that node is gone: try the next one
+                if (next is not null && next != current)
+                {
+                    next.Closed -= OnClosedAsync;
+                    await next.DisposeAsync();
+                }
             }
         }
 
+        GiveUp();
+    }
+
+    private void GiveUp()
+    {
+        active.TrySetException(new InvalidOperationException("The connection could not be restored."));
         report(ConnectionStatus.Closed);
     }
 }

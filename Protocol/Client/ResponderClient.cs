@@ -39,6 +39,8 @@ public sealed class ResponderClient : IAsyncDisposable
 
     internal HubConnection Hub => connection.Current;
 
+    internal Task<HubConnection> ActiveHubAsync(CancellationToken cancellationToken) => connection.ActiveAsync(cancellationToken);
+
     internal ClientOptions Options => options;
 
     /// <summary>
@@ -85,19 +87,19 @@ public sealed class ResponderClient : IAsyncDisposable
 
     /// <summary>The queue: routing fields only (language, topic, urgency, waiting time).</summary>
     public async Task<QueueEntry[]> GetQueueAsync(CancellationToken cancellationToken = default) =>
-        await connection.Current.InvokeAsync<QueueEntry[]>(ResponderHubMethods.GetQueue, [], cancellationToken);
+        await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<QueueEntry[]>(ResponderHubMethods.GetQueue, [], cancellationToken);
 
     /// <summary>Takes the next waiting session and answers its handshake; null when the queue is empty.</summary>
     public async Task<ResponderSession?> TakeNextAsync(CancellationToken cancellationToken = default)
     {
-        var taken = await connection.Current.InvokeAsync<TakenSession?>(ResponderHubMethods.TakeNext, [], cancellationToken);
+        var taken = await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<TakenSession?>(ResponderHubMethods.TakeNext, [], cancellationToken);
         return taken is null ? null : await AnswerAsync(taken, cancellationToken);
     }
 
     /// <summary>Takes a named waiting session; throws <see cref="TrustLineException"/> (<c>not_available</c>) if another responder was first.</summary>
     public async Task<ResponderSession> TakeAsync(byte[] sessionId, CancellationToken cancellationToken = default)
     {
-        var taken = await connection.Current.InvokeAsync<TakenSession?>(ResponderHubMethods.Take, [sessionId], cancellationToken);
+        var taken = await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<TakenSession?>(ResponderHubMethods.Take, [sessionId], cancellationToken);
         return await AnswerAsync(taken!, cancellationToken);
     }
 
@@ -166,20 +168,42 @@ public sealed class ResponderClient : IAsyncDisposable
 
     private async Task ResumeAsync(HubConnection hub)
     {
-        foreach (var session in sessions.Values)
+        // Hold every session's send gate: no text goes out before its session is resumed and resent.
+        var held = sessions.Values.OrderBy(s => s.Id).ToList();
+        foreach (var session in held)
         {
-            try
+            await session.HoldSendsAsync();
+        }
+
+        try
+        {
+            foreach (var session in held)
             {
-                await hub.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession,
-                    [new ResumeSessionRequest { SessionId = session.Id.ToByteArray(bigEndian: true), ReceivedThrough = session.ReceivedThrough }],
-                    CancellationToken.None);
-                await session.ResendAsync(hub);
+                try
+                {
+                    await hub.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession,
+                        [new ResumeSessionRequest { SessionId = session.Id.ToByteArray(bigEndian: true), ReceivedThrough = session.ReceivedThrough }],
+                        CancellationToken.None);
+                }
+                catch (TrustLineException)
+                {
+                    // That session ended while we were away.
+                    sessions.TryRemove(session.Id, out _);
+                    session.OnEnded("resume_refused");
+                }
             }
-            catch (TrustLineException)
+
+            connection.Activate(hub);
+            foreach (var session in held.Where(s => s.EndReason is null))
             {
-                // That session ended while we were away.
-                sessions.TryRemove(session.Id, out _);
-                session.OnEnded("resume_refused");
+                await session.ResendHeldAsync(hub);
+            }
+        }
+        finally
+        {
+            foreach (var session in held)
+            {
+                session.ReleaseSends();
             }
         }
     }
@@ -305,7 +329,8 @@ public sealed class ResponderSession : IDisposable
     /// <summary>Ends the session for both sides.</summary>
     public async Task CloseAsync(CancellationToken cancellationToken = default)
     {
-        await client.Hub.CallAsync(ResponderHubMethods.Close, [Id.ToByteArray(bigEndian: true)], cancellationToken);
+        var hub = await client.ActiveHubAsync(cancellationToken);
+        await hub.CallAsync(ResponderHubMethods.Close, [Id.ToByteArray(bigEndian: true)], cancellationToken);
         client.Forget(Id);
         OnEnded(EndReasons.ResponderClosed);
     }
@@ -318,31 +343,27 @@ public sealed class ResponderSession : IDisposable
         sendGate.Dispose();
     }
 
-    /// <summary>After a reconnect: resend exactly the bytes not yet delivered, in order.</summary>
-    internal async Task ResendAsync(HubConnection hub)
+    internal Task HoldSendsAsync() => sendGate.WaitAsync();
+
+    internal void ReleaseSends() => sendGate.Release();
+
+    /// <summary>After a reconnect, with the send gate held: resend exactly the bytes not yet delivered, in order.</summary>
+    internal async Task ResendHeldAsync(HubConnection hub)
     {
-        await sendGate.WaitAsync();
+        IReadOnlyList<byte[]> pending;
+        await gate.WaitAsync();
         try
         {
-            IReadOnlyList<byte[]> pending;
-            await gate.WaitAsync();
-            try
-            {
-                pending = [.. channel.Unacknowledged.Select(u => u.Envelope)];
-            }
-            finally
-            {
-                gate.Release();
-            }
-
-            foreach (var envelope in pending)
-            {
-                await hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], CancellationToken.None);
-            }
+            pending = [.. channel.Unacknowledged.Select(u => u.Envelope)];
         }
         finally
         {
-            sendGate.Release();
+            gate.Release();
+        }
+
+        foreach (var envelope in pending)
+        {
+            await hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], CancellationToken.None);
         }
     }
 

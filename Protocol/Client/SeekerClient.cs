@@ -152,7 +152,8 @@ public sealed class SeekerClient : IAsyncDisposable
             return;
         }
 
-        await connection.Current.CallAsync(SeekerHubMethods.Close, [], cancellationToken);
+        var hub = await connection.ActiveAsync(cancellationToken);
+        await hub.CallAsync(SeekerHubMethods.Close, [], cancellationToken);
         End(EndReasons.SeekerClosed);
     }
 
@@ -345,23 +346,25 @@ public sealed class SeekerClient : IAsyncDisposable
 
     private async Task ResumeAsync(HubConnection hub)
     {
-        var result = await hub.InvokeAsync<ResumeSessionResult>(SeekerHubMethods.ResumeSession,
-            [new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough }],
-            CancellationToken.None);
-        if (result.Queued)
-        {
-            QueueChanged?.Invoke(result.Queue);
-        }
-
-        if (result.Msg2 is { } msg2 && channel is null)
-        {
-            await OnAnsweredAsync(msg2);
-        }
-
-        // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
+        // Under the send gate from start to end: the app's sends wait, then go out after the resend, in order.
         await sendGate.WaitAsync();
         try
         {
+            var result = await hub.InvokeAsync<ResumeSessionResult>(SeekerHubMethods.ResumeSession,
+                [new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough }],
+                CancellationToken.None);
+            connection.Activate(hub);
+            if (result.Queued)
+            {
+                QueueChanged?.Invoke(result.Queue);
+            }
+
+            if (result.Msg2 is { } msg2 && channel is null)
+            {
+                await AnswerAsync(msg2);
+            }
+
+            // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
             IReadOnlyList<(ulong Sequence, byte[] Envelope)> pending;
             await gate.WaitAsync();
             try
