@@ -239,7 +239,7 @@ public sealed class ResponderSession : IDisposable
     // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
     private readonly SemaphoreSlim sendGate = new(1, 1);
     private readonly AckBatcher acks;
-    private int watchingGap;
+    private readonly GapWatch gaps;
     private readonly TaskCompletionSource<SeekerHello> established = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
@@ -249,6 +249,7 @@ public sealed class ResponderSession : IDisposable
         Id = new Guid(taken.SessionId, bigEndian: true);
         acks = new AckBatcher(through => client.Hub.CallAsync(ResponderHubMethods.Acknowledge, [Id.ToByteArray(bigEndian: true), through], CancellationToken.None),
             client.Options.Time);
+        gaps = new GapWatch(gate, () => channel, MessagesMissingAsync, client.Options.Time);
         Language = taken.Language;
         Topic = taken.Topic;
         Urgent = taken.Urgent;
@@ -395,9 +396,9 @@ public sealed class ResponderSession : IDisposable
             }
 
             missing = opened.Status == OpenStatus.MessagesMissing;
-            if (opened.Status == OpenStatus.Buffered && Interlocked.Exchange(ref watchingGap, 1) == 0)
+            if (opened.Status == OpenStatus.Buffered)
             {
-                _ = WatchGapAsync();
+                gaps.Start();
             }
         }
         finally
@@ -424,28 +425,6 @@ public sealed class ResponderSession : IDisposable
         else if (acknowledge is { } through)
         {
             await acks.ReceivedAsync(through);
-        }
-    }
-
-    /// <summary>A gap that is not filled within the hold time ends the session (PROTOCOL.md §3), even if nothing else arrives.</summary>
-    private async Task WatchGapAsync()
-    {
-        await Task.Delay(SecureChannel.MaxHoldTime + TimeSpan.FromSeconds(1), client.Options.Time);
-        bool expired;
-        await gate.WaitAsync();
-        try
-        {
-            expired = channel.CheckGap();
-        }
-        finally
-        {
-            gate.Release();
-            Volatile.Write(ref watchingGap, 0);
-        }
-
-        if (expired)
-        {
-            await MessagesMissingAsync();
         }
     }
 

@@ -40,12 +40,12 @@ public sealed class SeekerClient : IAsyncDisposable
     // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
     private readonly SemaphoreSlim sendGate = new(1, 1);
     private readonly AckBatcher acks;
+    private readonly GapWatch gaps;
     private SeekerHandshake? handshake;
     private SecureChannel? channel;
     private byte[] resumeToken = [];
     private SeekerState state = SeekerState.New;
     private int disposed;
-    private int watchingGap;
 
     /// <summary>Creates a client for one session with the organisation of <paramref name="pin"/>.</summary>
     /// <param name="server">The server's base address (any node).</param>
@@ -61,6 +61,7 @@ public sealed class SeekerClient : IAsyncDisposable
         connection = new ReconnectingConnection([server, .. this.options.FallbackServers], Routes.SeekerHub, this.options, null,
             Register, ResumeAsync, OnConnectionStatus);
         acks = new AckBatcher(through => connection.Current.CallAsync(SeekerHubMethods.Acknowledge, [through], CancellationToken.None), this.options.Time);
+        gaps = new GapWatch(gate, () => channel, MessagesMissingAsync, this.options.Time);
     }
 
     /// <summary>The state changed.</summary>
@@ -269,8 +270,8 @@ public sealed class SeekerClient : IAsyncDisposable
                 case OpenStatus.MessagesMissing:
                     missing = true;
                     break;
-                case OpenStatus.Buffered when Interlocked.Exchange(ref watchingGap, 1) == 0:
-                    _ = WatchGapAsync();
+                case OpenStatus.Buffered:
+                    gaps.Start();
                     break;
             }
         }
@@ -291,28 +292,6 @@ public sealed class SeekerClient : IAsyncDisposable
         else if (acknowledge is { } through)
         {
             await acks.ReceivedAsync(through);
-        }
-    }
-
-    /// <summary>A gap that is not filled within the hold time ends the session (PROTOCOL.md §3), even if nothing else arrives.</summary>
-    private async Task WatchGapAsync()
-    {
-        await Task.Delay(SecureChannel.MaxHoldTime + TimeSpan.FromSeconds(1), options.Time);
-        bool expired;
-        await gate.WaitAsync();
-        try
-        {
-            expired = channel?.CheckGap() ?? false;
-        }
-        finally
-        {
-            gate.Release();
-            Volatile.Write(ref watchingGap, 0);
-        }
-
-        if (expired)
-        {
-            await MessagesMissingAsync();
         }
     }
 
