@@ -109,14 +109,13 @@ public sealed partial class TrustLineCommandTests
     [Test]
     public async Task DamagedKeyFileIsOneSentence()
     {
-        var org = await SetUpOrganisationAsync();
+        await SetUpOrganisationAsync();
         var key = Path.Combine(folder, "counsellor.key");
         await File.WriteAllTextAsync(key, (await File.ReadAllTextAsync(key)).Replace("\"ciphertext\": \"", "\"ciphertext\": \"AAAA", StringComparison.Ordinal));
 
         var result = await CliProcess.RunAsync([CounsellorPass], "respond", "--server", "http://127.0.0.1:9", "--key", key);
 
         AssertOneSentence(result, "damaged");
-        Assert.That(org.Id, Is.Not.Empty);
     }
 
     [Test]
@@ -155,14 +154,13 @@ public sealed partial class TrustLineCommandTests
     [Test]
     public async Task CertificateOfAnotherOrganisationIsOneSentence()
     {
-        var org = await SetUpOrganisationAsync();
+        await SetUpOrganisationAsync();
         await using var node = await TrustLineNode.StartAsync(NodeSettings.Embedded());
 
         var result = await CliProcess.RunAsync([CounsellorPass], "respond", "--server", node.BaseAddress.ToString(), "--key", Path.Combine(folder, "counsellor.key"));
 
         AssertOneSentence(result, "Sign-in refused");
         Assert.That(result.Errors, Does.Contain("unknown_organisation"));
-        Assert.That(org.Id, Is.Not.Empty);
     }
 
     [Test]
