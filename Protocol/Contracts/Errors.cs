@@ -66,6 +66,15 @@ public static class ErrorCodes
     /// <summary>The signature does not verify.</summary>
     public const string BadSignature = "bad_signature";
 
+    /// <summary>The server is under pressure: solve an admission puzzle (<see cref="ISeekerHub.GetPuzzle"/>) and open again with it.</summary>
+    public const string PuzzleRequired = "puzzle_required";
+
+    /// <summary>The admission puzzle is malformed, not this server's, expired, already used, or its solution does not hold.</summary>
+    public const string BadPuzzle = "bad_puzzle";
+
+    /// <summary>Too many calls too fast; slow down and try again.</summary>
+    public const string RateLimited = "rate_limited";
+
     /// <summary>The store is unreachable; try again.</summary>
     public const string Unavailable = "unavailable";
 }

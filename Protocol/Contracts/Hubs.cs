@@ -21,51 +21,108 @@ public static class Routes
     public const string Directory = "/v1/directory";
 }
 
+/// <summary>
+/// The seeker hub's methods. The server's hub implements this interface, so a renamed or changed method fails
+/// the build; clients call them by name (<see cref="SeekerHubMethods"/>). A refused call fails with the
+/// error text <c>"code: sentence"</c>, the code one of <see cref="ErrorCodes"/>.
+/// </summary>
+public interface ISeekerHub
+{
+    /// <summary>A fresh admission puzzle (PROTOCOL.md §9, 42 bytes) for opening a session with the organisation <paramref name="orgId"/>.</summary>
+    Task<byte[]> GetPuzzle(byte[] orgId);
+
+    /// <summary>Open a session; its place in the queue comes back, then <see cref="ISeekerClient.QueuePosition"/> as it moves.</summary>
+    Task<OpenSessionResult> OpenSession(OpenSessionRequest request);
+
+    /// <summary>Resume after a reconnect; missed envelopes follow as <see cref="ISeekerClient.Envelope"/> calls.</summary>
+    Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request);
+
+    /// <summary>Send one envelope.</summary>
+    Task<SendResult> Send(byte[] envelope);
+
+    /// <summary>Acknowledge received envelopes up to a sequence number (cumulative).</summary>
+    Task Acknowledge(ulong through);
+
+    /// <summary>End the session (or leave the queue).</summary>
+    Task Close();
+}
+
+/// <summary>The responder hub's methods (needs a token from <see cref="Routes.SignIn"/>); see <see cref="ISeekerHub"/> for refusals.</summary>
+public interface IResponderHub
+{
+    /// <summary>The organisation's queue (its first 100), routing fields only.</summary>
+    Task<QueueEntry[]> GetQueue();
+
+    /// <summary>Take the next session of the queue, or null when none waits.</summary>
+    Task<TakenSession?> TakeNext();
+
+    /// <summary>Take a named session of the queue.</summary>
+    Task<TakenSession?> Take(byte[] sessionId);
+
+    /// <summary>Answer a taken session with <c>msg2</c>.</summary>
+    Task Answer(byte[] sessionId, byte[] msg2);
+
+    /// <summary>Send one envelope.</summary>
+    Task<SendResult> Send(byte[] envelope);
+
+    /// <summary>Acknowledge a session's received envelopes up to a sequence number.</summary>
+    Task Acknowledge(byte[] sessionId, ulong through);
+
+    /// <summary>Resume a held session after a reconnect.</summary>
+    Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request);
+
+    /// <summary>End a held session.</summary>
+    Task Close(byte[] sessionId);
+}
+
 /// <summary>Names of the seeker hub's methods, for clients in other languages.</summary>
 public static class SeekerHubMethods
 {
-    /// <summary>Open a session: <see cref="OpenSessionRequest"/> → <see cref="OpenSessionResult"/>.</summary>
-    public const string OpenSession = nameof(OpenSession);
+    /// <summary><see cref="ISeekerHub.GetPuzzle"/>.</summary>
+    public const string GetPuzzle = nameof(ISeekerHub.GetPuzzle);
 
-    /// <summary>Resume after a reconnect: <see cref="ResumeSessionRequest"/> → <see cref="ResumeSessionResult"/>.</summary>
-    public const string ResumeSession = nameof(ResumeSession);
+    /// <summary><see cref="ISeekerHub.OpenSession"/>.</summary>
+    public const string OpenSession = nameof(ISeekerHub.OpenSession);
 
-    /// <summary>Send one envelope (bytes) → <see cref="SendResult"/>.</summary>
-    public const string Send = nameof(Send);
+    /// <summary><see cref="ISeekerHub.ResumeSession"/>.</summary>
+    public const string ResumeSession = nameof(ISeekerHub.ResumeSession);
 
-    /// <summary>Acknowledge received envelopes up to a sequence number (cumulative).</summary>
-    public const string Acknowledge = nameof(Acknowledge);
+    /// <summary><see cref="ISeekerHub.Send"/>.</summary>
+    public const string Send = nameof(ISeekerHub.Send);
 
-    /// <summary>End the session (or leave the queue).</summary>
-    public const string Close = nameof(Close);
+    /// <summary><see cref="ISeekerHub.Acknowledge"/>.</summary>
+    public const string Acknowledge = nameof(ISeekerHub.Acknowledge);
+
+    /// <summary><see cref="ISeekerHub.Close"/>.</summary>
+    public const string Close = nameof(ISeekerHub.Close);
 }
 
 /// <summary>Names of the responder hub's methods.</summary>
 public static class ResponderHubMethods
 {
-    /// <summary>The organisation's queue (its first 100), routing fields only → <see cref="QueueEntry"/>[].</summary>
-    public const string GetQueue = nameof(GetQueue);
+    /// <summary><see cref="IResponderHub.GetQueue"/>.</summary>
+    public const string GetQueue = nameof(IResponderHub.GetQueue);
 
-    /// <summary>Take the next session of the queue → <see cref="TakenSession"/> or null.</summary>
-    public const string TakeNext = nameof(TakeNext);
+    /// <summary><see cref="IResponderHub.TakeNext"/>.</summary>
+    public const string TakeNext = nameof(IResponderHub.TakeNext);
 
-    /// <summary>Take a named session of the queue → <see cref="TakenSession"/>.</summary>
-    public const string Take = nameof(Take);
+    /// <summary><see cref="IResponderHub.Take"/>.</summary>
+    public const string Take = nameof(IResponderHub.Take);
 
-    /// <summary>Answer a taken session with <c>msg2</c>.</summary>
-    public const string Answer = nameof(Answer);
+    /// <summary><see cref="IResponderHub.Answer"/>.</summary>
+    public const string Answer = nameof(IResponderHub.Answer);
 
-    /// <summary>Send one envelope → <see cref="SendResult"/>.</summary>
-    public const string Send = nameof(Send);
+    /// <summary><see cref="IResponderHub.Send"/>.</summary>
+    public const string Send = nameof(IResponderHub.Send);
 
-    /// <summary>Acknowledge a session's received envelopes up to a sequence number.</summary>
-    public const string Acknowledge = nameof(Acknowledge);
+    /// <summary><see cref="IResponderHub.Acknowledge"/>.</summary>
+    public const string Acknowledge = nameof(IResponderHub.Acknowledge);
 
-    /// <summary>Resume a held session after a reconnect → <see cref="ResumeSessionResult"/>.</summary>
-    public const string ResumeSession = nameof(ResumeSession);
+    /// <summary><see cref="IResponderHub.ResumeSession"/>.</summary>
+    public const string ResumeSession = nameof(IResponderHub.ResumeSession);
 
-    /// <summary>End a held session.</summary>
-    public const string Close = nameof(Close);
+    /// <summary><see cref="IResponderHub.Close"/>.</summary>
+    public const string Close = nameof(IResponderHub.Close);
 }
 
 /// <summary>What the server calls on a seeker's connection.</summary>
@@ -118,6 +175,12 @@ public sealed class OpenSessionRequest
 
     /// <summary>Urgent sessions are answered first.</summary>
     [Key(3)] public bool Urgent { get; set; }
+
+    /// <summary>The admission puzzle from <see cref="ISeekerHub.GetPuzzle"/> (42 bytes), or empty; see PROTOCOL.md §9.</summary>
+    [Key(4)] public byte[] Puzzle { get; set; } = [];
+
+    /// <summary>The puzzle's solution: the 8-byte counter of PROTOCOL.md §9, or empty with no puzzle.</summary>
+    [Key(5)] public byte[] Solution { get; set; } = [];
 }
 
 /// <summary>The answer to <see cref="OpenSessionRequest"/>.</summary>
