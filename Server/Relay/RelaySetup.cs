@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Protocol;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
@@ -23,12 +24,16 @@ public static class RelaySetup
         var signalR = builder.Services
             .AddSignalR(o =>
             {
-                o.AddFilter<OutcomeFilter>();
+                o.AddFilter<RefusalFilter>();
                 o.EnableDetailedErrors = false;
+                // MessagePack only: the JSON protocol is not offered (every client speaks MessagePack).
+                o.SupportedProtocols = [RefusingHubProtocol.ProtocolName];
                 // The largest envelope is 16427 bytes; leave room for framing, refuse anything bigger.
                 o.MaximumReceiveMessageSize = 20 * 1024;
-            })
-            .AddMessagePackProtocol();
+            });
+        // The MessagePack protocol, registered as ours so a refusal is written as "code: sentence".
+        builder.Services.AddOptions<MessagePackHubProtocolOptions>();
+        builder.Services.AddSingleton<IHubProtocol, RefusingHubProtocol>();
         var redis = builder.Configuration.GetSection(Storage.RedisOptions.Section).Get<Storage.RedisOptions>() ?? new Storage.RedisOptions();
         if (redis.IsConfigured)
         {
@@ -42,7 +47,8 @@ public static class RelaySetup
                 });
         }
 
-        builder.Services.AddSingleton<OutcomeFilter>();
+        builder.Services.AddSingleton<RefusalFilter>();
+        builder.Services.AddSingleton<RefusalLog>();
         builder.Services.AddMediator(o => o.ServiceLifetime = ServiceLifetime.Singleton);
         builder.Services.AddSingleton<RouteChannel>();
         builder.Services.AddSingleton<PeerRoutes>();

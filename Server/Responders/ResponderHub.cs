@@ -10,7 +10,7 @@ namespace TrustLine.Server.Responders;
 
 /// <summary>The responder hub: only connections with a valid responder token get in.</summary>
 [Authorize(AuthenticationSchemes = ResponderToken.SchemeName)]
-public sealed class ResponderHub(IMediator mediator) : Hub<IResponderClient>
+public sealed class ResponderHub(IMediator mediator) : Hub<IResponderClient>, IResponderHub
 {
     public override async Task OnConnectedAsync()
     {
@@ -22,27 +22,27 @@ public sealed class ResponderHub(IMediator mediator) : Hub<IResponderClient>
     public override async Task OnDisconnectedAsync(Exception? exception) =>
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
 
-    public ValueTask<Outcome<QueueEntry[]>> GetQueue() =>
-        mediator.Send(new GetQueueQuery(ConnectionState.Of(Context)), Context.ConnectionAborted);
+    public async Task<QueueEntry[]> GetQueue() =>
+        (await mediator.Send(new GetQueueQuery(ConnectionState.Of(Context)), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<TakenSession?>> TakeNext() =>
-        mediator.Send(new TakeSessionCommand(ConnectionState.Of(Context), null), Context.ConnectionAborted);
+    public async Task<TakenSession?> TakeNext() =>
+        (await mediator.Send(new TakeSessionCommand(ConnectionState.Of(Context), null), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<TakenSession?>> Take(byte[] sessionId) =>
-        mediator.Send(new TakeSessionCommand(ConnectionState.Of(Context), sessionId ?? []), Context.ConnectionAborted);
+    public async Task<TakenSession?> Take(byte[] sessionId) =>
+        (await mediator.Send(new TakeSessionCommand(ConnectionState.Of(Context), sessionId ?? []), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<Done>> Answer(byte[] sessionId, byte[] msg2) =>
-        mediator.Send(new AnswerSessionCommand(ConnectionState.Of(Context), sessionId, msg2), Context.ConnectionAborted);
+    public async Task Answer(byte[] sessionId, byte[] msg2) =>
+        (await mediator.Send(new AnswerSessionCommand(ConnectionState.Of(Context), sessionId, msg2), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<SendResult>> Send(byte[] envelope) =>
-        mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted);
+    public async Task<SendResult> Send(byte[] envelope) =>
+        (await mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<Done>> Acknowledge(byte[] sessionId, ulong through) =>
-        mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), sessionId, through), Context.ConnectionAborted);
+    public async Task Acknowledge(byte[] sessionId, ulong through) =>
+        (await mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), sessionId, through), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<ResumeSessionResult>> ResumeSession(ResumeSessionRequest request) =>
-        mediator.Send(new ResumeSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted);
+    public async Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) =>
+        (await mediator.Send(new ResumeSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<Done>> Close(byte[] sessionId) =>
-        mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), sessionId), Context.ConnectionAborted);
+    public async Task Close(byte[] sessionId) =>
+        (await mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), sessionId), Context.ConnectionAborted)).ValueOrRefuse();
 }

@@ -30,3 +30,36 @@ public static class Refuse
 
 /// <summary>Nothing to return.</summary>
 public readonly record struct Done;
+
+/// <summary>
+/// A hub method's refusal on its way to the <see cref="Relay.RefusalFilter"/>, which turns it into the call's
+/// error text <c>"code: sentence"</c>. Hub methods implement the shared hub interfaces (plain return types), so
+/// a refusal leaves them as this exception; it never escapes the filter.
+/// </summary>
+public sealed class RefusedException : Exception
+{
+    public RefusedException(string code, string message)
+        : base(message) => Code = code;
+
+    public RefusedException()
+        : this("refused", "The call was refused.")
+    {
+    }
+
+    public RefusedException(string message)
+        : this("refused", message)
+    {
+    }
+
+    public RefusedException(string message, Exception inner)
+        : base(message, inner) => Code = "refused";
+
+    public string Code { get; }
+}
+
+public static class OutcomeExtensions
+{
+    /// <summary>The value, or a <see cref="RefusedException"/> carrying the refusal.</summary>
+    public static T ValueOrRefuse<T>(this Outcome<T> outcome) =>
+        outcome.Succeeded ? outcome.Value! : throw new RefusedException(outcome.Code!, outcome.Message!);
+}

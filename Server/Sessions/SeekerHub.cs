@@ -7,7 +7,7 @@ using TrustLine.Server.Storage;
 namespace TrustLine.Server.Sessions;
 
 /// <summary>The anonymous seeker hub: each method binds the connection's state into a command.</summary>
-public sealed class SeekerHub(IMediator mediator) : Hub<ISeekerClient>
+public sealed class SeekerHub(IMediator mediator) : Hub<ISeekerClient>, ISeekerHub
 {
     public override Task OnConnectedAsync()
     {
@@ -18,18 +18,21 @@ public sealed class SeekerHub(IMediator mediator) : Hub<ISeekerClient>
     public override async Task OnDisconnectedAsync(Exception? exception) =>
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
 
-    public ValueTask<Outcome<OpenSessionResult>> OpenSession(OpenSessionRequest request) =>
-        mediator.Send(new OpenSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted);
+    public Task<byte[]> GetPuzzle(byte[] orgId) =>
+        throw new RefusedException(ErrorCodes.BadRequest, "This server does not hand out admission puzzles yet; open the session without one.");
 
-    public ValueTask<Outcome<ResumeSessionResult>> ResumeSession(ResumeSessionRequest request) =>
-        mediator.Send(new ResumeSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted);
+    public async Task<OpenSessionResult> OpenSession(OpenSessionRequest request) =>
+        (await mediator.Send(new OpenSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<SendResult>> Send(byte[] envelope) =>
-        mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted);
+    public async Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) =>
+        (await mediator.Send(new ResumeSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<Done>> Acknowledge(ulong through) =>
-        mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), null, through), Context.ConnectionAborted);
+    public async Task<SendResult> Send(byte[] envelope) =>
+        (await mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public ValueTask<Outcome<Done>> Close() =>
-        mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), null), Context.ConnectionAborted);
+    public async Task Acknowledge(ulong through) =>
+        (await mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), null, through), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task Close() =>
+        (await mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), null), Context.ConnectionAborted)).ValueOrRefuse();
 }

@@ -114,9 +114,6 @@ internal static partial class SessionLog
     [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "{Party} connection dropped; grace period started.")]
     public static partial void Dropped(ILogger logger, string party);
 
-    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Refused {Method}: {Code}.")]
-    public static partial void Refused(ILogger logger, string method, string code);
-
     [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "The store failed during {Method} ({ErrorType}).")]
     public static partial void StoreFailed(ILogger logger, string method, string errorType);
 
