@@ -106,7 +106,7 @@ internal static class OrgCommands
                 var certificate = Certificate.Issue(rootKey, CertificateRole.Issuer, Convert.FromHexString(organisation.Id), Files.PublicOf(issuerKey), now - 60, now + (lifetime * 86400L) - 60);
                 Files.Write(Path.Combine(dir, "issuer.key"), text, secret: true);
                 Files.Write(Path.Combine(dir, "issuer.cert"), PublicText.Certificate(certificate) + "\n");
-                Shell.Say("green", $"Issuer created: {Path.Combine(dir, "issuer.key")} and issuer.cert, valid until {DateTimeOffset.FromUnixTimeSeconds(certificate.NotAfter):yyyy-MM-dd HH:mm} UTC.");
+                Shell.Say("green", $"Issuer created: {Path.Combine(dir, "issuer.key")} and issuer.cert, valid until {certificate.ValidUntil:yyyy-MM-dd HH:mm} UTC.");
                 Shell.Say("Next: each counsellor runs 'trustline responder keygen' and sends you the .pub file.");
             }
 

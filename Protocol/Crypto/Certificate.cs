@@ -24,6 +24,12 @@ public sealed class Certificate
     /// <summary>The longest a responder certificate may last: 14 days.</summary>
     public static readonly TimeSpan MaxResponderLifetime = TimeSpan.FromDays(14);
 
+    /// <summary>
+    /// Validity times are below 2^40 (PROTOCOL.md §1): with <c>0 ≤ not_before ≤ not_after &lt; 2^40</c> every
+    /// lifetime and comparison is exact, whatever a peer puts in the 64-bit fields.
+    /// </summary>
+    public const long TimeLimit = 1L << 40;
+
     private readonly byte[] encoded;
 
     private Certificate(byte[] encoded) => this.encoded = encoded;
@@ -46,6 +52,9 @@ public sealed class Certificate
     /// <summary>End of validity, Unix seconds.</summary>
     public long NotAfter => (long)Wire.ReadUInt64(encoded.AsSpan(61, 8));
 
+    /// <summary>End of validity as a time; a <see cref="NotAfter"/> past the year 9999 reads as <see cref="DateTimeOffset.MaxValue"/>.</summary>
+    public DateTimeOffset ValidUntil => ToTime(NotAfter);
+
     /// <summary>The parent's signature.</summary>
     public ReadOnlySpan<byte> Signature => encoded.AsSpan(Wire.CertificateTbsSize, Wire.SignatureSize);
 
@@ -55,11 +64,22 @@ public sealed class Certificate
     /// <summary>A copy of all 133 bytes.</summary>
     public byte[] ToArray() => (byte[])encoded.Clone();
 
-    /// <summary>Reads a certificate; false unless it is 133 bytes and starts with <c>"TLC1"</c>. Checks no signature.</summary>
+    /// <summary>
+    /// Reads a certificate; false unless it is 133 bytes, starts with <c>"TLC1"</c> and its validity window
+    /// holds <c>0 ≤ not_before ≤ not_after &lt; 2^40</c> (PROTOCOL.md §1). Checks no signature.
+    /// </summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out Certificate? certificate)
     {
         certificate = null;
         if (bytes.Length != Wire.CertificateSize || !bytes[..4].SequenceEqual(Wire.CertMagic))
+        {
+            return false;
+        }
+
+        // Compared as unsigned 64-bit values: a negative signed time is a huge unsigned one, so one bound covers both.
+        var notBefore = Wire.ReadUInt64(bytes.Slice(53, 8));
+        var notAfter = Wire.ReadUInt64(bytes.Slice(61, 8));
+        if (!IsValidWindow(notBefore, notAfter))
         {
             return false;
         }
@@ -93,6 +113,11 @@ public sealed class Certificate
             throw new ArgumentException($"A subject public key is {Wire.PublicKeySize} bytes.", nameof(subjectPublicKey));
         }
 
+        if (notBefore < 0 || notAfter < 0 || !IsValidWindow((ulong)notBefore, (ulong)notAfter))
+        {
+            throw new ArgumentOutOfRangeException(nameof(notAfter), "A validity window needs 0 ≤ not_before ≤ not_after < 2^40 (PROTOCOL.md §1).");
+        }
+
         var bytes = new byte[Wire.CertificateSize];
         Wire.CertMagic.CopyTo(bytes);
         bytes[4] = (byte)role;
@@ -107,6 +132,12 @@ public sealed class Certificate
         SignatureAlgorithm.Ed25519.Sign(parentKey, signed, bytes.AsSpan(Wire.CertificateTbsSize, Wire.SignatureSize));
         return new Certificate(bytes);
     }
+
+    /// <summary>A Unix time of a valid certificate as a <see cref="DateTimeOffset"/>, saturating at the year 9999.</summary>
+    public static DateTimeOffset ToTime(long unixSeconds) =>
+        unixSeconds >= DateTimeOffset.MaxValue.ToUnixTimeSeconds() ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeSeconds(Math.Max(0, unixSeconds));
+
+    private static bool IsValidWindow(ulong notBefore, ulong notAfter) => notBefore <= notAfter && notAfter < TimeLimit;
 
     /// <summary>True when the signature verifies under <paramref name="parentPublicKey"/> (32 raw Ed25519 bytes).</summary>
     public bool IsSignedBy(ReadOnlySpan<byte> parentPublicKey)

@@ -6,7 +6,7 @@ public enum ChainError
     /// <summary>The chain is valid.</summary>
     None = 0,
 
-    /// <summary>A certificate is not 133 bytes or lacks the <c>"TLC1"</c> magic.</summary>
+    /// <summary>A certificate is not 133 bytes, lacks the <c>"TLC1"</c> magic, or breaks <c>0 ≤ not_before ≤ not_after &lt; 2^40</c>.</summary>
     Malformed,
 
     /// <summary>The roles are not exactly issuer (0x01) then responder (0x02).</summary>
@@ -127,5 +127,6 @@ public static class CertificateChain
         return ChainError.None;
     }
 
+    // Exact: a parsed certificate has 0 ≤ not_before ≤ not_after < 2^40.
     private static long Lifetime(Certificate certificate) => certificate.NotAfter - certificate.NotBefore;
 }

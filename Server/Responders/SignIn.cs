@@ -66,7 +66,7 @@ public static class SignInEndpoints
 
         if (!PublicText.TryParseCertificate(request.IssuerCertificate, out var issuer) || !PublicText.TryParseCertificate(request.ResponderCertificate, out var responder))
         {
-            return Error(400, ErrorCodes.BadCertificate, "The certificates are not 133-byte TrustLine certificates.");
+            return Error(400, ErrorCodes.BadCertificate, "The certificates are not valid 133-byte TrustLine certificates (size, magic or validity window).");
         }
 
         if (organisations.Find(responder!.OrgId) is not { } org)
@@ -99,7 +99,7 @@ public static class SignInEndpoints
 
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));
         var expires = now + options.Value.TokenLifetime;
-        var certificateEnd = DateTimeOffset.FromUnixTimeSeconds(responder.NotAfter);
+        var certificateEnd = responder.ValidUntil;
         if (certificateEnd < expires)
         {
             expires = certificateEnd;
