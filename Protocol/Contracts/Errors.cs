@@ -63,6 +63,9 @@ public static class ErrorCodes
     /// <summary>This responder key is on the organisation's denylist.</summary>
     public const string Denied = "responder_denied";
 
+    /// <summary>The responder's access token has expired; sign in again.</summary>
+    public const string TokenExpired = "token_expired";
+
     /// <summary>The signature does not verify.</summary>
     public const string BadSignature = "bad_signature";
 

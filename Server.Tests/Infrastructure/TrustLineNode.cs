@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -23,6 +24,9 @@ public sealed record NodeSettings
 
     /// <summary>Receives every log entry of the node, at every level.</summary>
     public LogCapture? Logs { get; init; }
+
+    /// <summary>Replaces services after the server's own registrations (e.g. a <c>FakeTimeProvider</c>).</summary>
+    public Action<IServiceCollection>? Services { get; init; }
 
     public static NodeSettings WithRedis(string? keyPrefix = null) => new()
     {
@@ -106,6 +110,11 @@ public sealed class TrustLineNode : IAsyncDisposable
             {
                 builder.UseSetting(key, value);
             }
+            if (settings.Services is { } services)
+            {
+                builder.ConfigureTestServices(services);
+            }
+
             if (settings.Logs is { } logs)
             {
                 builder.ConfigureLogging(logging =>

@@ -51,7 +51,10 @@ public sealed class Organisation
     public string OrgIdHex => Convert.ToHexStringLower(OrgId);
 }
 
-/// <summary>Looks organisations up by <c>org_id</c>.</summary>
+/// <summary>
+/// Looks organisations up by <c>org_id</c>. Follows configuration changes (a denylist edited in
+/// <c>appsettings.json</c> applies without a restart, and live connections of a denied key are closed).
+/// </summary>
 public sealed class OrganisationDirectory
 {
     /// <summary>Root keys that are public test vectors (RFC 8032 §7.1): only the Development demo may use them.</summary>
@@ -62,16 +65,59 @@ public sealed class OrganisationDirectory
         "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
     };
 
-    private readonly Dictionary<string, Organisation> byId;
+    private readonly List<Action> listeners = [];
+    private readonly Lock gate = new();
+    private volatile Dictionary<string, Organisation> byId;
 
-    public OrganisationDirectory(IOptions<OrganisationsOptions> options)
+    public OrganisationDirectory(IOptionsMonitor<OrganisationsOptions> options)
     {
-        byId = options.Value.Items.Values.Select(Build).ToDictionary(o => o.OrgIdHex);
+        byId = Index(options.CurrentValue);
+        options.OnChange(Reload);
     }
 
     public IReadOnlyCollection<Organisation> All => byId.Values;
 
     public Organisation? Find(ReadOnlySpan<byte> orgId) => byId.GetValueOrDefault(Convert.ToHexStringLower(orgId));
+
+    /// <summary>Calls <paramref name="listener"/> after every applied change.</summary>
+    public IDisposable OnChange(Action listener)
+    {
+        lock (gate)
+        {
+            listeners.Add(listener);
+        }
+
+        return new Unsubscribe(this, listener);
+    }
+
+    private void Reload(OrganisationsOptions options)
+    {
+        byId = Index(options);
+        Action[] toCall;
+        lock (gate)
+        {
+            toCall = [.. listeners];
+        }
+
+        foreach (var listener in toCall)
+        {
+            listener();
+        }
+    }
+
+    private static Dictionary<string, Organisation> Index(OrganisationsOptions options) =>
+        options.Items.Values.Select(Build).ToDictionary(o => o.OrgIdHex);
+
+    private sealed class Unsubscribe(OrganisationDirectory directory, Action listener) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (directory.gate)
+            {
+                directory.listeners.Remove(listener);
+            }
+        }
+    }
 
     private static Organisation Build(OrganisationSettings s) => new()
     {
@@ -149,6 +195,9 @@ public static class OrganisationsSetup
         builder.Services.AddOptions<OrganisationsOptions>()
             .Configure<IConfiguration>((o, config) => config.GetSection(OrganisationsOptions.Section).Bind(o.Items))
             .ValidateOnStart();
+        // Follow configuration reloads (a denylist edited while the node runs).
+        builder.Services.AddSingleton<IOptionsChangeTokenSource<OrganisationsOptions>>(
+            new ConfigurationChangeTokenSource<OrganisationsOptions>(builder.Configuration.GetSection(OrganisationsOptions.Section)));
         builder.Services.AddSingleton<IValidateOptions<OrganisationsOptions>, OrganisationsValidator>();
         builder.Services.AddSingleton<OrganisationDirectory>();
         return builder;

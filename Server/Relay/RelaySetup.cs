@@ -49,6 +49,10 @@ public static class RelaySetup
 
         builder.Services.AddSingleton<RefusalFilter>();
         builder.Services.AddSingleton<RefusalLog>();
+        builder.Services.AddSingleton<ResponderGuard>();
+        builder.Services.AddSingleton<ResponderGrantFilter>();
+        builder.Services.AddHostedService<ResponderGuardSweeper>();
+        builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddFilter<ResponderGrantFilter>());
         builder.Services.AddMediator(o => o.ServiceLifetime = ServiceLifetime.Singleton);
         builder.Services.AddSingleton<RouteChannel>();
         builder.Services.AddSingleton<PeerRoutes>();
@@ -66,7 +70,11 @@ public static class RelaySetup
     {
         // WebSockets only: no negotiation round trip and no sticky sessions between nodes.
         app.MapHub<SeekerHub>(Routes.SeekerHub, o => o.Transports = HttpTransportType.WebSockets);
-        app.MapHub<ResponderHub>(Routes.ResponderHub, o => o.Transports = HttpTransportType.WebSockets);
+        app.MapHub<ResponderHub>(Routes.ResponderHub, o =>
+        {
+            o.Transports = HttpTransportType.WebSockets;
+            o.CloseOnAuthenticationExpiration = true;
+        });
         app.MapSignIn();
         return app;
     }

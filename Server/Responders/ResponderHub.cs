@@ -10,17 +10,21 @@ namespace TrustLine.Server.Responders;
 
 /// <summary>The responder hub: only connections with a valid responder token get in.</summary>
 [Authorize(AuthenticationSchemes = ResponderToken.SchemeName)]
-public sealed class ResponderHub(IMediator mediator) : Hub<IResponderClient>, IResponderHub
+public sealed class ResponderHub(IMediator mediator, ResponderGuard guard) : Hub<IResponderClient>, IResponderHub
 {
     public override async Task OnConnectedAsync()
     {
         var grant = ResponderToken.GrantOf(Context.User) ?? throw new HubException($"{ErrorCodes.Denied}: This connection has no responder grant.");
         ConnectionState.Attach(Context, Party.Responder, grant);
+        guard.Add(Context, grant);
         await Groups.AddToGroupAsync(Context.ConnectionId, QueueNotifier.GroupOf(grant.OrgId));
     }
 
-    public override async Task OnDisconnectedAsync(Exception? exception) =>
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        guard.Remove(Context);
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
+    }
 
     public async Task<QueueEntry[]> GetQueue() =>
         (await mediator.Send(new GetQueueQuery(ConnectionState.Of(Context)), Context.ConnectionAborted)).ValueOrRefuse();

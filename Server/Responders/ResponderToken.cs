@@ -17,7 +17,7 @@ public sealed class ResponderToken(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IAccessStore access,
-    TimeProvider time) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    ResponderGuard guard) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ResponderToken";
     private const string OrgClaim = "trustline:org";
@@ -51,9 +51,9 @@ public sealed class ResponderToken(
         }
 
         var grant = await access.GetTokenAsync(Hash(token));
-        if (grant is null || grant.ExpiresAt <= time.GetUtcNow())
+        if (grant is null || guard.Check(grant) is not null)
         {
-            return AuthenticateResult.Fail("The responder token is unknown or expired; sign in again.");
+            return AuthenticateResult.Fail("The responder token is unknown, expired or denied; sign in again.");
         }
 
         var identity = new ClaimsIdentity(
@@ -62,6 +62,8 @@ public sealed class ResponderToken(
             new Claim(ResponderClaim, grant.ResponderId),
             new Claim(ExpiresClaim, grant.ExpiresAt.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)),
         ], SchemeName);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+        // The ticket's expiry lets SignalR close the connection when the grant runs out (CloseOnAuthenticationExpiration).
+        var properties = new AuthenticationProperties { ExpiresUtc = grant.ExpiresAt };
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), properties, SchemeName));
     }
 }

@@ -136,4 +136,7 @@ internal static partial class ResponderLog
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Sign-in refused: certificate chain ({Rule}).")]
     public static partial void ChainRefused(ILogger logger, string rule);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Information, Message = "A responder connection was closed: {Code}.")]
+    public static partial void ConnectionClosed(ILogger logger, string code);
 }
