@@ -12,6 +12,10 @@ builder.AddRelay();
 builder.AddOperations();
 
 var app = builder.Build();
+if (!app.SettingsAreValid())
+{
+    return StartupCheck.BadSettingExitCode;
+}
 
 app.UseWebSockets();
 app.UseAuthentication();
@@ -21,6 +25,7 @@ app.MapOrganisations();
 app.MapRelay();
 
 app.Run();
+return 0;
 
 /// <summary>The entry point, visible to the integration tests.</summary>
 public partial class Program;

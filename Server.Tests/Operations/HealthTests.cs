@@ -69,6 +69,47 @@ public sealed class HealthTests
         Assert.That(Flatten(error), Does.Contain(setting));
     }
 
+    [Test]
+    public async Task BadSettingsEndTheProcessWithOneSentenceEachAndExitCodeTwo()
+    {
+        var (exitCode, output, error) = await ServerProcess.RunToExitAsync(new Dictionary<string, string?>
+        {
+            ["Redis:KeyPrefix"] = "has spaces!",
+            ["Sessions:Grace"] = "00:00:00",
+        }, TimeSpan.FromSeconds(30));
+
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.EqualTo(2), "a bad setting is not a crash (134 is an abort)");
+            Assert.That(lines, Has.Length.EqualTo(2));
+            Assert.That(lines, Has.Some.StartsWith("trustline-server: bad setting: Redis:KeyPrefix "));
+            Assert.That(lines, Has.Some.StartsWith("trustline-server: bad setting: Sessions:Grace "));
+            Assert.That(output + error, Does.Not.Contain(" at "), "no stack trace");
+        });
+    }
+
+    [Test]
+    public async Task NodeWhoseRedisIsDownStartsNotReadyAndBecomesReadyWhenRedisAnswers()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await redis.StopAsync();
+
+        await using var node = await ServerProcess.StartAsync(new Dictionary<string, string?> { ["Redis:Configuration"] = redis.Configuration }, waitFor: "/health/live");
+        using var http = new HttpClient { BaseAddress = node.BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
+        using (var ready = await http.GetAsync("/health/ready"))
+        {
+            Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        }
+
+        await redis.StartAgainAsync();
+        await Eventually.TrueAsync(async () =>
+        {
+            using var ready = await http.GetAsync("/health/ready");
+            return ready.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(40), "the node is ready once Redis answers");
+    }
+
     private static async Task<bool> IsReadyAsync(TrustLineNode node)
     {
         using var response = await node.Http.GetAsync("/health/ready");

@@ -142,10 +142,25 @@ public sealed class RouteChannel(IServiceProvider services, StoreMode mode, Redi
             });
 }
 
-/// <summary>Subscribes this node to route changes at start.</summary>
-internal sealed class RouteSubscription(RouteChannel channel, PeerRoutes routes) : IHostedService
+/// <summary>
+/// Subscribes this node to route changes at start. While Redis is unreachable it keeps trying (the node starts
+/// and reports not ready meanwhile) rather than failing the start.
+/// </summary>
+internal sealed class RouteSubscription(RouteChannel channel, PeerRoutes routes, TimeProvider time) : BackgroundService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => channel.SubscribeAsync(routes.Apply);
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await channel.SubscribeAsync(routes.Apply);
+                return;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken);
+            }
+        }
+    }
 }
