@@ -3,22 +3,28 @@ using Microsoft.Extensions.Logging;
 
 namespace TrustLine.Server.Tests.Infrastructure;
 
-/// <summary>Keeps every formatted log line of a node (message, exception and scope values) for inspection.</summary>
-public sealed class LogCapture : ILoggerProvider
+/// <summary>
+/// Keeps every formatted log line of a node for inspection: the message, its structured values, the values
+/// of every scope it was written in (what a sink with scopes on would write), and the exception.
+/// </summary>
+public sealed class LogCapture : ILoggerProvider, ISupportExternalScope
 {
     private readonly ConcurrentQueue<CapturedLog> entries = new();
+    private IExternalScopeProvider scopes = new LoggerExternalScopeProvider();
 
     public IReadOnlyList<CapturedLog> Entries => [.. entries];
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, entries);
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
+
+    public void SetScopeProvider(IExternalScopeProvider scopeProvider) => scopes = scopeProvider;
 
     public void Dispose()
     {
     }
 
-    private sealed class Logger(string category, ConcurrentQueue<CapturedLog> entries) : ILogger
+    private sealed class Logger(string category, LogCapture capture) : ILogger
     {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => capture.scopes.Push(state);
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
@@ -28,7 +34,15 @@ public sealed class LogCapture : ILoggerProvider
             if (state is IEnumerable<KeyValuePair<string, object?>> pairs)
             {
                 // Structured values reach log sinks even when the template does not print them.
-                text += " | " + string.Join(" ", pairs.Select(p => $"{p.Key}={p.Value}"));
+                text += " | " + Pairs(pairs);
+            }
+
+            var scopeText = new List<string>();
+            capture.scopes.ForEachScope((scope, list) =>
+                list.Add(scope is IEnumerable<KeyValuePair<string, object?>> values ? Pairs(values) : scope?.ToString() ?? ""), scopeText);
+            if (scopeText.Count > 0)
+            {
+                text += " | scope " + string.Join(" => ", scopeText);
             }
 
             if (exception is not null)
@@ -36,8 +50,10 @@ public sealed class LogCapture : ILoggerProvider
                 text += " | " + exception;
             }
 
-            entries.Enqueue(new CapturedLog(category, logLevel, eventId, text));
+            capture.entries.Enqueue(new CapturedLog(category, logLevel, eventId, text));
         }
+
+        private static string Pairs(IEnumerable<KeyValuePair<string, object?>> pairs) => string.Join(" ", pairs.Select(p => $"{p.Key}={p.Value}"));
     }
 }
 
