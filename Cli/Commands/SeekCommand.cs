@@ -1,5 +1,5 @@
 using System.CommandLine;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 

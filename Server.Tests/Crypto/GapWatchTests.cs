@@ -1,4 +1,4 @@
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Crypto;
 
 namespace TrustLine.Server.Tests.Crypto;

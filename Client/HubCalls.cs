@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>How a client connects and reconnects.</summary>
 public sealed class ClientOptions

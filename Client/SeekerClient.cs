@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>What the seeker sees of its session.</summary>
 public enum SeekerState

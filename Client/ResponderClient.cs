@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>
 /// A counsellor's console connection: signs in with the responder key (no password), sees the queue,

@@ -1,6 +1,6 @@
 using TrustLine.Protocol.Crypto;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>
 /// Ends a session whose receive gap outlives the hold time even when nothing else arrives to reveal it

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.SignalR.Client;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>Where a client's connection stands.</summary>
 public enum ConnectionStatus

@@ -1,4 +1,4 @@
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>
 /// Acknowledges received envelopes cumulatively, in batches: at once after <see cref="Every"/> envelopes,
