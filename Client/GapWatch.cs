@@ -4,38 +4,74 @@ namespace TrustLine.Client;
 
 /// <summary>
 /// Ends a session whose receive gap outlives the hold time even when nothing else arrives to reveal it
-/// (PROTOCOL.md §3): one timer at a time per channel, checked under the channel's own lock.
+/// (PROTOCOL.md §3). One timer at a time per channel, due when the oldest held ciphertext expires; when it
+/// fires and a later gap is still open, it re-arms for that one. Call <see cref="Start"/> under the channel's lock.
 /// </summary>
-internal sealed class GapWatch(SemaphoreSlim gate, Func<SecureChannel?> channel, Func<Task> onExpired, TimeProvider time)
+internal sealed class GapWatch(Lock sync, Func<SecureChannel?> channel, Func<Task> onExpired, TimeProvider time, CancellationToken stopping)
 {
-    private int watching;
+    // A second past the hold time, so the check at the due time finds the gap expired.
+    private static readonly TimeSpan Margin = TimeSpan.FromSeconds(1);
+    private bool watching;
+
+    /// <summary>The running watch, if any (completed when none runs).</summary>
+    public Task Running { get; private set; } = Task.CompletedTask;
 
     public void Start()
     {
-        if (Interlocked.Exchange(ref watching, 1) == 0)
+        if (!watching)
         {
-            _ = WatchAsync();
+            watching = true;
+            Running = WatchAsync();
         }
     }
 
     private async Task WatchAsync()
     {
-        await Task.Delay(SecureChannel.MaxHoldTime + TimeSpan.FromSeconds(1), time);
-        bool expired;
-        await gate.WaitAsync();
+        // Off the caller's stack: Start runs under the channel's lock.
+        await Task.Yield();
         try
         {
-            expired = channel()?.CheckGap() ?? false;
-        }
-        finally
-        {
-            gate.Release();
-            Volatile.Write(ref watching, 0);
-        }
+            while (true)
+            {
+                DateTimeOffset? since;
+                lock (sync)
+                {
+                    since = channel()?.OldestHeldAt;
+                    if (since is null)
+                    {
+                        watching = false;
+                        return;
+                    }
+                }
 
-        if (expired)
+                var due = since.Value + SecureChannel.MaxHoldTime + Margin - time.GetUtcNow();
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due, time, stopping);
+                }
+
+                bool expired;
+                lock (sync)
+                {
+                    expired = channel()?.CheckGap() ?? false;
+                    if (expired)
+                    {
+                        watching = false;
+                    }
+                }
+
+                if (expired)
+                {
+                    await onExpired();
+                    return;
+                }
+
+                // Not expired: the gap that armed the timer filled, but a later one may be open. Look again.
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            await onExpired();
+            // The session was disposed.
         }
     }
 }

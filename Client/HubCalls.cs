@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using TrustLine.Protocol.Contracts;
 
 namespace TrustLine.Client;
 
@@ -38,6 +39,10 @@ internal static class HubCalls
             .AddMessagePackProtocol()
             .Build();
 
+    public static ISeekerHub Seeker(this HubConnection connection, CancellationToken cancellationToken = default) => new SeekerHubProxy(connection, cancellationToken);
+
+    public static IResponderHub Responder(this HubConnection connection, CancellationToken cancellationToken = default) => new ResponderHubProxy(connection, cancellationToken);
+
     public static async Task<T> InvokeAsync<T>(this HubConnection connection, string method, object?[] args, CancellationToken cancellationToken)
     {
         try
@@ -61,4 +66,44 @@ internal static class HubCalls
             throw TrustLineException.From(e);
         }
     }
+}
+
+/// <summary>The seeker hub through its shared interface: a renamed or changed hub method fails the build here.</summary>
+internal sealed class SeekerHubProxy(HubConnection hub, CancellationToken cancellationToken) : ISeekerHub
+{
+    public Task<byte[]> GetPuzzle(byte[] orgId) => hub.InvokeAsync<byte[]>(nameof(ISeekerHub.GetPuzzle), [orgId], cancellationToken);
+
+    public Task<OpenSessionResult> OpenSession(OpenSessionRequest request) =>
+        hub.InvokeAsync<OpenSessionResult>(nameof(ISeekerHub.OpenSession), [request], cancellationToken);
+
+    public Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) =>
+        hub.InvokeAsync<ResumeSessionResult>(nameof(ISeekerHub.ResumeSession), [request], cancellationToken);
+
+    public Task<SendResult> Send(byte[] envelope) => hub.InvokeAsync<SendResult>(nameof(ISeekerHub.Send), [envelope], cancellationToken);
+
+    public Task Acknowledge(ulong through) => hub.CallAsync(nameof(ISeekerHub.Acknowledge), [through], cancellationToken);
+
+    public Task Close() => hub.CallAsync(nameof(ISeekerHub.Close), [], cancellationToken);
+}
+
+/// <summary>The responder hub through its shared interface.</summary>
+internal sealed class ResponderHubProxy(HubConnection hub, CancellationToken cancellationToken) : IResponderHub
+{
+    public Task<QueueEntry[]> GetQueue() => hub.InvokeAsync<QueueEntry[]>(nameof(IResponderHub.GetQueue), [], cancellationToken);
+
+    public Task<TakenSession?> TakeNext() => hub.InvokeAsync<TakenSession?>(nameof(IResponderHub.TakeNext), [], cancellationToken);
+
+    public Task<TakenSession?> Take(byte[] sessionId) => hub.InvokeAsync<TakenSession?>(nameof(IResponderHub.Take), [sessionId], cancellationToken);
+
+    public Task Answer(byte[] sessionId, byte[] msg2) => hub.CallAsync(nameof(IResponderHub.Answer), [sessionId, msg2], cancellationToken);
+
+    public Task<SendResult> Send(byte[] envelope) => hub.InvokeAsync<SendResult>(nameof(IResponderHub.Send), [envelope], cancellationToken);
+
+    public Task Acknowledge(byte[] sessionId, ulong through) =>
+        hub.CallAsync(nameof(IResponderHub.Acknowledge), [sessionId, through], cancellationToken);
+
+    public Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) =>
+        hub.InvokeAsync<ResumeSessionResult>(nameof(IResponderHub.ResumeSession), [request], cancellationToken);
+
+    public Task Close(byte[] sessionId) => hub.CallAsync(nameof(IResponderHub.Close), [sessionId], cancellationToken);
 }

@@ -35,14 +35,9 @@ public sealed class SeekerClient : IAsyncDisposable
     private readonly ClientOptions options;
     private readonly Pseudonym? pseudonym;
     private readonly ReconnectingConnection connection;
-    private readonly SemaphoreSlim gate = new(1, 1);
-
-    // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
-    private readonly SemaphoreSlim sendGate = new(1, 1);
-    private readonly AckBatcher acks;
-    private readonly GapWatch gaps;
+    private readonly Lock sync = new();
     private SeekerHandshake? handshake;
-    private SecureChannel? channel;
+    private SessionEngine? engine;
     private byte[] resumeToken = [];
     private SeekerState state = SeekerState.New;
     private int disposed;
@@ -60,8 +55,6 @@ public sealed class SeekerClient : IAsyncDisposable
         this.options = options ?? new ClientOptions();
         connection = new ReconnectingConnection([server, .. this.options.FallbackServers], Routes.SeekerHub, this.options, null,
             Register, ResumeAsync, OnConnectionStatus);
-        acks = new AckBatcher(through => connection.Current.CallAsync(SeekerHubMethods.Acknowledge, [through], CancellationToken.None), this.options.Time);
-        gaps = new GapWatch(gate, () => channel, MessagesMissingAsync, this.options.Time);
     }
 
     /// <summary>The state changed.</summary>
@@ -85,7 +78,10 @@ public sealed class SeekerClient : IAsyncDisposable
     /// <summary>Current state.</summary>
     public SeekerState State => state;
 
-    /// <summary>Why the session ended: an <see cref="EndReasons"/> code, <c>messages_missing</c>, or <c>handshake_failed:…</c>.</summary>
+    /// <summary>
+    /// Why the session ended: an <see cref="EndReasons"/> code from the server, or one of
+    /// <see cref="SessionEndReasons"/> (<c>peer_closed</c>, <c>messages_missing</c>, <c>handshake_failed:…</c>, …).
+    /// </summary>
     public string? EndReason { get; private set; }
 
     /// <summary>The 16-byte session id.</summary>
@@ -95,12 +91,20 @@ public sealed class SeekerClient : IAsyncDisposable
     public string? ResponderFingerprint { get; private set; }
 
     /// <summary>The highest envelope seq received in order from the responder, −1 for none.</summary>
-    public long ReceivedThrough => channel is null ? -1 : (long)channel.NextReceiveSequence - 1;
+    public long ReceivedThrough => engine?.ReceivedThrough ?? -1;
 
-    /// <summary>Opens the session and joins the queue.</summary>
-    public async Task<QueueStatus> OpenAsync(string language, string topic = "", bool urgent = false, CancellationToken cancellationToken = default)
+    /// <summary>Authentic envelopes of a content type this client does not know, dropped unread (PROTOCOL.md §3).</summary>
+    public int UnknownEnvelopesDropped => engine?.UnknownDropped ?? 0;
+
+    /// <summary>
+    /// Opens the session and joins the queue. When the server is under pressure it asks for an admission
+    /// puzzle (PROTOCOL.md §9): the client solves it on the thread pool and opens again;
+    /// <paramref name="admissionProgress"/> hears 0 when solving starts, then the number of hashes tried.
+    /// </summary>
+    public async Task<QueueStatus> OpenAsync(string language, string topic = "", bool urgent = false,
+        IProgress<long>? admissionProgress = null, CancellationToken cancellationToken = default)
     {
-        if (state != SeekerState.New)
+        if (state != SeekerState.New || handshake is not null)
         {
             throw new InvalidOperationException("A SeekerClient opens one session; create a new one for another.");
         }
@@ -108,53 +112,69 @@ public sealed class SeekerClient : IAsyncDisposable
         handshake = SeekerHandshake.Start(pin, options.Time);
         SessionId = handshake.SessionGuid;
         await connection.StartAsync(cancellationToken);
-        var result = await connection.Current.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession,
-            [new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = language, Topic = topic, Urgent = urgent }], cancellationToken);
+        var hub = connection.Current.Seeker(cancellationToken);
+        var request = new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = language, Topic = topic, Urgent = urgent };
+        OpenSessionResult result;
+        try
+        {
+            result = await hub.OpenSession(request);
+        }
+        catch (TrustLineException e) when (e.Code == ErrorCodes.PuzzleRequired)
+        {
+            var bytes = await hub.GetPuzzle(pin.OrgId);
+            if (!AdmissionPuzzle.TryParse(bytes, out var puzzle, out var error))
+            {
+                throw new TrustLineException(ErrorCodes.BadPuzzle, $"The server's admission puzzle is malformed ({error}).");
+            }
+
+            var sessionId = handshake.SessionId.ToArray();
+            admissionProgress?.Report(0);
+            request.Puzzle = bytes;
+            request.Solution = await Task.Run(() => puzzle.Solve(sessionId, admissionProgress, cancellationToken), cancellationToken);
+            result = await hub.OpenSession(request);
+        }
+
         resumeToken = result.ResumeToken;
         SetState(SeekerState.Waiting);
         return result.Queue;
     }
 
-    /// <summary>Encrypts and sends a text. It is delivered even across reconnects; it is refused once the session ended.</summary>
-    public async Task SendTextAsync(string text, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Encrypts and sends a text; completes when the server has it, and it is delivered even across reconnects.
+    /// Cancelling stops the wait, not the delivery. Throws <see cref="ArgumentException"/> for a text over
+    /// <see cref="Wire.MaxBodySize"/> bytes of UTF-8, and <see cref="InvalidOperationException"/> before a
+    /// counsellor is connected or after the end.
+    /// </summary>
+    public Task SendTextAsync(string text, CancellationToken cancellationToken = default)
     {
-        await sendGate.WaitAsync(cancellationToken);
-        try
+        var session = engine;
+        if (state == SeekerState.Ended || session is null)
         {
-            byte[] envelope;
-            await gate.WaitAsync(cancellationToken);
-            try
-            {
-                if (state == SeekerState.Ended || channel is null)
-                {
-                    throw new InvalidOperationException("Messages can be sent once a counsellor is connected, and not after the end.");
-                }
-
-                envelope = channel.SealText(text);
-            }
-            finally
-            {
-                gate.Release();
-            }
-
-            await SendEnvelopeAsync(envelope, cancellationToken);
+            throw new InvalidOperationException("Messages can be sent once a counsellor is connected, and not after the end.");
         }
-        finally
-        {
-            sendGate.Release();
-        }
+
+        return session.SendTextAsync(text, cancellationToken);
     }
 
-    /// <summary>Ends the session (or leaves the queue). The server deletes everything of it at once.</summary>
+    /// <summary>
+    /// Ends the session (or leaves the queue): CLOSE to the counsellor, then the server deletes everything of
+    /// it at once.
+    /// </summary>
     public async Task CloseAsync(CancellationToken cancellationToken = default)
     {
-        if (state == SeekerState.Ended)
+        if (state is SeekerState.Ended or SeekerState.New)
         {
             return;
         }
 
+        if (engine is { } session)
+        {
+            await session.CloseAsync(EndReasons.SeekerClosed, cancellationToken);
+            return;
+        }
+
         var hub = await connection.ActiveAsync(cancellationToken);
-        await hub.CallAsync(SeekerHubMethods.Close, [], cancellationToken);
+        await hub.Seeker(cancellationToken).Close();
         End(EndReasons.SeekerClosed);
     }
 
@@ -171,215 +191,118 @@ public sealed class SeekerClient : IAsyncDisposable
         }
 
         await connection.DisposeAsync();
+        if (engine is { } session)
+        {
+            await session.DisposeAsync();
+        }
+
         handshake?.Dispose();
-        channel?.Dispose();
-        gate.Dispose();
-        sendGate.Dispose();
     }
 
     private void Register(HubConnection hub)
     {
         hub.On<QueueStatus>(nameof(ISeekerClient.QueuePosition), status => QueueChanged?.Invoke(status));
         hub.On<byte[]>(nameof(ISeekerClient.Answered), OnAnsweredAsync);
-        hub.On<byte[]>(nameof(ISeekerClient.Envelope), OnEnvelopeAsync);
-        hub.On<ulong>(nameof(ISeekerClient.Delivered), OnDeliveredAsync);
+        hub.On<byte[]>(nameof(ISeekerClient.Envelope), envelope => engine?.OnEnvelopeAsync(envelope) ?? Task.CompletedTask);
+        hub.On<ulong>(nameof(ISeekerClient.Delivered), sequence => engine?.OnDelivered(sequence));
         hub.On<SessionEnd>(nameof(ISeekerClient.SessionEnded), end => End(end.Reason));
     }
 
     private async Task OnAnsweredAsync(byte[] msg2)
     {
-        await sendGate.WaitAsync();
-        try
+        if (Answer(msg2) is { } helloSent)
         {
-            await AnswerAsync(msg2);
-        }
-        finally
-        {
-            sendGate.Release();
+            await WhenSentAsync(helloSent);
         }
     }
 
-    private async Task AnswerAsync(byte[] msg2)
+    /// <summary>
+    /// Verifies <c>msg2</c> and starts the session with HELLO; returns the HELLO's send, or null. A msg2 that
+    /// does not verify ends the session: only the relay can have forged it (a genuine responder's answer is
+    /// signed), and the server takes one answer per session, so waiting for another would wait forever.
+    /// </summary>
+    private Task? Answer(byte[] msg2)
     {
-        byte[]? hello = null;
-        await gate.WaitAsync();
-        try
+        SessionEngine? session = null;
+        lock (sync)
         {
-            if (channel is not null || handshake is null || state == SeekerState.Ended)
+            if (engine is not null || handshake is null || state == SeekerState.Ended)
             {
-                return;
+                return null;
             }
 
             var result = handshake.Complete(msg2);
+            handshake.Dispose();
+            handshake = null;
             if (!result.Succeeded)
             {
-                // A msg2 that does not verify is never trusted; the session cannot go on safely.
-                EndReason = $"handshake_failed:{(result.Error == HandshakeError.CertificateChain ? result.ChainError.ToString() : result.Error.ToString())}";
+                var check = result.Error == HandshakeError.CertificateChain ? result.ChainError.ToString() : result.Error.ToString();
+                EndReason = $"{SessionEndReasons.HandshakeFailed}:{check}";
             }
             else
             {
-                channel = result.Channel;
                 ResponderFingerprint = Certificate.Fingerprint(result.ResponderPublicKey);
-                hello = channel!.SealHello(pseudonym);
-                handshake.Dispose();
-                handshake = null;
+                session = new SessionEngine(result.Channel!, new Transport(connection), options.Time);
+                session.MessageReceived += text => MessageReceived?.Invoke(text);
+                session.Delivered += sequence => Delivered?.Invoke(sequence);
+                session.EnvelopeObserved += (header, sent) => EnvelopeObserved?.Invoke(header, sent);
+                session.Ended += End;
+                engine = session;
             }
         }
-        finally
-        {
-            gate.Release();
-        }
 
-        if (hello is null)
+        if (session is null)
         {
-            await connection.Current.CallAsync(SeekerHubMethods.Close, [], CancellationToken.None);
+            _ = CloseRefusedAsync();
             End(EndReason!);
-            return;
+            return null;
         }
 
-        // HELLO goes first: only then may the app's texts follow (PROTOCOL.md §2).
-        await SendEnvelopeAsync(hello, CancellationToken.None);
+        // HELLO goes first (PROTOCOL.md §2); the app's texts queue behind it.
+        var hello = session.SendHelloAsync(pseudonym);
         SetState(SeekerState.Connected);
+        return hello;
     }
 
-    private async Task OnEnvelopeAsync(byte[] envelope)
+    private async Task CloseRefusedAsync()
     {
-        if (EnvelopeHeader.TryParse(envelope, out var seen))
-        {
-            EnvelopeObserved?.Invoke(seen, false);
-        }
-
-        var texts = new List<string>();
-        ulong? acknowledge = null;
-        var missing = false;
-        await gate.WaitAsync();
         try
         {
-            if (channel is null)
-            {
-                return;
-            }
-
-            var opened = channel.TryOpen(envelope);
-            switch (opened.Status)
-            {
-                case OpenStatus.Delivered:
-                    texts.AddRange(opened.Messages.Where(m => m.Type == ContentType.Text).Select(m => m.Text));
-                    acknowledge = channel.NextReceiveSequence - 1;
-                    break;
-                case OpenStatus.MessagesMissing:
-                    missing = true;
-                    break;
-                case OpenStatus.Buffered:
-                    gaps.Start();
-                    break;
-            }
-        }
-        finally
-        {
-            gate.Release();
-        }
-
-        foreach (var text in texts)
-        {
-            MessageReceived?.Invoke(text);
-        }
-
-        if (missing)
-        {
-            await MessagesMissingAsync();
-        }
-        else if (acknowledge is { } through)
-        {
-            await acks.ReceivedAsync(through);
-        }
-    }
-
-    private async Task MessagesMissingAsync()
-    {
-        End("messages_missing");
-        try
-        {
-            await connection.Current.CallAsync(SeekerHubMethods.Close, [], CancellationToken.None);
+            await (await connection.ActiveAsync(CancellationToken.None)).Seeker().Close();
         }
         catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
         {
-            // The session is over for this side either way; the server's timers end it too.
+            // The server's timers end it too.
         }
-    }
-
-    private async Task OnDeliveredAsync(ulong sequence)
-    {
-        await gate.WaitAsync();
-        try
-        {
-            channel?.Acknowledge(sequence);
-        }
-        finally
-        {
-            gate.Release();
-        }
-
-        Delivered?.Invoke(sequence);
     }
 
     private async Task ResumeAsync(HubConnection hub)
     {
-        // Under the send gate from start to end: the app's sends wait, then go out after the resend, in order.
-        await sendGate.WaitAsync();
-        try
+        var result = await hub.Seeker().ResumeSession(
+            new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough });
+        if (result.Queued)
         {
-            var result = await hub.InvokeAsync<ResumeSessionResult>(SeekerHubMethods.ResumeSession,
-                [new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough }],
-                CancellationToken.None);
-            connection.Activate(hub);
-            if (result.Queued)
-            {
-                QueueChanged?.Invoke(result.Queue);
-            }
-
-            if (result.Msg2 is { } msg2 && channel is null)
-            {
-                await AnswerAsync(msg2);
-            }
-
-            // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
-            IReadOnlyList<(ulong Sequence, byte[] Envelope)> pending;
-            await gate.WaitAsync();
-            try
-            {
-                pending = channel?.Unacknowledged ?? [];
-            }
-            finally
-            {
-                gate.Release();
-            }
-
-            foreach (var (_, envelope) in pending)
-            {
-                await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, [envelope], CancellationToken.None);
-            }
+            QueueChanged?.Invoke(result.Queue);
         }
-        finally
+
+        if (result.Msg2 is { } msg2 && engine is null)
         {
-            sendGate.Release();
+            _ = Answer(msg2);
         }
+
+        // The pump re-sends exactly the bytes the server does not have yet, in order, once this connection is current.
+        engine?.Resumed(result.NextSequence);
     }
 
-    private async Task SendEnvelopeAsync(byte[] envelope, CancellationToken cancellationToken)
+    private static async Task WhenSentAsync(Task send)
     {
-        if (EnvelopeHeader.TryParse(envelope, out var header))
-        {
-            EnvelopeObserved?.Invoke(header, true);
-        }
-
         try
         {
-            await connection.Current.InvokeAsync<SendResult>(SeekerHubMethods.Send, [envelope], cancellationToken);
+            await send;
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException && state != SeekerState.Ended)
+        catch (InvalidOperationException)
         {
-            // Offline: the envelope stays in the channel's outbox and is resent after the resume.
+            // The session ended first; its state says so.
         }
     }
 
@@ -391,33 +314,57 @@ public sealed class SeekerClient : IAsyncDisposable
                 SetState(SeekerState.Reconnecting);
                 break;
             case ConnectionStatus.Connected when state == SeekerState.Reconnecting:
-                SetState(channel is null ? SeekerState.Waiting : SeekerState.Connected);
+                SetState(engine is null ? SeekerState.Waiting : SeekerState.Connected);
                 break;
             case ConnectionStatus.Closed when state != SeekerState.Ended && state != SeekerState.New:
-                End("connection_lost");
+                End(SessionEndReasons.ConnectionLost);
                 break;
         }
     }
 
     private void End(string reason)
     {
-        if (state == SeekerState.Ended)
+        lock (sync)
         {
-            return;
+            if (state == SeekerState.Ended)
+            {
+                return;
+            }
+
+            EndReason ??= reason;
+            state = SeekerState.Ended;
         }
 
-        EndReason ??= reason;
-        SetState(SeekerState.Ended);
+        // The engine stops its pump and fails the sends still waiting; its Ended event comes back here, a no-op.
+        engine?.End(reason);
+        StateChanged?.Invoke(SeekerState.Ended);
     }
 
     private void SetState(SeekerState next)
     {
-        if (state == next)
+        lock (sync)
         {
-            return;
+            if (state == next || state == SeekerState.Ended)
+            {
+                return;
+            }
+
+            state = next;
         }
 
-        state = next;
         StateChanged?.Invoke(next);
+    }
+
+    /// <summary>The seeker hub's calls for its one session.</summary>
+    private sealed class Transport(ReconnectingConnection connection) : ISessionTransport
+    {
+        public async Task SendAsync(byte[] envelope, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Send(envelope);
+
+        public async Task AcknowledgeAsync(ulong through, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Acknowledge(through);
+
+        public async Task CloseAsync(CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Close();
     }
 }
