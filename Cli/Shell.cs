@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Crypto;
 
 namespace TrustLine.Cli;

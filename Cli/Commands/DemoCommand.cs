@@ -1,7 +1,7 @@
 using System.CommandLine;
 using NSec.Cryptography;
 using Spectre.Console;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Crypto;
 
 namespace TrustLine.Cli.Commands;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using NSec.Cryptography;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 

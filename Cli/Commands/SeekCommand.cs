@@ -1,5 +1,5 @@
 using System.CommandLine;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 
@@ -47,7 +47,7 @@ internal static class SeekCommand
             Shell.Say($"Connecting to {name}…");
             try
             {
-                var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), cancellationToken);
+                var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), cancellationToken: cancellationToken);
                 Shell.Say("yellow", $"[waiting] You are number {place.Position} in the queue ({place.Waiting} waiting).");
             }
             catch (TrustLineException e) when (e.Code == ErrorCodes.UnknownOrganisation)

@@ -70,7 +70,7 @@ public enum RejectReason
     /// <summary>The padding is not all zero bytes.</summary>
     NonZeroPadding,
 
-    /// <summary>An unknown content type.</summary>
+    /// <summary>An unknown content type (no longer returned: an authentic unknown type is delivered for the caller to drop).</summary>
     UnknownContentType,
 
     /// <summary>The body does not fit its content type (bad UTF-8, wrong ACK or HELLO size).</summary>
@@ -84,6 +84,9 @@ public enum RejectReason
 
     /// <summary>The channel has already ended.</summary>
     ChannelEnded,
+
+    /// <summary>A HELLO whose length does not match its bit 0 (1 or 65 bytes); unlike other rejections it ends the channel.</summary>
+    BadHello,
 }
 
 /// <summary>Why a channel ended.</summary>
@@ -97,6 +100,9 @@ public enum ChannelEndReason
 
     /// <summary>A gap in the peer's sequence was not filled within 64 envelopes or 30 seconds.</summary>
     MessagesMissing,
+
+    /// <summary>The seeker's HELLO was malformed ("bad hello", PROTOCOL.md §3).</summary>
+    BadHello,
 }
 
 /// <summary>The seeker's HELLO as the responder saw it.</summary>

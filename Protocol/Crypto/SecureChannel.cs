@@ -89,6 +89,16 @@ public sealed class SecureChannel : IDisposable
     /// <summary>How many out-of-order ciphertexts are held now.</summary>
     public int HeldCount => held.Count;
 
+    /// <summary>When the oldest ciphertext held across a gap arrived, or null when none is held.</summary>
+    public DateTimeOffset? OldestHeldAt => held.Count == 0 ? null : held.Min(h => h.ArrivedAt);
+
+    /// <summary>The sequence number of the oldest sealed envelope not yet acknowledged, or <see cref="NextSendSequence"/> when none waits.</summary>
+    public ulong FirstUnacknowledged => outbox.Count == 0 ? send.Next : outbox.Keys.First();
+
+    /// <summary>The sealed envelope with this sequence number, if it is still unacknowledged.</summary>
+    public bool TryGetUnacknowledged(ulong sequence, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? envelope) =>
+        outbox.TryGetValue(sequence, out envelope);
+
     /// <summary>Sealed envelopes not yet acknowledged, in order: resend exactly these bytes after a reconnect.</summary>
     public IReadOnlyList<(ulong Sequence, byte[] Envelope)> Unacknowledged => [.. outbox.Select(p => (p.Key, p.Value))];
 
@@ -366,6 +376,13 @@ public sealed class SecureChannel : IDisposable
             }
 
             reason = CheckContent(type, body, out var hello);
+            if (reason == RejectReason.BadHello)
+            {
+                // The one rejection that ends the channel: a malformed HELLO must not leave the session waiting (§3).
+                End(ChannelEndReason.BadHello);
+                return reason;
+            }
+
             if (reason != RejectReason.None)
             {
                 return reason;
@@ -426,11 +443,13 @@ public sealed class SecureChannel : IDisposable
                     return RejectReason.UnexpectedHello;
                 }
 
-                var returning = body.Length == 65 && (body[0] & 1) == 1;
-                if (!(returning || (body.Length == 1 && (body[0] & 1) == 0)))
+                // §3: bit 0 alone decides the length (1 or 65); bits 1–7 are reserved and ignored.
+                if (body.Length == 0 || body.Length != ((body[0] & 1) == 1 ? 65 : 1))
                 {
-                    return RejectReason.MalformedBody;
+                    return RejectReason.BadHello;
                 }
+
+                var returning = (body[0] & 1) == 1;
 
                 var verified = returning && ownEphemeral is not null
                     && Returning.Verify(ownEphemeral, body.Slice(1, 32), body.Slice(33, 32), transcriptHash);
@@ -445,7 +464,8 @@ public sealed class SecureChannel : IDisposable
             case ContentType.Close:
                 return body.IsEmpty ? RejectReason.None : RejectReason.MalformedBody;
             default:
-                return RejectReason.UnknownContentType;
+                // Authentic but unknown (a newer peer): the caller drops and counts it (§3), the chain moves on.
+                return RejectReason.None;
         }
     }
 

@@ -258,14 +258,54 @@ public sealed class ChannelNegativeTests
     }
 
     [Test]
-    public void UnknownContentTypeIsRejected()
+    public void UnknownContentTypeIsDeliveredForTheCallerToDropAndTheChainMovesOn()
     {
         var padded = new byte[256];
         padded[0] = 0x7f;
-        var forged = seeker.SealPaddedForTests(padded);
+        var unknown = responder.TryOpen(seeker.SealPaddedForTests(padded));
 
-        Assert.That(responder.TryOpen(forged).Reason, Is.EqualTo(RejectReason.UnknownContentType));
-        Assert.That(responder.NextReceiveSequence, Is.EqualTo(1UL));
+        Assert.Multiple(() =>
+        {
+            Assert.That(unknown.Status, Is.EqualTo(OpenStatus.Delivered));
+            Assert.That(unknown.Messages.Single().Type, Is.EqualTo((ContentType)0x7f));
+            Assert.That(responder.EndReason, Is.Null);
+        });
+        AssertGenuineStillOpens(seeker.SealText("after the unknown one"), "after the unknown one");
+    }
+
+    [TestCase(0x02, 1, TestName = "HelloWithReservedFlagBitsAndNoProofIsAccepted")]
+    [TestCase(0xff, 65, TestName = "HelloWithReservedFlagBitsAndAProofIsAccepted")]
+    public void HelloIgnoresReservedFlagBits(int flags, int length)
+    {
+        using var pair = Pair.Create(org, clock);
+        var padded = HelloBody((byte)flags, length);
+
+        var opened = pair.Responder.TryOpen(pair.Seeker.SealPaddedForTests(padded));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(opened.Status, Is.EqualTo(OpenStatus.Delivered));
+            Assert.That(pair.Responder.IsEstablished, Is.True);
+            Assert.That(opened.Messages.Single().Hello!.IsReturning, Is.False, "a proof that does not verify is a new seeker");
+        });
+    }
+
+    [TestCase(0x00, 65, TestName = "HelloOf65BytesWithoutFlagBit0EndsTheSession")]
+    [TestCase(0x01, 1, TestName = "HelloOf1ByteWithFlagBit0EndsTheSession")]
+    [TestCase(0x00, 0, TestName = "EmptyHelloEndsTheSession")]
+    [TestCase(0x00, 2, TestName = "HelloOf2BytesEndsTheSession")]
+    [TestCase(0x01, 64, TestName = "HelloOf64BytesEndsTheSession")]
+    public void HelloWhoseLengthDisagreesWithBit0EndsTheSession(int flags, int length)
+    {
+        using var pair = Pair.Create(org, clock);
+        var opened = pair.Responder.TryOpen(pair.Seeker.SealPaddedForTests(HelloBody((byte)flags, length)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(opened.Reason, Is.EqualTo(RejectReason.BadHello));
+            Assert.That(pair.Responder.EndReason, Is.EqualTo(ChannelEndReason.BadHello), "a bad hello never leaves the session waiting");
+            Assert.That(pair.Responder.IsEstablished, Is.False);
+        });
     }
 
     [Test]
@@ -414,6 +454,19 @@ public sealed class ChannelNegativeTests
         var hello = pair.Responder.TryOpen(pair.Seeker.SealHello(pseudonym));
 
         Assert.That(hello.Messages.Single().Hello!.PseudonymPublicKey, Is.EqualTo(pseudonym.PublicKey));
+    }
+
+    private static byte[] HelloBody(byte flags, int length)
+    {
+        var padded = new byte[256];
+        padded[0] = (byte)ContentType.Hello;
+        padded[2] = (byte)length;
+        if (length > 0)
+        {
+            padded[3] = flags;
+        }
+
+        return padded;
     }
 
     private static byte[] ReturningHello(byte[] pseudonymPublic, byte[] tag)

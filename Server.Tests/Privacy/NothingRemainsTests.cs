@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Storage;
 using TrustLine.Server.Tests.Infrastructure;
@@ -60,7 +60,7 @@ public sealed partial class NothingRemainsTests
             // What may remain: the responder's hashed access token, which lives for hours by design.
             Assert.That(left.Select(k => k.Key).Where(k => !k.StartsWith(world.Prefix + ":tok:", StringComparison.Ordinal)), Is.Empty);
             Assert.That(left.Where(k => k.Ttl is null), Is.Empty);
-            Assert.That(seeker.EndReason, Is.EqualTo(closer == Party.Seeker ? EndReasons.SeekerClosed : EndReasons.ResponderClosed));
+            Assert.That(seeker.EndReason, Is.EqualTo(closer == Party.Seeker ? EndReasons.SeekerClosed : SessionEndReasons.PeerClosed));
         });
     }
 

@@ -1,4 +1,4 @@
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Server.Tests.Crypto;
 using TrustLine.Server.Tests.Infrastructure;
 

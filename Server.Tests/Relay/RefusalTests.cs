@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 using TrustLine.Server.Tests.Crypto;
@@ -231,11 +231,11 @@ public sealed class RefusalTests
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await CodeOf(intruder.Hub.InvokeAsync(ResponderHubMethods.Close, id)), Is.EqualTo(ErrorCodes.NoSuchSession));
-            Assert.That(await CodeOf(intruder.Hub.InvokeAsync(ResponderHubMethods.Acknowledge, id, 0UL)), Is.EqualTo(ErrorCodes.NoSuchSession));
-            Assert.That(await CodeOf(intruder.Hub.InvokeAsync(ResponderHubMethods.Answer, id, new byte[364])), Is.EqualTo(ErrorCodes.NoSuchSession));
-            Assert.That(await CodeOf(intruder.Hub.InvokeAsync<TakenSession?>(ResponderHubMethods.Take, id)), Is.EqualTo(ErrorCodes.NotAvailable));
-            Assert.That(await CodeOf(intruder.Hub.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession, new ResumeSessionRequest { SessionId = id })), Is.EqualTo(ErrorCodes.ResumeRefused));
+            Assert.That(await CodeOf(intruder.Connection.Current.InvokeAsync(ResponderHubMethods.Close, id)), Is.EqualTo(ErrorCodes.NoSuchSession));
+            Assert.That(await CodeOf(intruder.Connection.Current.InvokeAsync(ResponderHubMethods.Acknowledge, id, 0UL)), Is.EqualTo(ErrorCodes.NoSuchSession));
+            Assert.That(await CodeOf(intruder.Connection.Current.InvokeAsync(ResponderHubMethods.Answer, id, new byte[364])), Is.EqualTo(ErrorCodes.NoSuchSession));
+            Assert.That(await CodeOf(intruder.Connection.Current.InvokeAsync<TakenSession?>(ResponderHubMethods.Take, id)), Is.EqualTo(ErrorCodes.NotAvailable));
+            Assert.That(await CodeOf(intruder.Connection.Current.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession, new ResumeSessionRequest { SessionId = id })), Is.EqualTo(ErrorCodes.ResumeRefused));
         });
 
         // The session it tried to touch is unharmed.

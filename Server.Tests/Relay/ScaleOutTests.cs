@@ -1,5 +1,5 @@
 using StackExchange.Redis;
-using TrustLine.Protocol.Client;
+using TrustLine.Client;
 using TrustLine.Server.Tests.Infrastructure;
 
 namespace TrustLine.Server.Tests.Relay;

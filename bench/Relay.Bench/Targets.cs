@@ -310,7 +310,7 @@ internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, Re
     private async Task<string> ResponderTokenAsync(Node node)
     {
         using var credentials = org.Credentials();
-        return await TrustLine.Protocol.Client.ResponderClient.RequestTokenAsync(node.BaseAddress, credentials);
+        return await TrustLine.Client.ResponderClient.RequestTokenAsync(node.BaseAddress, credentials);
     }
 
     private static int BodyFor(int envelopeSize) => envelopeSize - Wire.HeaderSize - Wire.TagSize - 3 - 16;

@@ -1,11 +1,11 @@
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>
 /// Acknowledges received envelopes cumulatively, in batches: at once after <see cref="Every"/> envelopes,
 /// otherwise after a short quiet delay. One ack then covers many envelopes, which keeps the server's store
 /// work per envelope low; a reconnect carries the true position anyway, so a late ack loses nothing.
 /// </summary>
-internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
+internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time, CancellationToken stopping)
 {
     public const int Every = 64;
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(200);
@@ -13,6 +13,9 @@ internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
     private ulong? pending;
     private int count;
     private bool scheduled;
+
+    /// <summary>The pending delayed flush, if any.</summary>
+    public Task Running { get; private set; } = Task.CompletedTask;
 
     public Task ReceivedAsync(ulong through)
     {
@@ -25,7 +28,7 @@ internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
                 if (!scheduled)
                 {
                     scheduled = true;
-                    _ = FlushLaterAsync();
+                    Running = FlushLaterAsync();
                 }
 
                 return Task.CompletedTask;
@@ -40,7 +43,7 @@ internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
         ulong through;
         lock (gate)
         {
-            if (pending is null)
+            if (pending is null || stopping.IsCancellationRequested)
             {
                 return;
             }
@@ -54,7 +57,7 @@ internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
         {
             await send(through);
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or TrustLineException or System.Net.WebSockets.WebSocketException)
+        catch (Exception e) when (e is InvalidOperationException or IOException or TrustLineException or System.Net.WebSockets.WebSocketException or OperationCanceledException)
         {
             // Offline or ended: the resume reports the position instead.
         }
@@ -62,7 +65,15 @@ internal sealed class AckBatcher(Func<ulong, Task> send, TimeProvider time)
 
     private async Task FlushLaterAsync()
     {
-        await Task.Delay(Quiet, time);
+        try
+        {
+            await Task.Delay(Quiet, time, stopping);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
         lock (gate)
         {
             scheduled = false;

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.SignalR.Client;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>Where a client's connection stands.</summary>
 public enum ConnectionStatus
@@ -32,6 +32,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     private HubConnection? current;
     private int serverIndex;
     private int reconnecting;
+    private int gaveUp;
     private TaskCompletionSource<HubConnection> active = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int disposed;
 
@@ -65,7 +66,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
     }
 
     /// <summary>Makes a resumed connection the one every call goes through.</summary>
-    public void Activate(HubConnection connection)
+    private void Activate(HubConnection connection)
     {
         current = connection;
         active.TrySetResult(connection);
@@ -130,7 +131,13 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
             return;
         }
 
-        // A connection that fails during our own resume closes too: one reconnect loop at a time.
+        await ReconnectLoopAsync();
+    }
+
+    private async Task ReconnectLoopAsync()
+    {
+        // One loop at a time. A connection that closes while the loop runs (during its resume, or just after it
+        // became current) finds the flag set and returns; the loop's own state check picks it up instead.
         if (Interlocked.Exchange(ref reconnecting, 1) == 1)
         {
             return;
@@ -138,13 +145,25 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
 
         try
         {
-            await ReconnectAsync();
+            while (NeedsReconnect())
+            {
+                await ReconnectAsync();
+            }
         }
         finally
         {
             Volatile.Write(ref reconnecting, 0);
         }
+
+        // A close between the last check and the reset was ignored above: look once more.
+        if (NeedsReconnect())
+        {
+            await ReconnectLoopAsync();
+        }
     }
+
+    private bool NeedsReconnect() =>
+        !stopping.IsCancellationRequested && Volatile.Read(ref gaveUp) == 0 && current is { State: HubConnectionState.Disconnected };
 
     private async Task ReconnectAsync()
     {
@@ -163,8 +182,8 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
                 await Task.Delay(delay, options.Time, stopping.Token);
                 next = await ConnectAsync(stopping.Token);
 
-                // The client resumes on `next` and makes it current itself, under its send gate, so none of
-                // its sends can reach the new node before the resume or slip past the resend.
+                // The resume runs on `next` before it becomes current, so no call of the client's reaches the
+                // new node before the session is resumed there; the client's outbox pump then re-sends.
                 await resume(next);
                 Activate(next);
                 report(ConnectionStatus.Connected);
@@ -203,6 +222,7 @@ internal sealed class ReconnectingConnection : IAsyncDisposable
 
     private void GiveUp()
     {
+        Volatile.Write(ref gaveUp, 1);
         active.TrySetException(new InvalidOperationException("The connection could not be restored."));
         report(ConnectionStatus.Closed);
     }

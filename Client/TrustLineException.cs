@@ -1,8 +1,8 @@
 using Microsoft.AspNetCore.SignalR;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
-/// <summary>The server refused a call: <see cref="Code"/> is one of <see cref="Contracts.ErrorCodes"/>.</summary>
+/// <summary>The server refused a call: <see cref="Code"/> is one of <see cref="Protocol.Contracts.ErrorCodes"/>.</summary>
 public sealed class TrustLineException : Exception
 {
     /// <summary>Creates an exception with a stable code and a sentence.</summary>

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
 
-namespace TrustLine.Protocol.Client;
+namespace TrustLine.Client;
 
 /// <summary>
 /// A counsellor's console connection: signs in with the responder key (no password), sees the queue,
@@ -37,9 +37,7 @@ public sealed class ResponderClient : IAsyncDisposable
     /// <summary>The sessions this responder holds now.</summary>
     public IReadOnlyCollection<ResponderSession> Sessions => [.. sessions.Values];
 
-    internal HubConnection Hub => connection.Current;
-
-    internal Task<HubConnection> ActiveHubAsync(CancellationToken cancellationToken) => connection.ActiveAsync(cancellationToken);
+    internal ReconnectingConnection Connection => connection;
 
     internal ClientOptions Options => options;
 
@@ -87,20 +85,21 @@ public sealed class ResponderClient : IAsyncDisposable
 
     /// <summary>The queue: routing fields only (language, topic, urgency, waiting time).</summary>
     public async Task<QueueEntry[]> GetQueueAsync(CancellationToken cancellationToken = default) =>
-        await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<QueueEntry[]>(ResponderHubMethods.GetQueue, [], cancellationToken);
+        await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).GetQueue();
 
     /// <summary>Takes the next waiting session and answers its handshake; null when the queue is empty.</summary>
     public async Task<ResponderSession?> TakeNextAsync(CancellationToken cancellationToken = default)
     {
-        var taken = await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<TakenSession?>(ResponderHubMethods.TakeNext, [], cancellationToken);
+        var taken = await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).TakeNext();
         return taken is null ? null : await AnswerAsync(taken, cancellationToken);
     }
 
     /// <summary>Takes a named waiting session; throws <see cref="TrustLineException"/> (<c>not_available</c>) if another responder was first.</summary>
     public async Task<ResponderSession> TakeAsync(byte[] sessionId, CancellationToken cancellationToken = default)
     {
-        var taken = await (await connection.ActiveAsync(cancellationToken)).InvokeAsync<TakenSession?>(ResponderHubMethods.Take, [sessionId], cancellationToken);
-        return await AnswerAsync(taken!, cancellationToken);
+        var taken = await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).Take(sessionId)
+            ?? throw new TrustLineException(ErrorCodes.NotAvailable, "That session is no longer waiting.");
+        return await AnswerAsync(taken, cancellationToken);
     }
 
     /// <summary>Cuts the network connection as a lost signal would; the client comes back by itself.</summary>
@@ -118,7 +117,7 @@ public sealed class ResponderClient : IAsyncDisposable
         await connection.DisposeAsync();
         foreach (var session in sessions.Values)
         {
-            session.Dispose();
+            await session.DisposeAsync();
         }
     }
 
@@ -126,17 +125,18 @@ public sealed class ResponderClient : IAsyncDisposable
 
     private async Task<ResponderSession> AnswerAsync(TakenSession taken, CancellationToken cancellationToken)
     {
+        var hub = (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken);
         var accepted = ResponderHandshake.Accept(taken.Msg1, credentials, options.Time);
         if (!accepted.Succeeded)
         {
             // A msg1 for another organisation or with a bad key: end it rather than hold it.
-            await connection.Current.CallAsync(ResponderHubMethods.Close, [taken.SessionId], cancellationToken);
-            throw new TrustLineException("bad_msg1", $"The seeker's handshake was refused ({accepted.Error}); the session was closed.");
+            await hub.Close(taken.SessionId);
+            throw new TrustLineException(ErrorCodes.BadMsg1, $"The seeker's handshake was refused ({accepted.Error}); the session was closed.");
         }
 
         var session = new ResponderSession(this, taken, accepted.Channel!);
         sessions[session.Id] = session;
-        await connection.Current.CallAsync(ResponderHubMethods.Answer, [taken.SessionId, accepted.Msg2], cancellationToken);
+        await hub.Answer(taken.SessionId, accepted.Msg2!);
         return session;
     }
 
@@ -168,42 +168,21 @@ public sealed class ResponderClient : IAsyncDisposable
 
     private async Task ResumeAsync(HubConnection hub)
     {
-        // Hold every session's send gate: no text goes out before its session is resumed and resent.
-        var held = sessions.Values.OrderBy(s => s.Id).ToList();
-        foreach (var session in held)
+        foreach (var session in sessions.Values.OrderBy(s => s.Id).ToList())
         {
-            await session.HoldSendsAsync();
-        }
+            try
+            {
+                var result = await hub.Responder().ResumeSession(
+                    new ResumeSessionRequest { SessionId = session.Id.ToByteArray(bigEndian: true), ReceivedThrough = session.ReceivedThrough });
 
-        try
-        {
-            foreach (var session in held)
-            {
-                try
-                {
-                    await hub.InvokeAsync<ResumeSessionResult>(ResponderHubMethods.ResumeSession,
-                        [new ResumeSessionRequest { SessionId = session.Id.ToByteArray(bigEndian: true), ReceivedThrough = session.ReceivedThrough }],
-                        CancellationToken.None);
-                }
-                catch (TrustLineException)
-                {
-                    // That session ended while we were away.
-                    sessions.TryRemove(session.Id, out _);
-                    session.OnEnded("resume_refused");
-                }
+                // The session's pump re-sends what the server lacks, in order, once this connection is current.
+                session.Resumed(result.NextSequence);
             }
-
-            connection.Activate(hub);
-            foreach (var session in held.Where(s => s.EndReason is null))
+            catch (TrustLineException)
             {
-                await session.ResendHeldAsync(hub);
-            }
-        }
-        finally
-        {
-            foreach (var session in held)
-            {
-                session.ReleaseSends();
+                // That session ended while we were away.
+                sessions.TryRemove(session.Id, out _);
+                session.OnEnded(SessionEndReasons.ResumeRefused);
             }
         }
     }
@@ -230,29 +209,31 @@ public sealed class ResponderClient : IAsyncDisposable
 }
 
 /// <summary>One session a responder holds.</summary>
-public sealed class ResponderSession : IDisposable
+public sealed class ResponderSession : IAsyncDisposable
 {
-    private readonly ResponderClient client;
-    private readonly SecureChannel channel;
-    private readonly SemaphoreSlim gate = new(1, 1);
-
-    // Held from sealing until the server has the envelope, so envelopes reach it in sequence order.
-    private readonly SemaphoreSlim sendGate = new(1, 1);
-    private readonly AckBatcher acks;
-    private readonly GapWatch gaps;
+    private readonly SessionEngine engine;
     private readonly TaskCompletionSource<SeekerHello> established = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
     {
-        this.client = client;
-        this.channel = channel;
         Id = new Guid(taken.SessionId, bigEndian: true);
-        acks = new AckBatcher(through => client.Hub.CallAsync(ResponderHubMethods.Acknowledge, [Id.ToByteArray(bigEndian: true), through], CancellationToken.None),
-            client.Options.Time);
-        gaps = new GapWatch(gate, () => channel, MessagesMissingAsync, client.Options.Time);
         Language = taken.Language;
         Topic = taken.Topic;
         Urgent = taken.Urgent;
+        engine = new SessionEngine(channel, new Transport(client.Connection, taken.SessionId), client.Options.Time);
+        engine.HelloReceived += hello =>
+        {
+            Hello = hello;
+            established.TrySetResult(hello);
+            Established?.Invoke(hello);
+        };
+        engine.MessageReceived += text => MessageReceived?.Invoke(text);
+        engine.Ended += reason =>
+        {
+            client.Forget(Id);
+            established.TrySetCanceled();
+            Ended?.Invoke(reason);
+        };
     }
 
     /// <summary>The session id.</summary>
@@ -272,197 +253,63 @@ public sealed class ResponderSession : IDisposable
 
     /// <summary>
     /// Completes when the seeker's HELLO has arrived (it can arrive before <c>TakeNextAsync</c> returns, so
-    /// await this rather than relying on having subscribed to <see cref="Established"/> in time).
+    /// await this rather than relying on having subscribed to <see cref="Established"/> in time); cancelled if
+    /// the session ends first.
     /// </summary>
     public Task<SeekerHello> WhenEstablished => established.Task;
 
     /// <summary>A text from the seeker.</summary>
     public event Action<string>? MessageReceived;
 
-    /// <summary>The session ended, with a reason code.</summary>
+    /// <summary>
+    /// The session ended, with a reason: an <see cref="EndReasons"/> code from the server or one of
+    /// <see cref="SessionEndReasons"/> (<c>peer_closed</c> when the seeker sent CLOSE, <c>bad_hello</c>, …).
+    /// </summary>
     public event Action<string>? Ended;
 
     /// <summary>The seeker's HELLO, once received.</summary>
     public SeekerHello? Hello { get; private set; }
 
     /// <summary>Why it ended, or null while it runs.</summary>
-    public string? EndReason { get; private set; }
+    public string? EndReason => engine.EndReason;
 
-    internal long ReceivedThrough => (long)channel.NextReceiveSequence - 1;
+    /// <summary>Authentic envelopes of a content type this client does not know, dropped unread (PROTOCOL.md §3).</summary>
+    public int UnknownEnvelopesDropped => engine.UnknownDropped;
 
-    /// <summary>Encrypts and sends a text to the seeker.</summary>
-    public async Task SendTextAsync(string text, CancellationToken cancellationToken = default)
-    {
-        await sendGate.WaitAsync(cancellationToken);
-        try
-        {
-            byte[] envelope;
-            await gate.WaitAsync(cancellationToken);
-            try
-            {
-                if (EndReason is not null)
-                {
-                    throw new InvalidOperationException("The session has ended.");
-                }
+    internal long ReceivedThrough => engine.ReceivedThrough;
 
-                envelope = channel.SealText(text);
-            }
-            finally
-            {
-                gate.Release();
-            }
+    /// <summary>
+    /// Encrypts and sends a text to the seeker; completes when the server has it, and it is delivered even
+    /// across reconnects. Cancelling stops the wait, not the delivery. Throws <see cref="ArgumentException"/>
+    /// for a text over <see cref="Wire.MaxBodySize"/> bytes of UTF-8 and <see cref="InvalidOperationException"/>
+    /// after the end.
+    /// </summary>
+    public Task SendTextAsync(string text, CancellationToken cancellationToken = default) => engine.SendTextAsync(text, cancellationToken);
 
-            try
-            {
-                await client.Hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], cancellationToken);
-            }
-            catch (Exception e) when (e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException)
-            {
-                // Offline: resent after the resume.
-            }
-        }
-        finally
-        {
-            sendGate.Release();
-        }
-    }
-
-    /// <summary>Ends the session for both sides.</summary>
-    public async Task CloseAsync(CancellationToken cancellationToken = default)
-    {
-        var hub = await client.ActiveHubAsync(cancellationToken);
-        await hub.CallAsync(ResponderHubMethods.Close, [Id.ToByteArray(bigEndian: true)], cancellationToken);
-        client.Forget(Id);
-        OnEnded(EndReasons.ResponderClosed);
-    }
+    /// <summary>Ends the session for both sides: CLOSE to the seeker, then the server forgets it.</summary>
+    public Task CloseAsync(CancellationToken cancellationToken = default) => engine.CloseAsync(EndReasons.ResponderClosed, cancellationToken);
 
     /// <inheritdoc />
-    public void Dispose()
+    public ValueTask DisposeAsync() => engine.DisposeAsync();
+
+    internal Task OnEnvelopeAsync(byte[] envelope) => engine.OnEnvelopeAsync(envelope);
+
+    internal void OnDelivered(ulong sequence) => engine.OnDelivered(sequence);
+
+    internal void OnEnded(string reason) => engine.End(reason);
+
+    internal void Resumed(ulong nextSequence) => engine.Resumed(nextSequence);
+
+    /// <summary>The responder hub's calls for one held session.</summary>
+    private sealed class Transport(ReconnectingConnection connection, byte[] sessionId) : ISessionTransport
     {
-        channel.Dispose();
-        gate.Dispose();
-        sendGate.Dispose();
-    }
+        public async Task SendAsync(byte[] envelope, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).Send(envelope);
 
-    internal Task HoldSendsAsync() => sendGate.WaitAsync();
+        public async Task AcknowledgeAsync(ulong through, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).Acknowledge(sessionId, through);
 
-    internal void ReleaseSends() => sendGate.Release();
-
-    /// <summary>After a reconnect, with the send gate held: resend exactly the bytes not yet delivered, in order.</summary>
-    internal async Task ResendHeldAsync(HubConnection hub)
-    {
-        IReadOnlyList<byte[]> pending;
-        await gate.WaitAsync();
-        try
-        {
-            pending = [.. channel.Unacknowledged.Select(u => u.Envelope)];
-        }
-        finally
-        {
-            gate.Release();
-        }
-
-        foreach (var envelope in pending)
-        {
-            await hub.InvokeAsync<SendResult>(ResponderHubMethods.Send, [envelope], CancellationToken.None);
-        }
-    }
-
-    internal async Task OnEnvelopeAsync(byte[] envelope)
-    {
-        var texts = new List<string>();
-        SeekerHello? hello = null;
-        ulong? acknowledge = null;
-        var missing = false;
-        await gate.WaitAsync();
-        try
-        {
-            var opened = channel.TryOpen(envelope);
-            if (opened.Status == OpenStatus.Delivered)
-            {
-                foreach (var message in opened.Messages)
-                {
-                    if (message.Type == ContentType.Hello)
-                    {
-                        hello = message.Hello;
-                    }
-                    else if (message.Type == ContentType.Text)
-                    {
-                        texts.Add(message.Text);
-                    }
-                }
-
-                acknowledge = channel.NextReceiveSequence - 1;
-            }
-
-            missing = opened.Status == OpenStatus.MessagesMissing;
-            if (opened.Status == OpenStatus.Buffered)
-            {
-                gaps.Start();
-            }
-        }
-        finally
-        {
-            gate.Release();
-        }
-
-        if (hello is not null)
-        {
-            Hello = hello;
-            established.TrySetResult(hello);
-            Established?.Invoke(hello);
-        }
-
-        foreach (var text in texts)
-        {
-            MessageReceived?.Invoke(text);
-        }
-
-        if (missing)
-        {
-            await MessagesMissingAsync();
-        }
-        else if (acknowledge is { } through)
-        {
-            await acks.ReceivedAsync(through);
-        }
-    }
-
-    private async Task MessagesMissingAsync()
-    {
-        OnEnded("messages_missing");
-        client.Forget(Id);
-        try
-        {
-            await client.Hub.CallAsync(ResponderHubMethods.Close, [Id.ToByteArray(bigEndian: true)], CancellationToken.None);
-        }
-        catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
-        {
-            // Over for this side either way; the server's timers end it too.
-        }
-    }
-
-    internal void OnDelivered(ulong sequence)
-    {
-        gate.Wait();
-        try
-        {
-            channel.Acknowledge(sequence);
-        }
-        finally
-        {
-            gate.Release();
-        }
-    }
-
-    internal void OnEnded(string reason)
-    {
-        if (EndReason is not null)
-        {
-            return;
-        }
-
-        EndReason = reason;
-        Ended?.Invoke(reason);
+        public async Task CloseAsync(CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).Close(sessionId);
     }
 }

@@ -1,0 +1,370 @@
+using Microsoft.AspNetCore.SignalR.Client;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+
+namespace TrustLine.Client;
+
+/// <summary>What the seeker sees of its session.</summary>
+public enum SeekerState
+{
+    /// <summary>Not opened yet.</summary>
+    New,
+
+    /// <summary>Waiting in the organisation's queue.</summary>
+    Waiting,
+
+    /// <summary>A verified counsellor of the organisation is connected; messages flow end to end.</summary>
+    Connected,
+
+    /// <summary>The network dropped; the client is coming back and will resend what was not delivered.</summary>
+    Reconnecting,
+
+    /// <summary>The session is over; see <see cref="SeekerClient.EndReason"/>.</summary>
+    Ended,
+}
+
+/// <summary>
+/// A help-seeker's session, as a mobile or desktop app uses it: open with routing choices, wait in the
+/// queue, verify the responder against the pinned organisation keys (PROTOCOL.md §1–§2), then exchange
+/// end-to-end encrypted text. Reconnects and resumes by itself after network loss, resending exactly the
+/// bytes not yet delivered. No account, no identifier: the server learns nothing but ciphertext.
+/// </summary>
+public sealed class SeekerClient : IAsyncDisposable
+{
+    private readonly OrganisationPin pin;
+    private readonly ClientOptions options;
+    private readonly Pseudonym? pseudonym;
+    private readonly ReconnectingConnection connection;
+    private readonly Lock sync = new();
+    private SeekerHandshake? handshake;
+    private SessionEngine? engine;
+    private byte[] resumeToken = [];
+    private SeekerState state = SeekerState.New;
+    private int disposed;
+
+    /// <summary>Creates a client for one session with the organisation of <paramref name="pin"/>.</summary>
+    /// <param name="server">The server's base address (any node).</param>
+    /// <param name="pin">The organisation's pinned id and roots.</param>
+    /// <param name="pseudonym">The seeker's pseudonym for this organisation, to be recognised as returning; null for none.</param>
+    /// <param name="options">Clock and reconnect behaviour.</param>
+    public SeekerClient(Uri server, OrganisationPin pin, Pseudonym? pseudonym = null, ClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        this.pin = pin ?? throw new ArgumentNullException(nameof(pin));
+        this.pseudonym = pseudonym;
+        this.options = options ?? new ClientOptions();
+        connection = new ReconnectingConnection([server, .. this.options.FallbackServers], Routes.SeekerHub, this.options, null,
+            Register, ResumeAsync, OnConnectionStatus);
+    }
+
+    /// <summary>The state changed.</summary>
+    public event Action<SeekerState>? StateChanged;
+
+    /// <summary>The place in the queue changed.</summary>
+    public event Action<QueueStatus>? QueueChanged;
+
+    /// <summary>A text from the counsellor, decrypted and verified.</summary>
+    public event Action<string>? MessageReceived;
+
+    /// <summary>The counsellor received the seeker's messages up to this sequence.</summary>
+    public event Action<ulong>? Delivered;
+
+    /// <summary>
+    /// Every envelope this client sent (true) or received (false), as the relay sees it: the clear header and
+    /// the size, nothing else. For diagnostics and demonstrations.
+    /// </summary>
+    public event Action<EnvelopeHeader, bool>? EnvelopeObserved;
+
+    /// <summary>Current state.</summary>
+    public SeekerState State => state;
+
+    /// <summary>
+    /// Why the session ended: an <see cref="EndReasons"/> code from the server, or one of
+    /// <see cref="SessionEndReasons"/> (<c>peer_closed</c>, <c>messages_missing</c>, <c>handshake_failed:…</c>, …).
+    /// </summary>
+    public string? EndReason { get; private set; }
+
+    /// <summary>The 16-byte session id.</summary>
+    public Guid SessionId { get; private set; }
+
+    /// <summary>The responder's key fingerprint once verified (a counsellor may read theirs aloud).</summary>
+    public string? ResponderFingerprint { get; private set; }
+
+    /// <summary>The highest envelope seq received in order from the responder, −1 for none.</summary>
+    public long ReceivedThrough => engine?.ReceivedThrough ?? -1;
+
+    /// <summary>Authentic envelopes of a content type this client does not know, dropped unread (PROTOCOL.md §3).</summary>
+    public int UnknownEnvelopesDropped => engine?.UnknownDropped ?? 0;
+
+    /// <summary>
+    /// Opens the session and joins the queue. When the server is under pressure it asks for an admission
+    /// puzzle (PROTOCOL.md §9): the client solves it on the thread pool and opens again;
+    /// <paramref name="admissionProgress"/> hears 0 when solving starts, then the number of hashes tried.
+    /// </summary>
+    public async Task<QueueStatus> OpenAsync(string language, string topic = "", bool urgent = false,
+        IProgress<long>? admissionProgress = null, CancellationToken cancellationToken = default)
+    {
+        if (state != SeekerState.New || handshake is not null)
+        {
+            throw new InvalidOperationException("A SeekerClient opens one session; create a new one for another.");
+        }
+
+        handshake = SeekerHandshake.Start(pin, options.Time);
+        SessionId = handshake.SessionGuid;
+        await connection.StartAsync(cancellationToken);
+        var hub = connection.Current.Seeker(cancellationToken);
+        var request = new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = language, Topic = topic, Urgent = urgent };
+        OpenSessionResult result;
+        try
+        {
+            result = await hub.OpenSession(request);
+        }
+        catch (TrustLineException e) when (e.Code == ErrorCodes.PuzzleRequired)
+        {
+            var bytes = await hub.GetPuzzle(pin.OrgId);
+            if (!AdmissionPuzzle.TryParse(bytes, out var puzzle, out var error))
+            {
+                throw new TrustLineException(ErrorCodes.BadPuzzle, $"The server's admission puzzle is malformed ({error}).");
+            }
+
+            var sessionId = handshake.SessionId.ToArray();
+            admissionProgress?.Report(0);
+            request.Puzzle = bytes;
+            request.Solution = await Task.Run(() => puzzle.Solve(sessionId, admissionProgress, cancellationToken), cancellationToken);
+            result = await hub.OpenSession(request);
+        }
+
+        resumeToken = result.ResumeToken;
+        SetState(SeekerState.Waiting);
+        return result.Queue;
+    }
+
+    /// <summary>
+    /// Encrypts and sends a text; completes when the server has it, and it is delivered even across reconnects.
+    /// Cancelling stops the wait, not the delivery. Throws <see cref="ArgumentException"/> for a text over
+    /// <see cref="Wire.MaxBodySize"/> bytes of UTF-8, and <see cref="InvalidOperationException"/> before a
+    /// counsellor is connected or after the end.
+    /// </summary>
+    public Task SendTextAsync(string text, CancellationToken cancellationToken = default)
+    {
+        var session = engine;
+        if (state == SeekerState.Ended || session is null)
+        {
+            throw new InvalidOperationException("Messages can be sent once a counsellor is connected, and not after the end.");
+        }
+
+        return session.SendTextAsync(text, cancellationToken);
+    }
+
+    /// <summary>
+    /// Ends the session (or leaves the queue): CLOSE to the counsellor, then the server deletes everything of
+    /// it at once.
+    /// </summary>
+    public async Task CloseAsync(CancellationToken cancellationToken = default)
+    {
+        if (state is SeekerState.Ended or SeekerState.New)
+        {
+            return;
+        }
+
+        if (engine is { } session)
+        {
+            await session.CloseAsync(EndReasons.SeekerClosed, cancellationToken);
+            return;
+        }
+
+        var hub = await connection.ActiveAsync(cancellationToken);
+        await hub.Seeker(cancellationToken).Close();
+        End(EndReasons.SeekerClosed);
+    }
+
+    /// <summary>Cuts the network connection as a phone losing signal would; the client comes back by itself.</summary>
+    /// <param name="preferServer">Index into the server list (the first server, then the fallbacks) to come back to.</param>
+    public Task SimulateNetworkLossAsync(int? preferServer = null) => connection.DropAsync(preferServer);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
+        await connection.DisposeAsync();
+        if (engine is { } session)
+        {
+            await session.DisposeAsync();
+        }
+
+        handshake?.Dispose();
+    }
+
+    private void Register(HubConnection hub)
+    {
+        hub.On<QueueStatus>(nameof(ISeekerClient.QueuePosition), status => QueueChanged?.Invoke(status));
+        hub.On<byte[]>(nameof(ISeekerClient.Answered), OnAnsweredAsync);
+        hub.On<byte[]>(nameof(ISeekerClient.Envelope), envelope => engine?.OnEnvelopeAsync(envelope) ?? Task.CompletedTask);
+        hub.On<ulong>(nameof(ISeekerClient.Delivered), sequence => engine?.OnDelivered(sequence));
+        hub.On<SessionEnd>(nameof(ISeekerClient.SessionEnded), end => End(end.Reason));
+    }
+
+    private async Task OnAnsweredAsync(byte[] msg2)
+    {
+        if (Answer(msg2) is { } helloSent)
+        {
+            await WhenSentAsync(helloSent);
+        }
+    }
+
+    /// <summary>
+    /// Verifies <c>msg2</c> and starts the session with HELLO; returns the HELLO's send, or null. A msg2 that
+    /// does not verify ends the session: only the relay can have forged it (a genuine responder's answer is
+    /// signed), and the server takes one answer per session, so waiting for another would wait forever.
+    /// </summary>
+    private Task? Answer(byte[] msg2)
+    {
+        SessionEngine? session = null;
+        lock (sync)
+        {
+            if (engine is not null || handshake is null || state == SeekerState.Ended)
+            {
+                return null;
+            }
+
+            var result = handshake.Complete(msg2);
+            handshake.Dispose();
+            handshake = null;
+            if (!result.Succeeded)
+            {
+                var check = result.Error == HandshakeError.CertificateChain ? result.ChainError.ToString() : result.Error.ToString();
+                EndReason = $"{SessionEndReasons.HandshakeFailed}:{check}";
+            }
+            else
+            {
+                ResponderFingerprint = Certificate.Fingerprint(result.ResponderPublicKey);
+                session = new SessionEngine(result.Channel!, new Transport(connection), options.Time);
+                session.MessageReceived += text => MessageReceived?.Invoke(text);
+                session.Delivered += sequence => Delivered?.Invoke(sequence);
+                session.EnvelopeObserved += (header, sent) => EnvelopeObserved?.Invoke(header, sent);
+                session.Ended += End;
+                engine = session;
+            }
+        }
+
+        if (session is null)
+        {
+            _ = CloseRefusedAsync();
+            End(EndReason!);
+            return null;
+        }
+
+        // HELLO goes first (PROTOCOL.md §2); the app's texts queue behind it.
+        var hello = session.SendHelloAsync(pseudonym);
+        SetState(SeekerState.Connected);
+        return hello;
+    }
+
+    private async Task CloseRefusedAsync()
+    {
+        try
+        {
+            await (await connection.ActiveAsync(CancellationToken.None)).Seeker().Close();
+        }
+        catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+        {
+            // The server's timers end it too.
+        }
+    }
+
+    private async Task ResumeAsync(HubConnection hub)
+    {
+        var result = await hub.Seeker().ResumeSession(
+            new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough });
+        if (result.Queued)
+        {
+            QueueChanged?.Invoke(result.Queue);
+        }
+
+        if (result.Msg2 is { } msg2 && engine is null)
+        {
+            _ = Answer(msg2);
+        }
+
+        // The pump re-sends exactly the bytes the server does not have yet, in order, once this connection is current.
+        engine?.Resumed(result.NextSequence);
+    }
+
+    private static async Task WhenSentAsync(Task send)
+    {
+        try
+        {
+            await send;
+        }
+        catch (InvalidOperationException)
+        {
+            // The session ended first; its state says so.
+        }
+    }
+
+    private void OnConnectionStatus(ConnectionStatus status)
+    {
+        switch (status)
+        {
+            case ConnectionStatus.Reconnecting when state != SeekerState.Ended:
+                SetState(SeekerState.Reconnecting);
+                break;
+            case ConnectionStatus.Connected when state == SeekerState.Reconnecting:
+                SetState(engine is null ? SeekerState.Waiting : SeekerState.Connected);
+                break;
+            case ConnectionStatus.Closed when state != SeekerState.Ended && state != SeekerState.New:
+                End(SessionEndReasons.ConnectionLost);
+                break;
+        }
+    }
+
+    private void End(string reason)
+    {
+        lock (sync)
+        {
+            if (state == SeekerState.Ended)
+            {
+                return;
+            }
+
+            EndReason ??= reason;
+            state = SeekerState.Ended;
+        }
+
+        // The engine stops its pump and fails the sends still waiting; its Ended event comes back here, a no-op.
+        engine?.End(reason);
+        StateChanged?.Invoke(SeekerState.Ended);
+    }
+
+    private void SetState(SeekerState next)
+    {
+        lock (sync)
+        {
+            if (state == next || state == SeekerState.Ended)
+            {
+                return;
+            }
+
+            state = next;
+        }
+
+        StateChanged?.Invoke(next);
+    }
+
+    /// <summary>The seeker hub's calls for its one session.</summary>
+    private sealed class Transport(ReconnectingConnection connection) : ISessionTransport
+    {
+        public async Task SendAsync(byte[] envelope, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Send(envelope);
+
+        public async Task AcknowledgeAsync(ulong through, CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Acknowledge(through);
+
+        public async Task CloseAsync(CancellationToken cancellationToken) =>
+            await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).Close();
+    }
+}
