@@ -1,3 +1,4 @@
+using TrustLine.Server.Admission;
 using TrustLine.Server.Operations;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
@@ -8,6 +9,7 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddCryptoSelfTest();
 builder.AddStore();
 builder.AddOrganisations();
+builder.AddAdmission();
 builder.AddRelay();
 builder.AddOperations();
 

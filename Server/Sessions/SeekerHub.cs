@@ -1,6 +1,7 @@
 using Mediator;
 using Microsoft.AspNetCore.SignalR;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Admission;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Storage;
 
@@ -18,8 +19,8 @@ public sealed class SeekerHub(IMediator mediator) : Hub<ISeekerClient>, ISeekerH
     public override async Task OnDisconnectedAsync(Exception? exception) =>
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
 
-    public Task<byte[]> GetPuzzle(byte[] orgId) =>
-        throw new RefusedException(ErrorCodes.BadRequest, "This server does not hand out admission puzzles yet; open the session without one.");
+    public async Task<byte[]> GetPuzzle(byte[] orgId) =>
+        (await mediator.Send(new GetPuzzleQuery(orgId), Context.ConnectionAborted)).ValueOrRefuse();
 
     public async Task<OpenSessionResult> OpenSession(OpenSessionRequest request) =>
         (await mediator.Send(new OpenSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted)).ValueOrRefuse();
