@@ -1,7 +1,9 @@
 using TrustLine.Server.Admission;
+using TrustLine.Server.Limits;
 using TrustLine.Server.Operations;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
+using TrustLine.Server.Responders;
 using TrustLine.Server.Storage;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -10,7 +12,9 @@ builder.AddCryptoSelfTest();
 builder.AddStore();
 builder.AddOrganisations();
 builder.AddAdmission();
+builder.AddSignIn();
 builder.AddRelay();
+builder.AddLimits();
 builder.AddOperations();
 
 var app = builder.Build();
@@ -19,6 +23,7 @@ if (!app.SettingsAreValid())
     return StartupCheck.BadSettingExitCode;
 }
 
+app.UseLimits();
 app.UseWebSockets();
 app.UseAuthentication();
 app.UseAuthorization();

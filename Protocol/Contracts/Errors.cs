@@ -75,6 +75,9 @@ public static class ErrorCodes
     /// <summary>The admission puzzle is malformed, not this server's, expired, already used, or its solution does not hold.</summary>
     public const string BadPuzzle = "bad_puzzle";
 
+    /// <summary>The request came from a web page of an origin this server does not serve.</summary>
+    public const string ForbiddenOrigin = "forbidden_origin";
+
     /// <summary>Too many calls too fast; slow down and try again.</summary>
     public const string RateLimited = "rate_limited";
 

@@ -82,6 +82,10 @@ internal sealed class World : IAsyncDisposable
         ["Organisations:test:Topics:0"] = "health",
         ["Organisations:test:Roots:0"] = Convert.ToHexStringLower(org.RootPublic),
         ["Sessions:ReaperInterval"] = "00:00:00.100",
+        // Tests open sessions in quick succession with raw hub connections that solve no puzzle; the
+        // admission tests turn pressure back on.
+        ["Admission:OpenRateThreshold"] = "10000",
+        ["Admission:QueueFillThreshold"] = "1",
     };
 
     public SeekerClient Seeker(int node = 0, Pseudonym? pseudonym = null)
@@ -104,6 +108,23 @@ internal sealed class World : IAsyncDisposable
         }).WaitAsync(TimeSpan.FromSeconds(15));
         owned.Add(client);
         return client;
+    }
+
+    /// <summary>Signs the organisation's responder in over HTTP, as any client would, and returns the raw token.</summary>
+    public async Task<string> SignInTokenAsync(int node = 0)
+    {
+        using var credentials = Org.Credentials();
+        using var challengeResponse = await Nodes[node].Http.PostAsync(Protocol.Contracts.Routes.Challenge, null);
+        var challenge = Convert.FromBase64String((await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<Protocol.Contracts.ChallengeResponse>(challengeResponse.Content))!.Challenge);
+        using var response = await System.Net.Http.Json.HttpClientJsonExtensions.PostAsJsonAsync(Nodes[node].Http, Protocol.Contracts.Routes.SignIn, new Protocol.Contracts.SignInRequest
+        {
+            IssuerCertificate = PublicText.Certificate(credentials.Issuer),
+            ResponderCertificate = PublicText.Certificate(credentials.Responder),
+            Challenge = Convert.ToBase64String(challenge),
+            Signature = Convert.ToBase64String(Protocol.Contracts.ResponderSignIn.Sign(credentials.SigningKey, challenge)),
+        });
+        Assert.That(response.IsSuccessStatusCode, Is.True, "sign-in");
+        return (await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<Protocol.Contracts.SignInResponse>(response.Content))!.Token;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Http.Json;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.Configuration;
@@ -19,7 +17,7 @@ public sealed class ResponderGrantTests
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, services: s => s.AddSingleton<TimeProvider>(clock));
-        var token = await SignInAsync(world);
+        var token = await world.SignInTokenAsync();
         await using var hub = Connect(world, token);
         var closed = Closed(hub);
         await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
@@ -37,7 +35,7 @@ public sealed class ResponderGrantTests
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, services: s => s.AddSingleton<TimeProvider>(clock));
-        var token = await SignInAsync(world);
+        var token = await world.SignInTokenAsync();
         await using var hub = Connect(world, token);
         var closed = Closed(hub);
         await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
@@ -52,7 +50,7 @@ public sealed class ResponderGrantTests
     public async Task DenyingAResponderKeyClosesItsLiveConnectionAndItsToken()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded);
-        var token = await SignInAsync(world);
+        var token = await world.SignInTokenAsync();
         await using var hub = Connect(world, token);
         var closed = Closed(hub);
         await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
@@ -85,22 +83,5 @@ public sealed class ResponderGrantTests
             return Task.CompletedTask;
         };
         return closed.Task;
-    }
-
-    private static async Task<string> SignInAsync(World world)
-    {
-        using var credentials = world.Org.Credentials();
-        var node = world.Nodes[0];
-        using var challengeResponse = await node.Http.PostAsync(Routes.Challenge, null);
-        var challenge = Convert.FromBase64String((await challengeResponse.Content.ReadFromJsonAsync<ChallengeResponse>())!.Challenge);
-        using var response = await node.Http.PostAsJsonAsync(Routes.SignIn, new SignInRequest
-        {
-            IssuerCertificate = PublicText.Certificate(credentials.Issuer),
-            ResponderCertificate = PublicText.Certificate(credentials.Responder),
-            Challenge = Convert.ToBase64String(challenge),
-            Signature = Convert.ToBase64String(ResponderSignIn.Sign(credentials.SigningKey, challenge)),
-        });
-        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        return (await response.Content.ReadFromJsonAsync<SignInResponse>())!.Token;
     }
 }

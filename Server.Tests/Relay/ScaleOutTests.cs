@@ -117,6 +117,12 @@ internal static class Connected
 /// <summary>Reads what a deployment left in Redis.</summary>
 internal static class RedisInspection
 {
+    /// <summary>Keys of responder sign-in, not of any session: tokens, spent challenges and the day's challenge key (all with TTLs).</summary>
+    public static bool IsSignInKey(string prefix, string key) =>
+        key.StartsWith(prefix + ":tok:", StringComparison.Ordinal)
+        || key.StartsWith(prefix + ":spent:ch:", StringComparison.Ordinal)
+        || key.StartsWith(prefix + ":challenge-key:", StringComparison.Ordinal);
+
     public static async Task<List<(string Key, TimeSpan? Ttl)>> KeysAsync(string prefix)
     {
         var server = TestRedis.Connection.GetServer(TestRedis.Connection.GetEndPoints()[0]);

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Admission;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Storage;
 
@@ -28,6 +29,13 @@ public sealed class ResponderOptions
 /// </summary>
 public static class SignInEndpoints
 {
+    /// <summary>Stateless challenges; the spent-challenge store comes with the admission services.</summary>
+    public static IHostApplicationBuilder AddSignIn(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<Challenges>();
+        return builder;
+    }
+
     public static IEndpointRouteBuilder MapSignIn(this IEndpointRouteBuilder app)
     {
         app.MapPost(Routes.Challenge, IssueChallengeAsync);
@@ -35,31 +43,46 @@ public static class SignInEndpoints
         return app;
     }
 
-    private static async Task<Ok<ChallengeResponse>> IssueChallengeAsync(IAccessStore access, IOptions<ResponderOptions> options)
+    private static async Task<Ok<ChallengeResponse>> IssueChallengeAsync(Challenges challenges, IOptions<ResponderOptions> options)
     {
-        var challenge = RandomNumberGenerator.GetBytes(32);
-        await access.StoreChallengeAsync(challenge, options.Value.ChallengeLifetime);
+        var challenge = await challenges.IssueAsync(options.Value.ChallengeLifetime);
         return TypedResults.Ok(new ChallengeResponse { Challenge = Convert.ToBase64String(challenge) });
     }
 
     private static async Task<Results<Ok<SignInResponse>, JsonHttpResult<ErrorResponse>>> SignInAsync(
-        SignInRequest? request,
+        HttpRequest http,
         IAccessStore access,
+        Challenges challenges,
+        ISpentTokens spent,
         OrganisationDirectory organisations,
         IOptions<ResponderOptions> options,
         TimeProvider time,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger(typeof(SignInEndpoints).FullName!);
-        if (request is null
-            || !TryBase64(request.Challenge, 32, out var challenge)
-            || !TryBase64(request.Signature, Wire.SignatureSize, out var signature))
+        SignInRequest? request;
+        try
         {
-            return Error(400, ErrorCodes.BadRequest, "Give the challenge, the signature and both certificates, base64.");
+            request = await http.ReadFromJsonAsync<SignInRequest>(http.HttpContext.RequestAborted);
+        }
+        catch (BadHttpRequestException e)
+        {
+            return Error(e.StatusCode, ErrorCodes.BadRequest, "The request is too large or malformed.");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            request = null;
         }
 
-        // First spend the challenge, so a replay fails whatever else it carries.
-        if (!await access.ConsumeChallengeAsync(challenge))
+        if (request is null
+            || !TryBase64(request.Challenge, Challenges.Size, out var challenge)
+            || !TryBase64(request.Signature, Wire.SignatureSize, out var signature))
+        {
+            return Error(400, ErrorCodes.BadRequest, "Give the challenge, the signature and both certificates, base64, as JSON.");
+        }
+
+        // Stateless first: a challenge this deployment did not make, or an expired one, costs nothing more.
+        if (!await challenges.IsGenuineAsync(challenge))
         {
             return Error(401, ErrorCodes.BadChallenge, "The challenge is unknown, expired or already used; ask for a new one.");
         }
@@ -95,6 +118,13 @@ public static class SignInEndpoints
         if (!ResponderSignIn.Verify(responder.SubjectPublicKey, challenge, signature))
         {
             return Error(401, ErrorCodes.BadSignature, "The signature over the challenge does not verify under the responder key.");
+        }
+
+        // Spent only now, after everything verified: a replay of this exact request fails, and requests that
+        // fail earlier store nothing.
+        if (!await spent.TrySpendAsync("ch", challenge, Challenges.ExpiryOf(challenge).AddSeconds(1)))
+        {
+            return Error(401, ErrorCodes.BadChallenge, "The challenge is unknown, expired or already used; ask for a new one.");
         }
 
         var token = Base64Url(RandomNumberGenerator.GetBytes(32));

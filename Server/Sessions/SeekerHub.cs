@@ -2,22 +2,27 @@ using Mediator;
 using Microsoft.AspNetCore.SignalR;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Admission;
+using TrustLine.Server.Limits;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Storage;
 
 namespace TrustLine.Server.Sessions;
 
 /// <summary>The anonymous seeker hub: each method binds the connection's state into a command.</summary>
-public sealed class SeekerHub(IMediator mediator) : Hub<ISeekerClient>, ISeekerHub
+public sealed class SeekerHub(IMediator mediator, SilentConnections silent) : Hub<ISeekerClient>, ISeekerHub
 {
     public override Task OnConnectedAsync()
     {
         ConnectionState.Attach(Context, Party.Seeker);
+        silent.Connected(Context);
         return Task.CompletedTask;
     }
 
-    public override async Task OnDisconnectedAsync(Exception? exception) =>
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        silent.Heard(Context);
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
+    }
 
     public async Task<byte[]> GetPuzzle(byte[] orgId) =>
         (await mediator.Send(new GetPuzzleQuery(orgId), Context.ConnectionAborted)).ValueOrRefuse();

@@ -29,6 +29,22 @@ internal sealed class Node : IAsyncDisposable
         args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
         args.Add("--Operations:RuntimeDiagnostics=true");
         args.Add("--Logging:LogLevel:Default=Warning");
+        // The relay workloads measure the relay at full speed: the per-connection call rate and the admission
+        // puzzle are off unless a workload sets them (the flood workload does).
+        foreach (var (key, value) in new Dictionary<string, string>
+        {
+            ["Limits:CallBurst"] = "100000",
+            ["Limits:CallsPerSecond"] = "100000",
+            ["Admission:OpenRateThreshold"] = "10000",
+            ["Admission:QueueFillThreshold"] = "1",
+        })
+        {
+            if (!settings.ContainsKey(key))
+            {
+                args.Add($"--{key}={value}");
+            }
+        }
+
         return StartAsync(args);
     }
 
