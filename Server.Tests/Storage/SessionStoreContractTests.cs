@@ -106,10 +106,10 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.True);
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [9], expires), Is.False, "a resend is a duplicate");
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 1, [2], expires), Is.True);
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 2, [3], expires), Is.True);
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.EqualTo(AppendOutcome.Stored));
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [9], expires), Is.EqualTo(AppendOutcome.Duplicate), "a resend is a duplicate");
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 1, [2], expires), Is.EqualTo(AppendOutcome.Stored));
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 2, [3], expires), Is.EqualTo(AppendOutcome.Stored));
         });
 
         Assert.That((await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window)).Select(e => e.Envelope[0]), Is.EqualTo(new byte[] { 1, 2, 3 }));
@@ -122,6 +122,45 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
             Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "directions are apart");
             Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 1 + Window + 1, Window), Is.EqualTo(-3), "nothing can have been sent that far ahead");
             Assert.That((await store.GetAsync(session.Id))!.AckedClientToServer, Is.EqualTo(1), "a refused ack changes nothing");
+        });
+    }
+
+    [Test]
+    public async Task AnEnvelopeArrivingAfterTheSessionEndedIsNotKept()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.DeleteAsync(session.Id, Window);
+        var expires = time.GetUtcNow().AddMinutes(5);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.EqualTo(AppendOutcome.SessionGone));
+            // The pipelined write cannot answer, but must not write either.
+            await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [2], expires, awaitReply: false);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window), Is.Empty);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "pipelined");
+        });
+    }
+
+    [Test]
+    public async Task AnAcknowledgementPastTheHighestBufferedSeqIsRefused()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 0, Window), Is.EqualTo(-3), "nothing was sent yet");
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [1], expires);
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 1, [2], expires, awaitReply: false);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 2, Window), Is.EqualTo(-3), "seq 2 was never sent");
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 0, Window), Is.EqualTo(-3), "the other direction sent nothing");
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 1, Window), Is.EqualTo(1));
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 1, Window), Is.EqualTo(1), "a repeated ack is fine");
+            Assert.That((await store.GetAsync(session.Id))!.AckedServerToClient, Is.EqualTo(1));
         });
     }
 

@@ -56,7 +56,7 @@ public sealed class SendEnvelopeHandler(
 
         if (header.Sequence > link.NextSend)
         {
-            return Refuse.With(ErrorCodes.OutOfOrder, $"Expected sequence {link.NextSend}; send envelopes in order.");
+            return Refuse.With(ErrorCodes.OutOfOrder, "The sequence number is not the next one; send envelopes in order, each once.");
         }
 
         var window = options.Value.MaxUnacknowledged;
@@ -76,8 +76,15 @@ public sealed class SendEnvelopeHandler(
         // While the peer is connected, delivery is live and the buffer is the fallback: the write is pipelined
         // without waiting for Redis's reply. While the peer is away, the buffer is the delivery: wait for it.
         var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires, awaitReply: peer is null);
+        if (stored == AppendOutcome.SessionGone)
+        {
+            // Ended on another node, whose word has not reached this one yet.
+            link.Ended = true;
+            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
+        }
+
         link.NextSend = header.Sequence + 1;
-        if (!stored)
+        if (stored != AppendOutcome.Stored)
         {
             return new SendResult { Sequence = header.Sequence, Duplicate = true };
         }
@@ -142,7 +149,7 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
         var acked = await store.AcknowledgeAsync(link.SessionId, received, through, options.Value.MaxUnacknowledged);
         if (acked == -3)
         {
-            return Refuse.With(ErrorCodes.BadRequest, "That acknowledges envelopes that cannot have been sent yet.");
+            return Refuse.With(ErrorCodes.BadRequest, "That acknowledges envelopes that have not been sent.");
         }
 
         if (acked < -1)

@@ -123,18 +123,28 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
     {
         lock (gate)
         {
+            if (Live(id) is not { } record)
+            {
+                return Task.FromResult(AppendOutcome.SessionGone);
+            }
+
             var key = (id, direction, sequence);
             if (envelopes.TryGetValue(key, out var existing) && existing.ExpiresAt > Now)
             {
-                return Task.FromResult(false);
+                return Task.FromResult(AppendOutcome.Duplicate);
             }
 
             envelopes[key] = new(envelope, expiresAt);
-            return Task.FromResult(true);
+            if ((long)sequence > record.Highest(direction))
+            {
+                Replace(direction == Direction.ClientToServer ? record with { HighestClientToServer = (long)sequence } : record with { HighestServerToClient = (long)sequence });
+            }
+
+            return Task.FromResult(AppendOutcome.Stored);
         }
     }
 
@@ -164,7 +174,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(-2L);
             }
 
-            if ((long)through > record.Acked(direction) + window)
+            if ((long)through > record.Highest(direction))
             {
                 return Task.FromResult(-3L);
             }

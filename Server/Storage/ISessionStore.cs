@@ -52,9 +52,28 @@ public sealed record SessionRecord
 
     public long AckedServerToClient { get; init; } = -1;
 
+    /// <summary>Highest seq ever buffered (and so relayed) per direction, −1 for none: nothing past it can be acknowledged.</summary>
+    public long HighestClientToServer { get; init; } = -1;
+
+    public long HighestServerToClient { get; init; } = -1;
+
     public long Acked(Direction direction) => direction == Direction.ClientToServer ? AckedClientToServer : AckedServerToClient;
 
+    public long Highest(Direction direction) => direction == Direction.ClientToServer ? HighestClientToServer : HighestServerToClient;
+
     public string? Connection(Party party) => party == Party.Seeker ? SeekerConnection : ResponderConnection;
+}
+
+/// <summary>What became of an envelope handed to the buffer.</summary>
+public enum AppendOutcome
+{
+    Stored,
+
+    /// <summary>That seq is already stored (a resend).</summary>
+    Duplicate,
+
+    /// <summary>The session no longer exists (ended on some node): nothing was written.</summary>
+    SessionGone,
 }
 
 public enum CreateOutcome
@@ -98,19 +117,20 @@ public interface ISessionStore
     Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
 
     /// <summary>
-    /// Keeps an envelope until acknowledged; false if that seq is already stored (a resend). With
-    /// <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's answer
-    /// (and always returns true): the write still never overwrites a stored seq.
+    /// Keeps an envelope until acknowledged, only while the session exists (checked atomically with the
+    /// write, so a write in flight cannot land after the session's delete); a stored seq is never replaced.
+    /// With <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's
+    /// answer (and reports <see cref="AppendOutcome.Stored"/>); the same conditions still hold.
     /// </summary>
-    Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
+    Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
 
     /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
     Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);
 
     /// <summary>
-    /// Forgets envelopes up to <paramref name="through"/> and records the ack; returns the recorded ack, −2 if
-    /// the session is gone, −3 if <paramref name="through"/> lies past anything that can have been sent
-    /// (more than <paramref name="window"/> beyond the recorded ack).
+    /// Forgets envelopes up to <paramref name="through"/> (at most <paramref name="window"/> back) and records
+    /// the ack; returns the recorded ack, −2 if the session is gone, −3 if <paramref name="through"/> lies past
+    /// the highest seq ever buffered in that direction (nothing past it has been sent).
     /// </summary>
     Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window);
 

@@ -47,13 +47,25 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // Only while the session exists: a write in flight when another node deletes the session must not
+    // land after the delete (it would outlive the session by up to EnvelopeMaxAge). Both keys carry the
+    // session's hash tag, so this stays one slot. Records the highest seq buffered, the limit for acks.
+    private const string AppendScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+        if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+        if tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1') < tonumber(ARGV[4]) then
+          redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        end
+        return 1
+        """;
+
     // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
     private const string AckScript = """
         local old = redis.call('HGET', KEYS[1], ARGV[1])
         if not old then return -2 end
         old = tonumber(old)
         local through = tonumber(ARGV[2])
-        if through > old + tonumber(ARGV[3]) then return -3 end
+        if through > tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1') then return -3 end
         if through > old then
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           old = through
@@ -86,7 +98,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             "org", session.OrgId, "st", "q", "lang", session.Language, "topic", session.Topic,
             "urg", session.Urgent ? 1 : 0, "m1", session.Msg1, "rth", session.ResumeTokenHash,
             "cr", session.CreatedAt.ToUnixTimeMilliseconds(), "dl", session.Deadline.ToUnixTimeMilliseconds(),
-            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1,
+            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1, "h1", -1, "h2", -1,
         };
         if (session.SeekerConnection is { } connection)
         {
@@ -187,19 +199,25 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
     }
 
-    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
     {
         var ttl = expiresAt - time.GetUtcNow();
-        var key = keys.Envelope(id, direction, sequence);
-        var expiry = ttl > TimeSpan.FromMilliseconds(1) ? ttl : TimeSpan.FromMilliseconds(1);
+        var expiry = (long)Math.Max(1, ttl.TotalMilliseconds);
+        RedisKey[] scriptKeys = [keys.Session(id), keys.Envelope(id, direction, sequence)];
+        RedisValue[] args = [envelope, expiry, direction == Direction.ClientToServer ? "h1" : "h2", (long)sequence];
         if (awaitReply)
         {
-            return Db.StringSetAsync(key, envelope, expiry, When.NotExists);
+            return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args) switch
+            {
+                1 => AppendOutcome.Stored,
+                0 => AppendOutcome.Duplicate,
+                _ => AppendOutcome.SessionGone,
+            };
         }
 
         // Pipelined: commands on one connection run in order, so an ack or a delete issued later still wins.
-        _ = Db.StringSetAsync(key, envelope, expiry, When.NotExists, CommandFlags.FireAndForget);
-        return Task.FromResult(true);
+        _ = Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, CommandFlags.FireAndForget);
+        return AppendOutcome.Stored;
     }
 
     public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
@@ -223,7 +241,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var from = Math.Max(-1, (long)through - window);
         var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
         return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
-            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, window]);
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2"]);
     }
 
     public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
@@ -316,6 +334,8 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             LastActivity = Time(f, "act") ?? Time(f, "cr")!.Value,
             AckedClientToServer = long.Parse(Text(f, "a1") ?? "-1", CultureInfo.InvariantCulture),
             AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
+            HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
+            HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
         };
     }
 
