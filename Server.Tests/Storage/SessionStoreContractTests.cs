@@ -49,6 +49,23 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task ConcurrentOpensNeverFillTheQueuePastItsCapacity()
+    {
+        var sessions = Enumerable.Range(0, 600).Select(_ => Session()).ToList();
+
+        var outcomes = await Task.WhenAll(sessions.Select(s => store.CreateAsync(s, 200))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        var refused = sessions.Where((_, i) => outcomes[i] == CreateOutcome.QueueFull).ToList();
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(outcomes.Count(o => o == CreateOutcome.Created), Is.EqualTo(200));
+            Assert.That(refused, Has.Count.EqualTo(400));
+            Assert.That((await store.GetQueuePositionAsync(org, Guid.Empty)).Waiting, Is.EqualTo(200));
+            Assert.That(await store.GetAsync(refused[0].Id), Is.Null, "a refused open leaves nothing");
+        });
+    }
+
+    [Test]
     public async Task QueueIsUrgentFirstThenOldest()
     {
         var old = Session();

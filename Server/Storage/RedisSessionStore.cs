@@ -21,6 +21,15 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // The capacity check and the add are one step, so concurrent opens on any number of nodes never
+    // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
+    private const string EnqueueScript = """
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[3])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+        return 1
+        """;
+
     private const string ClaimScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
@@ -85,16 +94,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
     {
-        var queue = keys.Queue(session.OrgId);
-        if (await Db.SortedSetLengthAsync(queue) >= queueCapacity)
-        {
-            return CreateOutcome.QueueFull;
-        }
-
+        // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
+        // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
+        // so a refused open leaves nothing and the queue never holds more than its capacity.
         var now = time.GetUtcNow();
+        var lifetime = Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds);
         var args = new List<RedisValue>
         {
-            Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds),
+            lifetime,
             "org", session.OrgId, "st", "q", "lang", session.Language, "topic", session.Topic,
             "urg", session.Urgent ? 1 : 0, "m1", session.Msg1, "rth", session.ResumeTokenHash,
             "cr", session.CreatedAt.ToUnixTimeMilliseconds(), "dl", session.Deadline.ToUnixTimeMilliseconds(),
@@ -113,11 +120,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         }
 
         var score = session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : NotUrgentOffset);
-        var batch = Db.CreateBatch();
-        var add = batch.SortedSetAddAsync(queue, session.Id.ToString("N"), score);
-        var expire = batch.KeyExpireAsync(queue, session.Deadline.UtcDateTime);
-        batch.Execute();
-        await Task.WhenAll(add, expire);
+        var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
+            [queueCapacity, score, session.Id.ToString("N"), lifetime]);
+        if (queued == 0)
+        {
+            await Db.KeyDeleteAsync(keys.Session(session.Id));
+            return CreateOutcome.QueueFull;
+        }
+
         return CreateOutcome.Created;
     }
 
