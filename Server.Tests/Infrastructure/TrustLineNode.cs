@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -23,6 +24,12 @@ public sealed record NodeSettings
 
     /// <summary>Receives every log entry of the node, at every level.</summary>
     public LogCapture? Logs { get; init; }
+
+    /// <summary>The node's clock (a FakeTimeProvider drives its timers), or null for the system clock.</summary>
+    public TimeProvider? Time { get; init; }
+
+    /// <summary>Last changes to the node's services, after its own (e.g. a store that fails on cue).</summary>
+    public Action<IServiceCollection>? Services { get; init; }
 
     public static NodeSettings WithRedis(string? keyPrefix = null) => new()
     {
@@ -106,6 +113,15 @@ public sealed class TrustLineNode : IAsyncDisposable
             {
                 builder.UseSetting(key, value);
             }
+            builder.ConfigureTestServices(services =>
+            {
+                if (settings.Time is { } time)
+                {
+                    services.AddSingleton(time);
+                }
+
+                settings.Services?.Invoke(services);
+            });
             if (settings.Logs is { } logs)
             {
                 builder.ConfigureLogging(logging =>

@@ -302,7 +302,8 @@ public sealed class RefusalTests
             .AddMessagePackProtocol()
             .Build();
 
-    private static async Task<string> CodeOf(Task call)
+    /// <summary>The error code of a refused call, or "accepted".</summary>
+    internal static async Task<string> CodeOf(Task call)
     {
         try
         {
@@ -361,9 +362,10 @@ public sealed class RefusalTests
 /// <summary>A seeker driven by hand over a raw hub connection (to send crafted envelopes), with a real responder.</summary>
 internal sealed class ManualSeeker : IAsyncDisposable
 {
-    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox, ResponderClient responder)
+    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox, ResponderClient responder, ResponderSession session)
     {
         Responder = responder;
+        Session = session;
         Hub = hub;
         Channel = channel;
         SessionId = sessionId;
@@ -379,6 +381,8 @@ internal sealed class ManualSeeker : IAsyncDisposable
     public Inbox<string> ResponderInbox { get; }
 
     public ResponderClient Responder { get; }
+
+    public ResponderSession Session { get; }
 
     public static async Task<ManualSeeker> ConnectAsync(World world)
     {
@@ -399,7 +403,7 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Assert.That(result.Succeeded, Is.True);
         var channel = result.Channel!;
         await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, channel.SealHello());
-        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder);
+        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder, session);
     }
 
     public async ValueTask DisposeAsync()

@@ -211,8 +211,77 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Not.Contain(session.Id));
         time.Advance(TimeSpan.FromSeconds(11));
         Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(session.Id));
-        var takes = await Task.WhenAll(store.TryTakeTimerAsync(session.Id), store.TryTakeTimerAsync(session.Id));
+        var lease = time.GetUtcNow().AddSeconds(30);
+        var takes = await Task.WhenAll(store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease), store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease));
         Assert.That(takes.Count(t => t), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ATakenTimerComesDueAgainWhenItsLeaseRunsOut()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.ScheduleAsync(session.Id, time.GetUtcNow(), session.Deadline);
+        var lease = time.GetUtcNow().AddSeconds(30);
+
+        Assert.That(await store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease), Is.True);
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Not.Contain(session.Id), "hidden while leased");
+        time.Advance(TimeSpan.FromSeconds(31));
+
+        // The taker never finished (its node failed, or the store did): another sweep gets it.
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(session.Id));
+        Assert.That(await store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), time.GetUtcNow().AddSeconds(30)), Is.True);
+    }
+
+    [Test]
+    public async Task CompletingATakenTimerMovesItUnlessItWasScheduledAnew()
+    {
+        var moved = Session();
+        var rescheduled = Session();
+        var done = Session();
+        foreach (var s in new[] { moved, rescheduled, done })
+        {
+            await store.CreateAsync(s, 10);
+            await store.ScheduleAsync(s.Id, time.GetUtcNow(), s.Deadline);
+        }
+
+        var lease = time.GetUtcNow().AddSeconds(30);
+        foreach (var s in new[] { moved, rescheduled, done })
+        {
+            Assert.That(await store.TryTakeTimerAsync(s.Id, time.GetUtcNow(), lease), Is.True);
+        }
+
+        // Meanwhile a party of one session dropped: its grace timer is fresher than what the taker read.
+        await store.ScheduleAsync(rescheduled.Id, time.GetUtcNow().AddSeconds(5), rescheduled.Deadline);
+        await store.CompleteTimerAsync(moved.Id, lease, time.GetUtcNow().AddMinutes(10));
+        await store.CompleteTimerAsync(rescheduled.Id, lease, time.GetUtcNow().AddMinutes(10));
+        await store.CompleteTimerAsync(done.Id, lease, null);
+
+        time.Advance(TimeSpan.FromMinutes(1));
+        var dueSoon = await store.GetDueAsync(time.GetUtcNow(), 10);
+        time.Advance(TimeSpan.FromMinutes(10));
+        var dueLater = await store.GetDueAsync(time.GetUtcNow(), 10);
+        Assert.Multiple(() =>
+        {
+            Assert.That(dueSoon, Is.EqualTo(new[] { rescheduled.Id }), "only the fresh schedule is due after a minute");
+            Assert.That(dueLater, Is.EquivalentTo(new[] { moved.Id, rescheduled.Id }), "the finished one is gone for good");
+        });
+    }
+
+    [Test]
+    public async Task AnEarlierDeadlineNeverShortensOtherSessionsTimers()
+    {
+        var later = Session();
+        var earlier = Session();
+        await store.CreateAsync(later, 10);
+        await store.CreateAsync(earlier, 10);
+        await store.ScheduleAsync(later.Id, time.GetUtcNow().AddSeconds(10), later.Deadline);
+
+        // A session whose deadline has (just) passed is rescheduled after the others: its key expiry lies in the past.
+        await store.ScheduleAsync(earlier.Id, time.GetUtcNow().AddSeconds(10), time.GetUtcNow().AddSeconds(-1));
+        time.Advance(TimeSpan.FromSeconds(11));
+
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(later.Id));
     }
 
     [Test]

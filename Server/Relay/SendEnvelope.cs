@@ -17,6 +17,7 @@ public sealed record SendEnvelopeCommand(ConnectionState Connection, byte[] Enve
 public sealed class SendEnvelopeHandler(
     ISessionStore store,
     PeerRoutes routes,
+    SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
 {
@@ -37,6 +38,15 @@ public sealed class SendEnvelopeHandler(
         if (!connection.Links.TryGetValue(header.SessionId, out var link) || link.Ended)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
+        }
+
+        var now = time.GetUtcNow();
+        if (now >= link.Deadline - SessionTimers.LifetimeMargin)
+        {
+            // The reaper ends the session at this moment; the relay does not count on its timer.
+            link.Ended = true;
+            await ending.EndAsync(link.SessionId, EndReasons.MaxLifetime);
+            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: it reached its maximum lifetime.");
         }
 
         if (!link.Answered && connection.Party == Party.Seeker)
@@ -69,7 +79,6 @@ public sealed class SendEnvelopeHandler(
             }
         }
 
-        var now = time.GetUtcNow();
         var expires = Min(now + options.Value.EnvelopeMaxAge, link.Deadline);
         var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
 

@@ -239,11 +239,37 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<bool> TryTakeTimerAsync(Guid id)
+    public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil)
     {
         lock (gate)
         {
-            return Task.FromResult(timers.Remove(id));
+            if (!timers.TryGetValue(id, out var due) || due > now)
+            {
+                return Task.FromResult(false);
+            }
+
+            timers[id] = leaseUntil;
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next)
+    {
+        lock (gate)
+        {
+            if (timers.TryGetValue(id, out var due) && due == leaseUntil)
+            {
+                if (next is { } when)
+                {
+                    timers[id] = when;
+                }
+                else
+                {
+                    timers.Remove(id);
+                }
+            }
+
+            return Task.CompletedTask;
         }
     }
 

@@ -140,13 +140,26 @@ public interface ISessionStore
     /// <summary>Deletes every key of the session at once; returns the record if this call deleted it.</summary>
     Task<SessionRecord?> DeleteAsync(Guid id, int window);
 
-    /// <summary>Sets when the session's timer next fires (idle, grace or lifetime).</summary>
+    /// <summary>
+    /// Sets when the session's timer next fires (idle, grace or lifetime). <paramref name="keyExpiry"/> is the
+    /// session's deadline: the timers outlive it, and an earlier one never shortens another session's timer.
+    /// </summary>
     Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry);
 
     /// <summary>Sessions whose timer is due; <see cref="TryTakeTimerAsync"/> decides which node handles each.</summary>
     Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max);
 
-    Task<bool> TryTakeTimerAsync(Guid id);
+    /// <summary>
+    /// Takes a due timer: exactly one caller wins. The timer is not removed but hidden until
+    /// <paramref name="leaseUntil"/>, so when the taker fails before it finishes, the timer comes due again.
+    /// </summary>
+    Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil);
+
+    /// <summary>
+    /// Finishes a taken timer: it moves to <paramref name="next"/>, or goes when null; unless it was scheduled
+    /// anew since it was taken (a fresher schedule stands). Ending the session also finishes it.
+    /// </summary>
+    Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
 }
 
 /// <summary>What a responder's sign-in leaves: single-use challenges and hashed access tokens.</summary>

@@ -6,9 +6,11 @@ using TrustLine.Protocol.Crypto;
 namespace TrustLine.Server.Storage;
 
 /// <summary>
-/// The Redis store. Hot path: one <c>SET … PX … NX</c> per relayed envelope (the NX makes a resend a
-/// duplicate on every node). Races between nodes are settled by single-key atomic commands (ZREM decides
-/// a claim, DEL decides who ends a session, ZREM decides who handles a timer).
+/// The Redis store. Hot path: one script per relayed envelope (<c>SET … PX … NX</c> while the session
+/// exists; the NX makes a resend a duplicate on every node). Races between nodes are settled by atomic
+/// commands and scripts on one slot each (ZREM decides a claim, DEL decides who ends a session, a lease
+/// on the timers decides who handles a timer). A script touches either one session's keys (hash tag
+/// <c>{sid}</c>) or one shared key (a queue, the timers), never both: see docs/architecture.md.
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
@@ -81,6 +83,35 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         end
         if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
         return old
+        """;
+
+    // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
+    // scheduled), so an earlier deadline never expires other sessions' timers.
+    private const string ScheduleScript = """
+        redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+        return 1
+        """;
+
+    // Taking a due timer leases it (its score moves to the lease's end) instead of removing it: a taker
+    // that fails leaves it to come due again. Only a due timer can be taken, so exactly one caller wins.
+    private const string TakeTimerScript = """
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+        return 1
+        """;
+
+    // Finishing a lease: only while the score is still the lease's (a schedule since then stands).
+    private const string CompleteTimerScript = """
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+        if ARGV[3] == '' then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+        else
+          redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+        end
+        return 1
         """;
 
     private const string TouchScript = """
@@ -280,14 +311,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return record;
     }
 
-    public async Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
-    {
-        var batch = Db.CreateBatch();
-        var add = batch.SortedSetAddAsync(keys.Timers, id.ToString("N"), when.ToUnixTimeMilliseconds());
-        var expire = batch.KeyExpireAsync(keys.Timers, keyExpiry.UtcDateTime);
-        batch.Execute();
-        await Task.WhenAll(add, expire);
-    }
+    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) =>
+        Db.ScriptEvaluateAsync(ScheduleScript, [keys.Timers],
+            [when.ToUnixTimeMilliseconds(), id.ToString("N"), (long)Math.Max(1, (keyExpiry - time.GetUtcNow()).TotalMilliseconds)]);
 
     public async Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
     {
@@ -295,7 +321,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return [.. due.Select(d => Guid.ParseExact(d.ToString(), "N"))];
     }
 
-    public Task<bool> TryTakeTimerAsync(Guid id) => Db.SortedSetRemoveAsync(keys.Timers, id.ToString("N"));
+    public async Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) =>
+        (long)await Db.ScriptEvaluateAsync(TakeTimerScript, [keys.Timers],
+            [id.ToString("N"), now.ToUnixTimeMilliseconds(), leaseUntil.ToUnixTimeMilliseconds()]) == 1;
+
+    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) =>
+        Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
+            [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""]);
 
     public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime) =>
         Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime);

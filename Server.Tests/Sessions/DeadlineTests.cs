@@ -1,0 +1,119 @@
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Storage;
+using TrustLine.Server.Tests.Infrastructure;
+using TrustLine.Server.Tests.Relay;
+
+namespace TrustLine.Server.Tests.Sessions;
+
+/// <summary>Deadlines hold even when timers are lost or their handling fails; the clock is a fake one.</summary>
+public sealed class DeadlineTests
+{
+    [Test]
+    public async Task NothingIsRelayedPastTheMaximumLifetimeEvenWhenItsTimerIsLost()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time,
+            extra: new Dictionary<string, string?> { ["Sessions:MaxLifetime"] = "00:10:00" });
+        await using var scenario = await ManualSeeker.ConnectAsync(world);
+        var ended = new Inbox<string>();
+        scenario.Session.Ended += ended.Add;
+
+        // The timer is gone (as when the shared timers key expired early): only the relay can hold the line.
+        await TestRedis.Connection.GetDatabase().KeyDeleteAsync(new RedisKeys(world.Prefix).Timers);
+        time.Advance(TimeSpan.FromMinutes(10));
+
+        var code = await RefusalTests.CodeOf(scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, scenario.Channel.SealText("te laat")));
+
+        Assert.That(code, Is.EqualTo(ErrorCodes.NoSuchSession));
+        Assert.That(await ended.WaitForAsync(1, "the end at the responder"), Is.EqualTo(new[] { EndReasons.MaxLifetime }));
+        Assert.That(scenario.ResponderInbox.Items, Is.Empty, "nothing was relayed");
+    }
+
+    [Test]
+    public async Task ATimerWhoseHandlingFailsIsHandledByALaterSweep()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        FailingStore? failing = null;
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time,
+            extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:01:00" },
+            services: s => s.AddSingleton<ISessionStore>(sp => failing = new FailingStore(sp.GetRequiredService<RedisSessionStore>())));
+        var observer = new RedisSessionStore(TestRedis.Connection, new RedisKeys(world.Prefix), time);
+        var seeker = world.Seeker();
+        await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(15));
+        var id = seeker.SessionId;
+
+        // The phone is gone for good; the grace timer starts.
+        await seeker.DisposeAsync();
+        await Eventually.TrueAsync(async () => (await observer.GetAsync(id))?.SeekerGoneAt is not null, TimeSpan.FromSeconds(10), "the seeker is recorded away");
+        failing!.FailNextRead();
+        time.Advance(TimeSpan.FromSeconds(61));
+        await failing.Failed.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(await observer.GetAsync(id), Is.Not.Null, "the failed sweep ended nothing");
+
+        time.Advance(SessionReaper.TimerLease + TimeSpan.FromSeconds(1));
+
+        await Eventually.TrueAsync(async () => await observer.GetAsync(id) is null, TimeSpan.FromSeconds(10), "a later sweep ends the abandoned session");
+    }
+
+    /// <summary>The real store, with one read that fails on cue the way Redis does when it cannot be reached.</summary>
+    private sealed class FailingStore(ISessionStore inner) : ISessionStore
+    {
+        private readonly TaskCompletionSource failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int armed;
+
+        public Task Failed => failed.Task;
+
+        public void FailNextRead() => Interlocked.Exchange(ref armed, 1);
+
+        public Task<SessionRecord?> GetAsync(Guid id)
+        {
+            if (Interlocked.Exchange(ref armed, 0) == 1)
+            {
+                failed.TrySetResult();
+                throw new RedisConnectionException(ConnectionFailureType.SocketFailure, "failing on cue");
+            }
+
+            return inner.GetAsync(id);
+        }
+
+        public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity) => inner.CreateAsync(session, queueCapacity);
+
+        public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max) => inner.GetQueueAsync(orgId, max);
+
+        public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank) => inner.GetQueuedConnectionsAsync(orgId, fromRank);
+
+        public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id) => inner.GetQueuePositionAsync(orgId, id);
+
+        public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId) => inner.ClaimAsync(orgId, id, responderId, connectionId);
+
+        public Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) => inner.SetAnswerAsync(id, responderId, msg2);
+
+        public Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt) => inner.SetConnectionAsync(id, party, connectionId, goneAt);
+
+        public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true) =>
+            inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt, awaitReply);
+
+        public Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window) =>
+            inner.GetEnvelopesAsync(id, direction, after, window);
+
+        public Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window) => inner.AcknowledgeAsync(id, direction, through, window);
+
+        public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) => inner.TouchAsync(id, now, keyExpiry);
+
+        public Task<SessionRecord?> DeleteAsync(Guid id, int window) => inner.DeleteAsync(id, window);
+
+        public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) => inner.ScheduleAsync(id, when, keyExpiry);
+
+        public Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max) => inner.GetDueAsync(now, max);
+
+        public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) => inner.TryTakeTimerAsync(id, now, leaseUntil);
+
+        public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) => inner.CompleteTimerAsync(id, leaseUntil, next);
+    }
+}
