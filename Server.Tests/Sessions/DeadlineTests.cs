@@ -96,6 +96,8 @@ public sealed class DeadlineTests
 
         public Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt) => inner.SetConnectionAsync(id, party, connectionId, goneAt);
 
+        public Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt) => inner.MarkGoneAsync(id, party, connectionId, goneAt);
+
         public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true) =>
             inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt, awaitReply);
 

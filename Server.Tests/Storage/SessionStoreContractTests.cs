@@ -306,6 +306,25 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task APartyIsMarkedAwayOnlyFromItsCurrentConnection()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.SetConnectionAsync(session.Id, Party.Seeker, "current", null);
+        var gone = time.GetUtcNow();
+
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "an-older-one", gone), Is.False, "it resumed elsewhere meanwhile");
+        Assert.That((await store.GetAsync(session.Id))!.SeekerConnection, Is.EqualTo("current"));
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "current", gone), Is.True);
+        var away = await store.GetAsync(session.Id);
+        Assert.Multiple(() =>
+        {
+            Assert.That(away!.SeekerConnection, Is.Null);
+            Assert.That(away.SeekerGoneAt!.Value.ToUnixTimeMilliseconds(), Is.EqualTo(gone.ToUnixTimeMilliseconds()));
+        });
+    }
+
+    [Test]
     public async Task ChallengesAreSingleUse()
     {
         var challenge = RandomNumberGenerator.GetBytes(32);

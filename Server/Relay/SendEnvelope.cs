@@ -35,7 +35,7 @@ public sealed class SendEnvelopeHandler(
             return Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's.");
         }
 
-        if (!connection.Links.TryGetValue(header.SessionId, out var link) || link.Ended)
+        if (connection.Find(header.SessionId) is not { } link || link.Ended)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
         }
@@ -135,12 +135,12 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
         SessionLink? link;
         if (connection.Party == Party.Seeker)
         {
-            link = connection.Links.Values.SingleOrDefault();
+            link = connection.Single();
         }
         else
         {
             link = sessionIdBytes is { Length: Wire.SessionIdSize }
-                ? connection.Links.GetValueOrDefault(new Guid(sessionIdBytes, bigEndian: true))
+                ? connection.Find(new Guid(sessionIdBytes, bigEndian: true))
                 : null;
         }
 

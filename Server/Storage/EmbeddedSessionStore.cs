@@ -123,6 +123,22 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
+    public Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { } record || record.Connection(party) != connectionId)
+            {
+                return Task.FromResult(false);
+            }
+
+            Replace(party == Party.Seeker
+                ? record with { SeekerConnection = null, SeekerGoneAt = goneAt }
+                : record with { ResponderConnection = null, ResponderGoneAt = goneAt });
+            return Task.FromResult(true);
+        }
+    }
+
     public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
     {
         lock (gate)

@@ -117,6 +117,12 @@ public interface ISessionStore
     Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
 
     /// <summary>
+    /// Records the party away since <paramref name="goneAt"/>, only if <paramref name="connectionId"/> is still
+    /// its current connection (checked atomically); true if it was.
+    /// </summary>
+    Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt);
+
+    /// <summary>
     /// Keeps an envelope until acknowledged, only while the session exists (checked atomically with the
     /// write, so a write in flight cannot land after the session's delete); a stored seq is never replaced.
     /// With <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's

@@ -70,6 +70,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    private const string GoneScript = """
+        if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        return 1
+        """;
+
     // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
     private const string AckScript = """
         local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -238,6 +245,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
         await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
             [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
+    }
+
+    public async Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
+    {
+        var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
+        return (long)await Db.ScriptEvaluateAsync(GoneScript, [keys.Session(id)],
+            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()]) == 1;
     }
 
     public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
