@@ -313,14 +313,35 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         await store.SetConnectionAsync(session.Id, Party.Seeker, "current", null);
         var gone = time.GetUtcNow();
 
-        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "an-older-one", gone), Is.False, "it resumed elsewhere meanwhile");
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "an-older-one", gone), Is.Null, "it resumed elsewhere meanwhile");
         Assert.That((await store.GetAsync(session.Id))!.SeekerConnection, Is.EqualTo("current"));
-        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "current", gone), Is.True);
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "current", gone), Is.Not.Null);
         var away = await store.GetAsync(session.Id);
         Assert.Multiple(() =>
         {
             Assert.That(away!.SeekerConnection, Is.Null);
             Assert.That(away.SeekerGoneAt!.Value.ToUnixTimeMilliseconds(), Is.EqualTo(gone.ToUnixTimeMilliseconds()));
+        });
+    }
+
+    [Test]
+    public async Task EveryConnectionChangeAdvancesTheEpoch()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var created = (await store.GetAsync(session.Id))!.Epoch;
+
+        var claimed = (await store.ClaimAsync(org, session.Id, "responder", "r1"))!.Epoch;
+        var resumed = await store.SetConnectionAsync(session.Id, Party.Seeker, "s2", null);
+        var gone = await store.MarkGoneAsync(session.Id, Party.Responder, "r1", time.GetUtcNow());
+        await store.DeleteAsync(session.Id, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(claimed, Is.GreaterThan(created));
+            Assert.That(resumed, Is.GreaterThan(claimed));
+            Assert.That(gone, Is.GreaterThan(resumed!.Value));
+            Assert.That(await store.SetConnectionAsync(session.Id, Party.Seeker, "s3", null), Is.Null, "an ended session has no epoch");
         });
     }
 

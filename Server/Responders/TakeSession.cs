@@ -77,7 +77,7 @@ public sealed class TakeSessionHandler(
         await store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline);
         var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
         routes.Track(link);
-        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId);
+        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId, taken.Epoch);
         SessionLog.Taken(logger);
         var added = connection.TryAdd(link);
         if (!added)

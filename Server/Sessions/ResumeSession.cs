@@ -72,8 +72,13 @@ public sealed class ResumeSessionHandler(
             LastTouch = now,
         };
         routes.Track(link);
-        await store.SetConnectionAsync(sessionId, party, connection.ConnectionId, null);
-        await routes.MovedAsync(sessionId, party, connection.ConnectionId);
+        if (await store.SetConnectionAsync(sessionId, party, connection.ConnectionId, null) is not { } epoch)
+        {
+            routes.Untrack(link);
+            return Refuse.With(ErrorCodes.ResumeRefused, "The session has ended.");
+        }
+
+        await routes.MovedAsync(sessionId, party, connection.ConnectionId, epoch);
         if (!connection.TryAdd(link))
         {
             // The connection closed while this ran, after its disconnect handler: the party is away again.
@@ -175,12 +180,12 @@ public sealed class Departures(
 {
     public async Task LeftAsync(Guid sessionId, Party party, string connectionId)
     {
-        if (!await store.MarkGoneAsync(sessionId, party, connectionId, time.GetUtcNow()))
+        if (await store.MarkGoneAsync(sessionId, party, connectionId, time.GetUtcNow()) is not { } epoch)
         {
             return;
         }
 
-        await routes.MovedAsync(sessionId, party, null);
+        await routes.MovedAsync(sessionId, party, null, epoch);
         if (await store.GetAsync(sessionId) is { } record)
         {
             await store.ScheduleAsync(sessionId, SessionTimers.Next(record, options.Value), record.Deadline);

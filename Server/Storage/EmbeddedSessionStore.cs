@@ -88,7 +88,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult<SessionRecord?>(null);
             }
 
-            var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now };
+            var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now, Epoch = record.Epoch + 1 };
             Replace(claimed);
             return Task.FromResult<SessionRecord?>(claimed);
         }
@@ -108,34 +108,35 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    public Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
     {
         lock (gate)
         {
-            if (Live(id) is { } record)
+            if (Live(id) is not { } record)
             {
-                Replace(party == Party.Seeker
-                    ? record with { SeekerConnection = connectionId, SeekerGoneAt = connectionId is null ? goneAt : null }
-                    : record with { ResponderConnection = connectionId, ResponderGoneAt = connectionId is null ? goneAt : null });
+                return Task.FromResult<long?>(null);
             }
 
-            return Task.CompletedTask;
+            Replace(party == Party.Seeker
+                ? record with { SeekerConnection = connectionId, SeekerGoneAt = connectionId is null ? goneAt : null, Epoch = record.Epoch + 1 }
+                : record with { ResponderConnection = connectionId, ResponderGoneAt = connectionId is null ? goneAt : null, Epoch = record.Epoch + 1 });
+            return Task.FromResult<long?>(record.Epoch + 1);
         }
     }
 
-    public Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
+    public Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
     {
         lock (gate)
         {
             if (Live(id) is not { } record || record.Connection(party) != connectionId)
             {
-                return Task.FromResult(false);
+                return Task.FromResult<long?>(null);
             }
 
             Replace(party == Party.Seeker
-                ? record with { SeekerConnection = null, SeekerGoneAt = goneAt }
-                : record with { ResponderConnection = null, ResponderGoneAt = goneAt });
-            return Task.FromResult(true);
+                ? record with { SeekerConnection = null, SeekerGoneAt = goneAt, Epoch = record.Epoch + 1 }
+                : record with { ResponderConnection = null, ResponderGoneAt = goneAt, Epoch = record.Epoch + 1 });
+            return Task.FromResult<long?>(record.Epoch + 1);
         }
     }
 

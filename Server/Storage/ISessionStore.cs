@@ -47,6 +47,12 @@ public sealed record SessionRecord
 
     public DateTimeOffset LastActivity { get; init; }
 
+    /// <summary>
+    /// Counts changes of either party's connection (claim, resume, drop). Route messages between nodes
+    /// carry it, so a node keeps the newest route whatever order reads and messages arrive in.
+    /// </summary>
+    public long Epoch { get; init; }
+
     /// <summary>Highest acknowledged seq per direction, −1 for none.</summary>
     public long AckedClientToServer { get; init; } = -1;
 
@@ -113,14 +119,17 @@ public interface ISessionStore
     /// <summary>Stores <c>msg2</c> once, for the responder that holds the session.</summary>
     Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2);
 
-    /// <summary>Records a party's current connection (null with <paramref name="goneAt"/> when it dropped).</summary>
-    Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
+    /// <summary>
+    /// Records a party's current connection (null with <paramref name="goneAt"/> when it dropped); returns the
+    /// session's new <see cref="SessionRecord.Epoch"/>, or null if the session is gone.
+    /// </summary>
+    Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
 
     /// <summary>
     /// Records the party away since <paramref name="goneAt"/>, only if <paramref name="connectionId"/> is still
-    /// its current connection (checked atomically); true if it was.
+    /// its current connection (checked atomically); returns the new epoch, or null if it was not.
     /// </summary>
-    Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt);
+    Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt);
 
     /// <summary>
     /// Keeps an envelope until acknowledged, only while the session exists (checked atomically with the

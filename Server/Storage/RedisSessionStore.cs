@@ -36,6 +36,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
         redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3])
+        redis.call('HINCRBY', KEYS[1], 'ep', 1)
         return 1
         """;
 
@@ -47,7 +48,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     private const string ConnectionScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
         if ARGV[2] == '' then
           redis.call('HDEL', KEYS[1], ARGV[1])
           redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
@@ -55,7 +56,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           redis.call('HDEL', KEYS[1], ARGV[3])
         end
-        return 1
+        return redis.call('HINCRBY', KEYS[1], 'ep', 1)
         """;
 
     // Only while the session exists: a write in flight when another node deletes the session must not
@@ -71,10 +72,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     private const string GoneScript = """
-        if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+        if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
         redis.call('HDEL', KEYS[1], ARGV[1])
         redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-        return 1
+        return redis.call('HINCRBY', KEYS[1], 'ep', 1)
         """;
 
     // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
@@ -143,7 +144,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             "org", session.OrgId, "st", "q", "lang", session.Language, "topic", session.Topic,
             "urg", session.Urgent ? 1 : 0, "m1", session.Msg1, "rth", session.ResumeTokenHash,
             "cr", session.CreatedAt.ToUnixTimeMilliseconds(), "dl", session.Deadline.ToUnixTimeMilliseconds(),
-            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1, "h1", -1, "h2", -1,
+            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1, "h1", -1, "h2", -1, "ep", 0,
         };
         if (session.SeekerConnection is { } connection)
         {
@@ -240,18 +241,20 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2]) == 1;
 
-    public async Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    public async Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
     {
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
-        await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
+        var epoch = (long)await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
             [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
+        return epoch < 0 ? null : epoch;
     }
 
-    public async Task<bool> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
+    public async Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
     {
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
-        return (long)await Db.ScriptEvaluateAsync(GoneScript, [keys.Session(id)],
-            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()]) == 1;
+        var epoch = (long)await Db.ScriptEvaluateAsync(GoneScript, [keys.Session(id)],
+            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()]);
+        return epoch < 0 ? null : epoch;
     }
 
     public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
@@ -392,6 +395,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
             HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
             HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
+            Epoch = long.Parse(Text(f, "ep") ?? "0", CultureInfo.InvariantCulture),
         };
     }
 
