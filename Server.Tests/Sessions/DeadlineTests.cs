@@ -49,7 +49,8 @@ public sealed class DeadlineTests
 
         // The phone is gone for good; the grace timer starts.
         await seeker.DisposeAsync();
-        await Eventually.TrueAsync(async () => (await observer.GetAsync(id))?.SeekerGoneAt is not null, TimeSpan.FromSeconds(10), "the seeker is recorded away");
+        await Eventually.TrueAsync(async () => (await observer.GetDueAsync(time.GetUtcNow().AddMinutes(1), 100)).Contains(id),
+            TimeSpan.FromSeconds(10), "the grace timer is set");
         failing!.FailNextRead();
         time.Advance(TimeSpan.FromSeconds(61));
         await failing.Failed.WaitAsync(TimeSpan.FromSeconds(10));

@@ -29,7 +29,7 @@ public sealed class LateHandlerTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time, extra: ShortGrace);
         var store = Observer(world, time);
-        var (id, token) = await OpenAndDropAsync(world, store);
+        var (id, token) = await OpenAndDropAsync(world, store, time);
 
         var late = await ClosedConnectionAsync(world, Party.Seeker);
         await Mediator(world).Send(new ResumeSessionCommand(late, new ResumeSessionRequest
@@ -101,7 +101,7 @@ public sealed class LateHandlerTests
         });
     }
 
-    private static async Task<(Guid Id, byte[] Token)> OpenAndDropAsync(World world, RedisSessionStore store)
+    private static async Task<(Guid Id, byte[] Token)> OpenAndDropAsync(World world, RedisSessionStore store, TimeProvider time)
     {
         var hub = new HubConnectionBuilder()
             .WithUrl(new Uri(world.Nodes[0].BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
@@ -113,7 +113,8 @@ public sealed class LateHandlerTests
             new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }).WaitAsync(TimeSpan.FromSeconds(10));
         await hub.DisposeAsync();
         var id = handshake.SessionGuid;
-        await Eventually.TrueAsync(async () => (await store.GetAsync(id))?.SeekerGoneAt is not null, TimeSpan.FromSeconds(10), "the seeker is recorded away");
+        await Eventually.TrueAsync(async () => (await store.GetDueAsync(time.GetUtcNow().AddSeconds(61), 100)).Contains(id),
+            TimeSpan.FromSeconds(10), "the grace timer is set");
         return (id, opened.ResumeToken);
     }
 
