@@ -62,12 +62,16 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     // Only while the session exists: a write in flight when another node deletes the session must not
     // land after the delete (it would outlive the session by up to EnvelopeMaxAge). Both keys carry the
     // session's hash tag, so this stays one slot. Records the highest seq buffered, the limit for acks.
+    // The highest-seq field exists from creation, so reading it answers "does the session exist" too (the
+    // EXISTS only runs for a record written before that field did).
     private const string AppendScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-        if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
-        if tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1') < tonumber(ARGV[4]) then
-          redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        local high = redis.call('HGET', KEYS[1], ARGV[3])
+        if not high then
+          if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+          high = '-1'
         end
+        if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+        if tonumber(high) < tonumber(ARGV[4]) then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
         return 1
         """;
 
