@@ -50,15 +50,16 @@ public sealed class PeerRoutesTests
         var id = await CreateAsync("first");
         var dropped = await store.SetConnectionAsync(id, Party.Seeker, null, time.GetUtcNow());
         var resumed = await store.SetConnectionAsync(id, Party.Seeker, "third", null);
-        Assert.That(await routes.ConnectionOfAsync(id, Party.Seeker), Is.EqualTo("third"));
+        Assert.That(await routes.ConnectionOfAsync(id, Party.Seeker).AsTask().WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("third"));
 
         // The drop's message was slow: it arrives after the node read the resumed route.
         routes.Apply(new RouteMessage(RouteChange.Moved, id, Party.Seeker, null, dropped!.Value));
+        var after = await routes.ConnectionOfAsync(id, Party.Seeker).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
 
         Assert.Multiple(() =>
         {
             Assert.That(resumed, Is.GreaterThan(dropped!.Value));
-            Assert.That(routes.ConnectionOfAsync(id, Party.Seeker).AsTask().Result, Is.EqualTo("third"));
+            Assert.That(after, Is.EqualTo("third"));
         });
     }
 
