@@ -25,7 +25,10 @@ public sealed record NodeSettings
     /// <summary>Receives every log entry of the node, at every level.</summary>
     public LogCapture? Logs { get; init; }
 
-    /// <summary>Replaces services after the server's own registrations (e.g. a <c>FakeTimeProvider</c>).</summary>
+    /// <summary>The node's clock (a FakeTimeProvider drives its timers), or null for the system clock.</summary>
+    public TimeProvider? Time { get; init; }
+
+    /// <summary>Last changes to the node's services, after its own (e.g. a store that fails on cue).</summary>
     public Action<IServiceCollection>? Services { get; init; }
 
     public static NodeSettings WithRedis(string? keyPrefix = null) => new()
@@ -110,11 +113,15 @@ public sealed class TrustLineNode : IAsyncDisposable
             {
                 builder.UseSetting(key, value);
             }
-            if (settings.Services is { } services)
+            builder.ConfigureTestServices(services =>
             {
-                builder.ConfigureTestServices(services);
-            }
+                if (settings.Time is { } time)
+                {
+                    services.AddSingleton(time);
+                }
 
+                settings.Services?.Invoke(services);
+            });
             if (settings.Logs is { } logs)
             {
                 builder.ConfigureLogging(logging =>

@@ -38,7 +38,7 @@ internal sealed class World : IAsyncDisposable
     public LogCapture Logs { get; }
 
     public static async Task<World> StartAsync(StoreUnderTest store = StoreUnderTest.Redis, int nodes = 1, IReadOnlyDictionary<string, string?>? extra = null, bool denyOwnResponder = false,
-        Action<IServiceCollection>? services = null)
+        TimeProvider? time = null, Action<IServiceCollection>? services = null)
     {
         var org = new TestOrganisation(orgId: RandomNumberGenerator.GetBytes(16), issuerNotBefore: Now - 3600, issuerNotAfter: Now + (80 * 86400),
             responderNotBefore: Now - 3600, responderNotAfter: Now + (10 * 86400), fresh: true);
@@ -64,6 +64,7 @@ internal sealed class World : IAsyncDisposable
                 KeyPrefix = prefix,
                 Settings = settings,
                 Logs = logs,
+                Time = time,
                 Services = services,
             }));
         }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
@@ -63,6 +64,46 @@ public sealed partial class NothingRemainsTests
             Assert.That(seeker.EndReason, Is.EqualTo(closer == Party.Seeker ? EndReasons.SeekerClosed : SessionEndReasons.PeerClosed));
         });
     }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task AnEnvelopeInFlightWhenAnotherNodeEndsTheSessionLeavesNoKey(bool peerConnected)
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis);
+        await using var scenario = await ManualSeeker.ConnectAsync(world);
+        var sid = scenario.SessionId.ToString("N");
+        if (!peerConnected)
+        {
+            await scenario.Responder.DisposeAsync();
+            await Eventually.TrueAsync(async () => (await OtherNode(world).GetAsync(scenario.SessionId))?.ResponderConnection is null,
+                TimeSpan.FromSeconds(10), "the responder is recorded away");
+        }
+
+        // Another node (the reaper, or the peer's) deletes the session; this node has not heard of it yet.
+        Assert.That(await OtherNode(world).DeleteAsync(scenario.SessionId, 256), Is.Not.Null);
+        try
+        {
+            await scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, scenario.Channel.SealText("te laat")).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Microsoft.AspNetCore.SignalR.HubException e)
+        {
+            Assert.That(e.Message, Does.Contain(ErrorCodes.NoSuchSession));
+        }
+
+        // A later command on the seeker's connection runs after the write on the node's one Redis connection.
+        try
+        {
+            await scenario.Hub.InvokeAsync(SeekerHubMethods.Acknowledge, 0UL).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Microsoft.AspNetCore.SignalR.HubException)
+        {
+            // Refused either way: the session is gone.
+        }
+
+        Assert.That((await RedisInspection.KeysAsync(world.Prefix)).Where(k => k.Key.Contains(sid, StringComparison.Ordinal)), Is.Empty);
+    }
+
+    private static RedisSessionStore OtherNode(World world) => new(TestRedis.Connection, new RedisKeys(world.Prefix), TimeProvider.System);
 
     [Test]
     public async Task EmbeddedStoreHoldsNothingAfterTheEnd()

@@ -1,5 +1,9 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Storage;
 using TrustLine.Server.Tests.Infrastructure;
 
 namespace TrustLine.Server.Tests.Relay;
@@ -78,13 +82,20 @@ public sealed class LifecycleTests
     [Test]
     public async Task SeekerWhoDoesNotComeBackWithinGraceHasAbandonedAndTheResponderIsTold()
     {
-        await using var world = await World.StartAsync(StoreUnderTest.Redis, extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:00:01" });
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time);
         var (seeker, session, _, _) = await Connected.PairAsync(world);
         var ended = new Inbox<string>();
         session.Ended += ended.Add;
+        var store = new RedisSessionStore(TestRedis.Connection, new RedisKeys(world.Prefix), time);
 
         // The phone is gone for good: dispose without closing.
         await seeker.DisposeAsync();
+        await Eventually.TrueAsync(async () => (await store.GetDueAsync(time.GetUtcNow() + new SessionLimits().Grace, 100)).Contains(seeker.SessionId),
+            TimeSpan.FromSeconds(10), "the grace timer is set");
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(ended.Items, Is.Empty, "still within grace");
+        time.Advance(new SessionLimits().Grace);
 
         Assert.That(await ended.WaitForAsync(1, "the end at the responder"), Is.EqualTo(new[] { EndReasons.SeekerAbandoned }));
         Assert.That((await RedisInspection.KeysAsync(world.Prefix)).Where(k => k.Key.Contains(seeker.SessionId.ToString("N"), StringComparison.Ordinal)), Is.Empty);
@@ -116,12 +127,15 @@ public sealed class LifecycleTests
     [Test]
     public async Task IdleSessionEnds()
     {
-        await using var world = await World.StartAsync(StoreUnderTest.Redis, extra: new Dictionary<string, string?> { ["Sessions:IdleTimeout"] = "00:00:05" });
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time);
         var (seeker, session, _, _) = await Connected.PairAsync(world);
         var ended = new Inbox<string>();
         session.Ended += ended.Add;
 
-        Assert.That(await ended.WaitForAsync(1, "the idle end", seconds: 20), Is.EqualTo(new[] { EndReasons.Idle }));
+        time.Advance(new SessionLimits().IdleTimeout + TimeSpan.FromSeconds(1));
+
+        Assert.That(await ended.WaitForAsync(1, "the idle end"), Is.EqualTo(new[] { EndReasons.Idle }));
         await Eventually.TrueAsync(() => Task.FromResult(seeker.State == SeekerState.Ended), TimeSpan.FromSeconds(5), "the seeker is told");
         Assert.That(seeker.EndReason, Is.EqualTo(EndReasons.Idle));
     }
@@ -129,23 +143,30 @@ public sealed class LifecycleTests
     [Test]
     public async Task SessionEndsAtItsMaximumLifetimeEvenWhileActive()
     {
-        await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: new Dictionary<string, string?> { ["Sessions:MaxLifetime"] = "00:00:10" });
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, time: time);
         var (seeker, session, _, responderInbox) = await Connected.PairAsync(world);
         var ended = new Inbox<string>();
         session.Ended += ended.Add;
-        using var chatter = new CancellationTokenSource();
-        var talk = Task.Run(async () =>
-        {
-            while (!chatter.IsCancellationRequested && seeker.State == SeekerState.Connected)
-            {
-                await seeker.SendTextAsync("nog steeds hier");
-                await Task.Delay(500, chatter.Token);
-            }
-        });
+        var limits = new SessionLimits();
+        var store = world.Nodes[0].Services.GetRequiredService<EmbeddedSessionStore>();
 
-        Assert.That(await ended.WaitForAsync(1, "the lifetime end", seconds: 25), Is.EqualTo(new[] { EndReasons.MaxLifetime }));
-        await chatter.CancelAsync();
-        Assert.That(responderInbox.Items, Is.Not.Empty, "the session was active until the end");
-        await Task.WhenAny(talk, Task.Delay(2000));
+        // A message every 20 minutes keeps the session from idling out, all its life long.
+        var elapsed = TimeSpan.Zero;
+        var sent = 0;
+        while (elapsed + TimeSpan.FromMinutes(20) < limits.MaxLifetime - SessionTimers.LifetimeMargin)
+        {
+            await seeker.SendTextAsync("nog steeds hier").WaitAsync(TimeSpan.FromSeconds(10));
+            await responderInbox.WaitForAsync(++sent, "the text at the responder");
+            await Eventually.TrueAsync(async () => (await store.GetAsync(seeker.SessionId))!.LastActivity >= time.GetUtcNow() - TimeSpan.FromMinutes(1),
+                TimeSpan.FromSeconds(10), "the activity is recorded");
+            time.Advance(TimeSpan.FromMinutes(20));
+            elapsed += TimeSpan.FromMinutes(20);
+        }
+
+        Assert.That(ended.Items, Is.Empty, "not ended before its lifetime");
+        time.Advance(limits.MaxLifetime - SessionTimers.LifetimeMargin - elapsed + TimeSpan.FromMilliseconds(500));
+
+        Assert.That(await ended.WaitForAsync(1, "the lifetime end"), Is.EqualTo(new[] { EndReasons.MaxLifetime }));
     }
 }

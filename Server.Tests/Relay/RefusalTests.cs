@@ -255,6 +255,20 @@ public sealed class RefusalTests
         Assert.That(await scenario.ResponderInbox.WaitForAsync(1, "text after the refusal"), Is.EqualTo(new[] { "unharmed" }));
     }
 
+    [TestCase(0UL)]
+    [TestCase(5UL)]
+    public async Task AcknowledgingWhatThePeerNeverSentIsRefused(ulong through)
+    {
+        await using var scenario = await ManualSeeker.ConnectAsync(world);
+
+        // The responder has sent nothing yet: no seq of it can have been received.
+        var code = await CodeOf(scenario.Hub.InvokeAsync(SeekerHubMethods.Acknowledge, through));
+
+        Assert.That(code, Is.EqualTo(ErrorCodes.BadRequest));
+        await scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, scenario.Channel.SealText("unharmed")).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(await scenario.ResponderInbox.WaitForAsync(1, "text after the refusal"), Is.EqualTo(new[] { "unharmed" }));
+    }
+
     [Test]
     public async Task OversizedFrameClosesOnlyThatConnection()
     {
@@ -288,7 +302,8 @@ public sealed class RefusalTests
             .AddMessagePackProtocol()
             .Build();
 
-    private static async Task<string> CodeOf(Task call)
+    /// <summary>The error code of a refused call, or "accepted".</summary>
+    internal static async Task<string> CodeOf(Task call)
     {
         try
         {
@@ -347,8 +362,10 @@ public sealed class RefusalTests
 /// <summary>A seeker driven by hand over a raw hub connection (to send crafted envelopes), with a real responder.</summary>
 internal sealed class ManualSeeker : IAsyncDisposable
 {
-    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox)
+    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox, ResponderClient responder, ResponderSession session)
     {
+        Responder = responder;
+        Session = session;
         Hub = hub;
         Channel = channel;
         SessionId = sessionId;
@@ -362,6 +379,10 @@ internal sealed class ManualSeeker : IAsyncDisposable
     public Guid SessionId { get; }
 
     public Inbox<string> ResponderInbox { get; }
+
+    public ResponderClient Responder { get; }
+
+    public ResponderSession Session { get; }
 
     public static async Task<ManualSeeker> ConnectAsync(World world)
     {
@@ -382,7 +403,7 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Assert.That(result.Succeeded, Is.True);
         var channel = result.Channel!;
         await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, channel.SealHello());
-        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox);
+        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder, session);
     }
 
     public async ValueTask DisposeAsync()

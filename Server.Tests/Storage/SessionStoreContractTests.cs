@@ -49,6 +49,23 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task ConcurrentOpensNeverFillTheQueuePastItsCapacity()
+    {
+        var sessions = Enumerable.Range(0, 600).Select(_ => Session()).ToList();
+
+        var outcomes = await Task.WhenAll(sessions.Select(s => store.CreateAsync(s, 200))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        var refused = sessions.Where((_, i) => outcomes[i] == CreateOutcome.QueueFull).ToList();
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(outcomes.Count(o => o == CreateOutcome.Created), Is.EqualTo(200));
+            Assert.That(refused, Has.Count.EqualTo(400));
+            Assert.That((await store.GetQueuePositionAsync(org, Guid.Empty)).Waiting, Is.EqualTo(200));
+            Assert.That(await store.GetAsync(refused[0].Id), Is.Null, "a refused open leaves nothing");
+        });
+    }
+
+    [Test]
     public async Task QueueIsUrgentFirstThenOldest()
     {
         var old = Session();
@@ -106,10 +123,10 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.True);
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [9], expires), Is.False, "a resend is a duplicate");
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 1, [2], expires), Is.True);
-            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 2, [3], expires), Is.True);
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.EqualTo(AppendOutcome.Stored));
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [9], expires), Is.EqualTo(AppendOutcome.Duplicate), "a resend is a duplicate");
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 1, [2], expires), Is.EqualTo(AppendOutcome.Stored));
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 2, [3], expires), Is.EqualTo(AppendOutcome.Stored));
         });
 
         Assert.That((await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window)).Select(e => e.Envelope[0]), Is.EqualTo(new byte[] { 1, 2, 3 }));
@@ -122,6 +139,45 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
             Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "directions are apart");
             Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 1 + Window + 1, Window), Is.EqualTo(-3), "nothing can have been sent that far ahead");
             Assert.That((await store.GetAsync(session.Id))!.AckedClientToServer, Is.EqualTo(1), "a refused ack changes nothing");
+        });
+    }
+
+    [Test]
+    public async Task AnEnvelopeArrivingAfterTheSessionEndedIsNotKept()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.DeleteAsync(session.Id, Window);
+        var expires = time.GetUtcNow().AddMinutes(5);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, 0, [1], expires), Is.EqualTo(AppendOutcome.SessionGone));
+            // The pipelined write cannot answer, but must not write either.
+            await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [2], expires, awaitReply: false);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window), Is.Empty);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty, "pipelined");
+        });
+    }
+
+    [Test]
+    public async Task AnAcknowledgementPastTheHighestBufferedSeqIsRefused()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 0, Window), Is.EqualTo(-3), "nothing was sent yet");
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [1], expires);
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 1, [2], expires, awaitReply: false);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 2, Window), Is.EqualTo(-3), "seq 2 was never sent");
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 0, Window), Is.EqualTo(-3), "the other direction sent nothing");
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 1, Window), Is.EqualTo(1));
+            Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 1, Window), Is.EqualTo(1), "a repeated ack is fine");
+            Assert.That((await store.GetAsync(session.Id))!.AckedServerToClient, Is.EqualTo(1));
         });
     }
 
@@ -155,8 +211,77 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Not.Contain(session.Id));
         time.Advance(TimeSpan.FromSeconds(11));
         Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(session.Id));
-        var takes = await Task.WhenAll(store.TryTakeTimerAsync(session.Id), store.TryTakeTimerAsync(session.Id));
+        var lease = time.GetUtcNow().AddSeconds(30);
+        var takes = await Task.WhenAll(store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease), store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease));
         Assert.That(takes.Count(t => t), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ATakenTimerComesDueAgainWhenItsLeaseRunsOut()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.ScheduleAsync(session.Id, time.GetUtcNow(), session.Deadline);
+        var lease = time.GetUtcNow().AddSeconds(30);
+
+        Assert.That(await store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), lease), Is.True);
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Not.Contain(session.Id), "hidden while leased");
+        time.Advance(TimeSpan.FromSeconds(31));
+
+        // The taker never finished (its node failed, or the store did): another sweep gets it.
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(session.Id));
+        Assert.That(await store.TryTakeTimerAsync(session.Id, time.GetUtcNow(), time.GetUtcNow().AddSeconds(30)), Is.True);
+    }
+
+    [Test]
+    public async Task CompletingATakenTimerMovesItUnlessItWasScheduledAnew()
+    {
+        var moved = Session();
+        var rescheduled = Session();
+        var done = Session();
+        foreach (var s in new[] { moved, rescheduled, done })
+        {
+            await store.CreateAsync(s, 10);
+            await store.ScheduleAsync(s.Id, time.GetUtcNow(), s.Deadline);
+        }
+
+        var lease = time.GetUtcNow().AddSeconds(30);
+        foreach (var s in new[] { moved, rescheduled, done })
+        {
+            Assert.That(await store.TryTakeTimerAsync(s.Id, time.GetUtcNow(), lease), Is.True);
+        }
+
+        // Meanwhile a party of one session dropped: its grace timer is fresher than what the taker read.
+        await store.ScheduleAsync(rescheduled.Id, time.GetUtcNow().AddSeconds(5), rescheduled.Deadline);
+        await store.CompleteTimerAsync(moved.Id, lease, time.GetUtcNow().AddMinutes(10));
+        await store.CompleteTimerAsync(rescheduled.Id, lease, time.GetUtcNow().AddMinutes(10));
+        await store.CompleteTimerAsync(done.Id, lease, null);
+
+        time.Advance(TimeSpan.FromMinutes(1));
+        var dueSoon = await store.GetDueAsync(time.GetUtcNow(), 10);
+        time.Advance(TimeSpan.FromMinutes(10));
+        var dueLater = await store.GetDueAsync(time.GetUtcNow(), 10);
+        Assert.Multiple(() =>
+        {
+            Assert.That(dueSoon, Is.EqualTo(new[] { rescheduled.Id }), "only the fresh schedule is due after a minute");
+            Assert.That(dueLater, Is.EquivalentTo(new[] { moved.Id, rescheduled.Id }), "the finished one is gone for good");
+        });
+    }
+
+    [Test]
+    public async Task AnEarlierDeadlineNeverShortensOtherSessionsTimers()
+    {
+        var later = Session();
+        var earlier = Session();
+        await store.CreateAsync(later, 10);
+        await store.CreateAsync(earlier, 10);
+        await store.ScheduleAsync(later.Id, time.GetUtcNow().AddSeconds(10), later.Deadline);
+
+        // A session whose deadline has (just) passed is rescheduled after the others: its key expiry lies in the past.
+        await store.ScheduleAsync(earlier.Id, time.GetUtcNow().AddSeconds(10), time.GetUtcNow().AddSeconds(-1));
+        time.Advance(TimeSpan.FromSeconds(11));
+
+        Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(later.Id));
     }
 
     [Test]
@@ -177,6 +302,46 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
             Assert.That(away.SeekerGoneAt!.Value.ToUnixTimeMilliseconds(), Is.EqualTo(gone.ToUnixTimeMilliseconds()));
             Assert.That(back!.SeekerConnection, Is.EqualTo("new-connection"));
             Assert.That(back.SeekerGoneAt, Is.Null);
+        });
+    }
+
+    [Test]
+    public async Task APartyIsMarkedAwayOnlyFromItsCurrentConnection()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.SetConnectionAsync(session.Id, Party.Seeker, "current", null);
+        var gone = time.GetUtcNow();
+
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "an-older-one", gone), Is.Null, "it resumed elsewhere meanwhile");
+        Assert.That((await store.GetAsync(session.Id))!.SeekerConnection, Is.EqualTo("current"));
+        Assert.That(await store.MarkGoneAsync(session.Id, Party.Seeker, "current", gone), Is.Not.Null);
+        var away = await store.GetAsync(session.Id);
+        Assert.Multiple(() =>
+        {
+            Assert.That(away!.SeekerConnection, Is.Null);
+            Assert.That(away.SeekerGoneAt!.Value.ToUnixTimeMilliseconds(), Is.EqualTo(gone.ToUnixTimeMilliseconds()));
+        });
+    }
+
+    [Test]
+    public async Task EveryConnectionChangeAdvancesTheEpoch()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var created = (await store.GetAsync(session.Id))!.Epoch;
+
+        var claimed = (await store.ClaimAsync(org, session.Id, "responder", "r1"))!.Epoch;
+        var resumed = await store.SetConnectionAsync(session.Id, Party.Seeker, "s2", null);
+        var gone = await store.MarkGoneAsync(session.Id, Party.Responder, "r1", time.GetUtcNow());
+        await store.DeleteAsync(session.Id, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(claimed, Is.GreaterThan(created));
+            Assert.That(resumed, Is.GreaterThan(claimed));
+            Assert.That(gone, Is.GreaterThan(resumed!.Value));
+            Assert.That(await store.SetConnectionAsync(session.Id, Party.Seeker, "s3", null), Is.Null, "an ended session has no epoch");
         });
     }
 

@@ -7,9 +7,18 @@ namespace TrustLine.Server.Relay;
 /// What one connection may do, kept in the connection itself so the hot path needs no Redis round trip
 /// for authorisation: its party, its responder grant, and the sessions it holds.
 /// </summary>
+/// <remarks>
+/// The disconnect handler can run while a call of the same connection is still in flight, so the links
+/// sit behind a lock, and closing is final: a handler that finishes after the close cannot add its link
+/// (<see cref="TryAdd"/> says so) and must undo or hand over what it did for the connection.
+/// </remarks>
 public sealed class ConnectionState
 {
     private const string ItemKey = "trustline";
+
+    private readonly Lock gate = new();
+    private readonly Dictionary<Guid, SessionLink> links = [];
+    private bool closed;
 
     private ConnectionState(string connectionId, Party party, ResponderGrant? grant)
     {
@@ -25,20 +34,84 @@ public sealed class ConnectionState
     /// <summary>The responder's grant (organisation and key id); null for a seeker.</summary>
     public ResponderGrant? Grant { get; }
 
-    /// <summary>The sessions this connection acts on: at most one for a seeker.</summary>
-    public Dictionary<Guid, SessionLink> Links { get; } = [];
+    /// <summary>How many sessions this connection acts on: at most one for a seeker.</summary>
+    public int LinkCount
+    {
+        get
+        {
+            lock (gate)
+            {
+                return links.Count;
+            }
+        }
+    }
 
     public static ConnectionState Attach(HubCallerContext context, Party party, ResponderGrant? grant = null)
     {
-        var state = new ConnectionState(context.ConnectionId, party, grant);
+        var state = Create(context.ConnectionId, party, grant);
         context.Items[ItemKey] = state;
         return state;
     }
+
+    /// <summary>State for a connection id without a hub context (tests drive handlers through the mediator).</summary>
+    internal static ConnectionState Create(string connectionId, Party party, ResponderGrant? grant = null) => new(connectionId, party, grant);
 
     public static ConnectionState Of(HubCallerContext context) =>
         context.Items.TryGetValue(ItemKey, out var value) && value is ConnectionState state
             ? state
             : throw new InvalidOperationException("The connection has no TrustLine state; OnConnectedAsync did not run.");
+
+    public SessionLink? Find(Guid sessionId)
+    {
+        lock (gate)
+        {
+            return links.GetValueOrDefault(sessionId);
+        }
+    }
+
+    /// <summary>The seeker's one session, or null.</summary>
+    public SessionLink? Single()
+    {
+        lock (gate)
+        {
+            return links.Count == 1 ? links.Values.First() : null;
+        }
+    }
+
+    /// <summary>Adds a link; false once the connection has closed (the caller then undoes or hands over its work).</summary>
+    public bool TryAdd(SessionLink link)
+    {
+        lock (gate)
+        {
+            if (closed)
+            {
+                return false;
+            }
+
+            links[link.SessionId] = link;
+            return true;
+        }
+    }
+
+    public void Remove(Guid sessionId)
+    {
+        lock (gate)
+        {
+            links.Remove(sessionId);
+        }
+    }
+
+    /// <summary>Closes the connection for good and hands back the links it held.</summary>
+    public IReadOnlyList<SessionLink> Close()
+    {
+        lock (gate)
+        {
+            closed = true;
+            List<SessionLink> held = [.. links.Values];
+            links.Clear();
+            return held;
+        }
+    }
 }
 
 /// <summary>One session as seen from one connection of one party.</summary>

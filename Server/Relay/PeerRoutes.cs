@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Microsoft.AspNetCore.SignalR;
 using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
@@ -14,6 +15,12 @@ namespace TrustLine.Server.Relay;
 /// envelope). Envelopes then go to a connection id: local when the peer is on this node, through the
 /// SignalR backplane when it is not.
 /// </summary>
+/// <remarks>
+/// Each party's route carries the session record's epoch (it grows with every connection change), so the
+/// newest wins whatever order a store read and messages arrive in: a message older than the cached route
+/// changes nothing, and a message that arrives while the store read is in flight is kept in a placeholder
+/// and not overwritten by the older read.
+/// </remarks>
 public sealed class PeerRoutes(
     ISessionStore store,
     IHubContext<SeekerHub, ISeekerClient> seekers,
@@ -30,18 +37,30 @@ public sealed class PeerRoutes(
     /// <summary>The current connection id of <paramref name="party"/> in the session, or null while it is away.</summary>
     public async ValueTask<string?> ConnectionOfAsync(Guid sessionId, Party party)
     {
-        if (!routes.TryGetValue(sessionId, out var route))
+        if (routes.TryGetValue(sessionId, out var cached) && cached.Knows(party))
         {
-            var record = await store.GetAsync(sessionId);
-            if (record is null)
-            {
-                return null;
-            }
-
-            route = routes.GetOrAdd(sessionId, new Route(record.SeekerConnection, record.ResponderConnection));
+            return cached.Of(party);
         }
 
-        return party == Party.Seeker ? route.Seeker : route.Responder;
+        routes.TryAdd(sessionId, Route.Unknown);
+        var record = await store.GetAsync(sessionId);
+        if (record is null)
+        {
+            routes.TryRemove(sessionId, out _);
+            return null;
+        }
+
+        var read = new Route(record.SeekerConnection, record.Epoch, record.ResponderConnection, record.Epoch);
+        while (routes.TryGetValue(sessionId, out var current))
+        {
+            var merged = current.Merge(read);
+            if (merged == current || routes.TryUpdate(sessionId, merged, current))
+            {
+                return merged.Of(party);
+            }
+        }
+
+        return null; // it ended while the read was in flight
     }
 
     /// <summary>Keeps a local link so an end anywhere can stop it.</summary>
@@ -55,18 +74,20 @@ public sealed class PeerRoutes(
         }
     }
 
-    /// <summary>A party connected (or went away): tell every node.</summary>
-    public Task MovedAsync(Guid sessionId, Party party, string? connectionId)
+    /// <summary>A party connected (or went away) at <paramref name="epoch"/> of the session's record: tell every node.</summary>
+    public Task MovedAsync(Guid sessionId, Party party, string? connectionId, long epoch)
     {
-        Apply(new RouteMessage(RouteChange.Moved, sessionId, party, connectionId));
-        return channel.PublishAsync(new RouteMessage(RouteChange.Moved, sessionId, party, connectionId));
+        var message = new RouteMessage(RouteChange.Moved, sessionId, party, connectionId, epoch);
+        Apply(message);
+        return channel.PublishAsync(message);
     }
 
     /// <summary>The session ended: every node forgets its route and stops its links.</summary>
     public Task EndedAsync(Guid sessionId)
     {
-        Apply(new RouteMessage(RouteChange.Ended, sessionId, Party.Seeker, null));
-        return channel.PublishAsync(new RouteMessage(RouteChange.Ended, sessionId, Party.Seeker, null));
+        var message = new RouteMessage(RouteChange.Ended, sessionId, Party.Seeker, null, 0);
+        Apply(message);
+        return channel.PublishAsync(message);
     }
 
     internal void Apply(RouteMessage message)
@@ -85,18 +106,32 @@ public sealed class PeerRoutes(
             return;
         }
 
-        // Only update a route this node already caches; an uncached one is read fresh when needed.
+        // Only update a route this node caches (or is reading); an uncached one is read fresh when needed.
         while (routes.TryGetValue(message.SessionId, out var old))
         {
-            var updated = message.Party == Party.Seeker ? old with { Seeker = message.ConnectionId } : old with { Responder = message.ConnectionId };
-            if (routes.TryUpdate(message.SessionId, updated, old))
+            var updated = old.With(message.Party, message.ConnectionId, message.Epoch);
+            if (updated == old || routes.TryUpdate(message.SessionId, updated, old))
             {
                 return;
             }
         }
     }
 
-    private sealed record Route(string? Seeker, string? Responder);
+    /// <summary>Each party's connection and the epoch it is known at; −1 while not known yet.</summary>
+    private sealed record Route(string? Seeker, long SeekerEpoch, string? Responder, long ResponderEpoch)
+    {
+        public static readonly Route Unknown = new(null, -1, null, -1);
+
+        public bool Knows(Party party) => (party == Party.Seeker ? SeekerEpoch : ResponderEpoch) >= 0;
+
+        public string? Of(Party party) => party == Party.Seeker ? Seeker : Responder;
+
+        public Route With(Party party, string? connection, long epoch) => party == Party.Seeker
+            ? epoch > SeekerEpoch ? this with { Seeker = connection, SeekerEpoch = epoch } : this
+            : epoch > ResponderEpoch ? this with { Responder = connection, ResponderEpoch = epoch } : this;
+
+        public Route Merge(Route other) => With(Party.Seeker, other.Seeker, other.SeekerEpoch).With(Party.Responder, other.Responder, other.ResponderEpoch);
+    }
 }
 
 public enum RouteChange
@@ -105,20 +140,23 @@ public enum RouteChange
     Ended,
 }
 
-public sealed record RouteMessage(RouteChange Change, Guid SessionId, Party Party, string? ConnectionId)
+/// <summary>A route change between nodes; <see cref="Epoch"/> is the session record's epoch after a move.</summary>
+public sealed record RouteMessage(RouteChange Change, Guid SessionId, Party Party, string? ConnectionId, long Epoch)
 {
-    public string Encode() => $"{(Change == RouteChange.Ended ? 'e' : 'm')}|{SessionId:N}|{(Party == Party.Seeker ? 's' : 'r')}|{ConnectionId}";
+    public string Encode() =>
+        string.Create(CultureInfo.InvariantCulture, $"{(Change == RouteChange.Ended ? 'e' : 'm')}|{SessionId:N}|{(Party == Party.Seeker ? 's' : 'r')}|{ConnectionId}|{Epoch}");
 
     public static RouteMessage? Decode(string text)
     {
         var parts = text.Split('|');
-        if (parts.Length != 4 || !Guid.TryParseExact(parts[1], "N", out var id))
+        if (parts.Length != 5 || !Guid.TryParseExact(parts[1], "N", out var id)
+            || !long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
         {
             return null;
         }
 
         return new RouteMessage(parts[0] == "e" ? RouteChange.Ended : RouteChange.Moved, id,
-            parts[2] == "s" ? Party.Seeker : Party.Responder, parts[3].Length == 0 ? null : parts[3]);
+            parts[2] == "s" ? Party.Seeker : Party.Responder, parts[3].Length == 0 ? null : parts[3], epoch);
     }
 }
 

@@ -58,6 +58,7 @@ public static class RelaySetup
         builder.Services.AddSingleton<PeerRoutes>();
         builder.Services.AddSingleton<QueueNotifier>();
         builder.Services.AddSingleton<SessionEnding>();
+        builder.Services.AddSingleton<Departures>();
         builder.Services.AddHostedService<RouteSubscription>();
         builder.Services.AddHostedService<SessionReaper>();
 

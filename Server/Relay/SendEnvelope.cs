@@ -17,6 +17,7 @@ public sealed record SendEnvelopeCommand(ConnectionState Connection, byte[] Enve
 public sealed class SendEnvelopeHandler(
     ISessionStore store,
     PeerRoutes routes,
+    SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
 {
@@ -34,9 +35,18 @@ public sealed class SendEnvelopeHandler(
             return Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's.");
         }
 
-        if (!connection.Links.TryGetValue(header.SessionId, out var link) || link.Ended)
+        if (connection.Find(header.SessionId) is not { } link || link.Ended)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
+        }
+
+        var now = time.GetUtcNow();
+        if (now >= link.Deadline - SessionTimers.LifetimeMargin)
+        {
+            // The reaper ends the session at this moment; the relay does not count on its timer.
+            link.Ended = true;
+            await ending.EndAsync(link.SessionId, EndReasons.MaxLifetime);
+            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: it reached its maximum lifetime.");
         }
 
         if (!link.Answered && connection.Party == Party.Seeker)
@@ -56,7 +66,7 @@ public sealed class SendEnvelopeHandler(
 
         if (header.Sequence > link.NextSend)
         {
-            return Refuse.With(ErrorCodes.OutOfOrder, $"Expected sequence {link.NextSend}; send envelopes in order.");
+            return Refuse.With(ErrorCodes.OutOfOrder, "The sequence number is not the next one; send envelopes in order, each once.");
         }
 
         var window = options.Value.MaxUnacknowledged;
@@ -69,15 +79,21 @@ public sealed class SendEnvelopeHandler(
             }
         }
 
-        var now = time.GetUtcNow();
         var expires = Min(now + options.Value.EnvelopeMaxAge, link.Deadline);
         var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
 
         // While the peer is connected, delivery is live and the buffer is the fallback: the write is pipelined
         // without waiting for Redis's reply. While the peer is away, the buffer is the delivery: wait for it.
         var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires, awaitReply: peer is null);
+        if (stored == AppendOutcome.SessionGone)
+        {
+            // Ended on another node, whose word has not reached this one yet.
+            link.Ended = true;
+            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
+        }
+
         link.NextSend = header.Sequence + 1;
-        if (!stored)
+        if (stored != AppendOutcome.Stored)
         {
             return new SendResult { Sequence = header.Sequence, Duplicate = true };
         }
@@ -119,12 +135,12 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
         SessionLink? link;
         if (connection.Party == Party.Seeker)
         {
-            link = connection.Links.Values.SingleOrDefault();
+            link = connection.Single();
         }
         else
         {
             link = sessionIdBytes is { Length: Wire.SessionIdSize }
-                ? connection.Links.GetValueOrDefault(new Guid(sessionIdBytes, bigEndian: true))
+                ? connection.Find(new Guid(sessionIdBytes, bigEndian: true))
                 : null;
         }
 
@@ -142,7 +158,7 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
         var acked = await store.AcknowledgeAsync(link.SessionId, received, through, options.Value.MaxUnacknowledged);
         if (acked == -3)
         {
-            return Refuse.With(ErrorCodes.BadRequest, "That acknowledges envelopes that cannot have been sent yet.");
+            return Refuse.With(ErrorCodes.BadRequest, "That acknowledges envelopes that have not been sent.");
         }
 
         if (acked < -1)

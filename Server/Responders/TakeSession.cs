@@ -27,6 +27,7 @@ public sealed class TakeSessionHandler(
     ISessionStore store,
     PeerRoutes routes,
     QueueNotifier queue,
+    Departures departures,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<TakeSessionHandler> logger) : ICommandHandler<TakeSessionCommand, Outcome<TakenSession?>>
@@ -75,11 +76,23 @@ public sealed class TakeSessionHandler(
         // From now on the session can idle out: the timer moves from the queue's lifetime to the idle deadline.
         await store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline);
         var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
-        connection.Links[taken.Id] = link;
         routes.Track(link);
-        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId);
+        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId, taken.Epoch);
         SessionLog.Taken(logger);
+        var added = connection.TryAdd(link);
+        if (!added)
+        {
+            // The connection closed while this ran: the take stands, and the responder may resume it within grace.
+            routes.Untrack(link);
+            await departures.LeftAsync(taken.Id, Party.Responder, connection.ConnectionId);
+        }
+
         await queue.ChangedAsync(taken.OrgId, rank);
+        if (!added)
+        {
+            return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while taking the session; resume it.");
+        }
+
         return new TakenSession
         {
             SessionId = taken.Id.ToByteArray(bigEndian: true),
@@ -100,7 +113,7 @@ public sealed class AnswerSessionHandler(ISessionStore store, PeerRoutes routes)
     {
         var (connection, sessionIdBytes, msg2) = command;
         if (sessionIdBytes is not { Length: Wire.SessionIdSize }
-            || !connection.Links.TryGetValue(new Guid(sessionIdBytes, bigEndian: true), out var link) || link.Ended)
+            || connection.Find(new Guid(sessionIdBytes, bigEndian: true)) is not { } link || link.Ended)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
         }

@@ -15,8 +15,8 @@ public sealed class CloseSessionHandler(ISessionStore store, SessionEnding endin
     {
         var (connection, sessionIdBytes) = command;
         var link = connection.Party == Party.Seeker
-            ? connection.Links.Values.SingleOrDefault()
-            : sessionIdBytes is { Length: Wire.SessionIdSize } ? connection.Links.GetValueOrDefault(new Guid(sessionIdBytes, bigEndian: true)) : null;
+            ? connection.Single()
+            : sessionIdBytes is { Length: Wire.SessionIdSize } ? connection.Find(new Guid(sessionIdBytes, bigEndian: true)) : null;
         if (link is null || link.Ended)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
@@ -33,7 +33,7 @@ public sealed class CloseSessionHandler(ISessionStore store, SessionEnding endin
             reason = record?.State == SessionState.Queued ? EndReasons.SeekerLeftQueue : EndReasons.SeekerClosed;
         }
 
-        connection.Links.Remove(link.SessionId);
+        connection.Remove(link.SessionId);
         await ending.EndAsync(link.SessionId, reason);
         return new Done();
     }

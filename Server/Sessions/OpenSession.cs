@@ -20,6 +20,7 @@ public sealed class OpenSessionHandler(
     ISessionStore store,
     PeerRoutes routes,
     QueueNotifier queue,
+    SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<OpenSessionHandler> logger) : ICommandHandler<OpenSessionCommand, Outcome<OpenSessionResult>>
@@ -43,7 +44,7 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.UnknownRouting, "The organisation does not list that language or topic.");
         }
 
-        if (connection.Links.Count > 0)
+        if (connection.LinkCount > 0)
         {
             return Refuse.With(ErrorCodes.AlreadyInSession, "This connection already has a session; open another connection for another session.");
         }
@@ -75,9 +76,17 @@ public sealed class OpenSessionHandler(
 
         await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
-        connection.Links[sessionId] = link;
         routes.Track(link);
         SessionLog.Opened(logger, request.Urgent ? "urgent" : "not urgent");
+        if (!connection.TryAdd(link))
+        {
+            // The connection closed while this ran: the resume token never reached anyone, so nobody could
+            // ever come back for the session. Undo it.
+            routes.Untrack(link);
+            await ending.EndAsync(sessionId, EndReasons.SeekerAbandoned);
+            return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
+        }
+
 
         // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
         var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);

@@ -18,6 +18,7 @@ public sealed class ResumeSessionHandler(
     ISessionStore store,
     PeerRoutes routes,
     SessionEnding ending,
+    Departures departures,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
@@ -34,7 +35,7 @@ public sealed class ResumeSessionHandler(
 
         var sessionId = new Guid(request.SessionId, bigEndian: true);
         var party = connection.Party;
-        if (connection.Links.ContainsKey(sessionId) || (party == Party.Seeker && connection.Links.Count > 0))
+        if (connection.Find(sessionId) is not null || (party == Party.Seeker && connection.LinkCount > 0))
         {
             return Refuse.With(ErrorCodes.AlreadyInSession, "This connection already acts on a session.");
         }
@@ -70,10 +71,22 @@ public sealed class ResumeSessionHandler(
             KnownPeerAck = ownAcked,
             LastTouch = now,
         };
-        connection.Links[sessionId] = link;
         routes.Track(link);
-        await store.SetConnectionAsync(sessionId, party, connection.ConnectionId, null);
-        await routes.MovedAsync(sessionId, party, connection.ConnectionId);
+        if (await store.SetConnectionAsync(sessionId, party, connection.ConnectionId, null) is not { } epoch)
+        {
+            routes.Untrack(link);
+            return Refuse.With(ErrorCodes.ResumeRefused, "The session has ended.");
+        }
+
+        await routes.MovedAsync(sessionId, party, connection.ConnectionId, epoch);
+        if (!connection.TryAdd(link))
+        {
+            // The connection closed while this ran, after its disconnect handler: the party is away again.
+            routes.Untrack(link);
+            await departures.LeftAsync(sessionId, party, connection.ConnectionId);
+            return Refuse.With(ErrorCodes.ResumeRefused, "The connection closed while resuming; resume again.");
+        }
+
         SessionLog.Resumed(logger, party.ToString());
 
         // Deliver what was missed, in order, before the answer completes.
@@ -132,40 +145,52 @@ public sealed class ResumeSessionHandler(
 public sealed record ConnectionLostCommand(ConnectionState Connection) : ICommand<Outcome<Done>>;
 
 /// <summary>A connection dropped: its sessions are "disconnected", not ended, until the grace period runs out.</summary>
-public sealed class ConnectionLostHandler(
-    ISessionStore store,
-    PeerRoutes routes,
-    IOptions<SessionLimits> options,
-    TimeProvider time,
-    ILogger<ConnectionLostHandler> logger) : ICommandHandler<ConnectionLostCommand, Outcome<Done>>
+public sealed class ConnectionLostHandler(PeerRoutes routes, Departures departures) : ICommandHandler<ConnectionLostCommand, Outcome<Done>>
 {
     public async ValueTask<Outcome<Done>> Handle(ConnectionLostCommand command, CancellationToken cancellationToken)
     {
         var connection = command.Connection;
-        var now = time.GetUtcNow();
-        foreach (var link in connection.Links.Values)
+
+        // Closing first: a call of this connection still in flight can no longer add a link, and hands over itself.
+        foreach (var link in connection.Close())
         {
             routes.Untrack(link);
-            if (link.Ended)
+            if (!link.Ended)
             {
-                continue;
+                await departures.LeftAsync(link.SessionId, connection.Party, connection.ConnectionId);
             }
-
-            // Only mark the party away if this connection is still its current one (it may have resumed elsewhere).
-            var record = await store.GetAsync(link.SessionId);
-            if (record is null || record.Connection(connection.Party) != connection.ConnectionId)
-            {
-                continue;
-            }
-
-            await store.SetConnectionAsync(link.SessionId, connection.Party, null, now);
-            await routes.MovedAsync(link.SessionId, connection.Party, null);
-            var away = connection.Party == Party.Seeker ? record with { SeekerGoneAt = now } : record with { ResponderGoneAt = now };
-            await store.ScheduleAsync(link.SessionId, SessionTimers.Next(away, options.Value), record.Deadline);
-            SessionLog.Dropped(logger, connection.Party.ToString());
         }
 
-        connection.Links.Clear();
         return new Done();
+    }
+}
+
+/// <summary>
+/// A party's connection is gone. If it is still the party's current one (the party may have resumed
+/// elsewhere meanwhile; the store compares atomically), the party is "disconnected", not gone: its grace
+/// timer starts. The disconnect handler uses this, and so does a handler that finishes after its
+/// connection closed, so that no dead connection id stays recorded without a timer.
+/// </summary>
+public sealed class Departures(
+    ISessionStore store,
+    PeerRoutes routes,
+    IOptions<SessionLimits> options,
+    TimeProvider time,
+    ILogger<Departures> logger)
+{
+    public async Task LeftAsync(Guid sessionId, Party party, string connectionId)
+    {
+        if (await store.MarkGoneAsync(sessionId, party, connectionId, time.GetUtcNow()) is not { } epoch)
+        {
+            return;
+        }
+
+        await routes.MovedAsync(sessionId, party, null, epoch);
+        if (await store.GetAsync(sessionId) is { } record)
+        {
+            await store.ScheduleAsync(sessionId, SessionTimers.Next(record, options.Value), record.Deadline);
+        }
+
+        SessionLog.Dropped(logger, party.ToString());
     }
 }

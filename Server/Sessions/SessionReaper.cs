@@ -86,24 +86,51 @@ internal sealed class SessionReaper(
         }
     }
 
+    /// <summary>How long a taken timer stays hidden from other sweeps before it comes due again.</summary>
+    internal static readonly TimeSpan TimerLease = TimeSpan.FromSeconds(30);
+
     internal async Task SweepAsync()
     {
         var now = time.GetUtcNow();
+        var lease = now + TimerLease;
         foreach (var id in await store.GetDueAsync(now, 100))
         {
-            if (!await store.TryTakeTimerAsync(id) || await store.GetAsync(id) is not { } session)
+            if (!await store.TryTakeTimerAsync(id, now, lease))
             {
                 continue;
             }
 
-            if (SessionTimers.DueReason(session, now, options.Value) is { } reason)
+            try
             {
-                await ending.EndAsync(id, reason);
+                await HandleAsync(id, now, lease);
             }
-            else
+            catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                await store.ScheduleAsync(id, SessionTimers.Next(session, options.Value), session.Deadline);
+                // The lease brings the timer back to a later sweep, on this node or another.
+                SessionLog.ReaperFailed(logger, e.GetType().Name);
             }
+        }
+    }
+
+    private async Task HandleAsync(Guid id, DateTimeOffset now, DateTimeOffset lease)
+    {
+        if (await store.GetAsync(id) is not { } session)
+        {
+            await store.CompleteTimerAsync(id, lease, null);
+            return;
+        }
+
+        if (SessionTimers.DueReason(session, now, options.Value) is { } reason)
+        {
+            // Ending deletes the timer with every other key of the session.
+            if (!await ending.EndAsync(id, reason))
+            {
+                await store.CompleteTimerAsync(id, lease, null);
+            }
+        }
+        else
+        {
+            await store.CompleteTimerAsync(id, lease, SessionTimers.Next(session, options.Value));
         }
     }
 }

@@ -88,7 +88,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult<SessionRecord?>(null);
             }
 
-            var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now };
+            var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now, Epoch = record.Epoch + 1 };
             Replace(claimed);
             return Task.FromResult<SessionRecord?>(claimed);
         }
@@ -108,33 +108,60 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    public Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
     {
         lock (gate)
         {
-            if (Live(id) is { } record)
+            if (Live(id) is not { } record)
             {
-                Replace(party == Party.Seeker
-                    ? record with { SeekerConnection = connectionId, SeekerGoneAt = connectionId is null ? goneAt : null }
-                    : record with { ResponderConnection = connectionId, ResponderGoneAt = connectionId is null ? goneAt : null });
+                return Task.FromResult<long?>(null);
             }
 
-            return Task.CompletedTask;
+            Replace(party == Party.Seeker
+                ? record with { SeekerConnection = connectionId, SeekerGoneAt = connectionId is null ? goneAt : null, Epoch = record.Epoch + 1 }
+                : record with { ResponderConnection = connectionId, ResponderGoneAt = connectionId is null ? goneAt : null, Epoch = record.Epoch + 1 });
+            return Task.FromResult<long?>(record.Epoch + 1);
         }
     }
 
-    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    public Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
     {
         lock (gate)
         {
+            if (Live(id) is not { } record || record.Connection(party) != connectionId)
+            {
+                return Task.FromResult<long?>(null);
+            }
+
+            Replace(party == Party.Seeker
+                ? record with { SeekerConnection = null, SeekerGoneAt = goneAt, Epoch = record.Epoch + 1 }
+                : record with { ResponderConnection = null, ResponderGoneAt = goneAt, Epoch = record.Epoch + 1 });
+            return Task.FromResult<long?>(record.Epoch + 1);
+        }
+    }
+
+    public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { } record)
+            {
+                return Task.FromResult(AppendOutcome.SessionGone);
+            }
+
             var key = (id, direction, sequence);
             if (envelopes.TryGetValue(key, out var existing) && existing.ExpiresAt > Now)
             {
-                return Task.FromResult(false);
+                return Task.FromResult(AppendOutcome.Duplicate);
             }
 
             envelopes[key] = new(envelope, expiresAt);
-            return Task.FromResult(true);
+            if ((long)sequence > record.Highest(direction))
+            {
+                Replace(direction == Direction.ClientToServer ? record with { HighestClientToServer = (long)sequence } : record with { HighestServerToClient = (long)sequence });
+            }
+
+            return Task.FromResult(AppendOutcome.Stored);
         }
     }
 
@@ -164,7 +191,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(-2L);
             }
 
-            if ((long)through > record.Acked(direction) + window)
+            if ((long)through > record.Highest(direction))
             {
                 return Task.FromResult(-3L);
             }
@@ -229,11 +256,37 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<bool> TryTakeTimerAsync(Guid id)
+    public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil)
     {
         lock (gate)
         {
-            return Task.FromResult(timers.Remove(id));
+            if (!timers.TryGetValue(id, out var due) || due > now)
+            {
+                return Task.FromResult(false);
+            }
+
+            timers[id] = leaseUntil;
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next)
+    {
+        lock (gate)
+        {
+            if (timers.TryGetValue(id, out var due) && due == leaseUntil)
+            {
+                if (next is { } when)
+                {
+                    timers[id] = when;
+                }
+                else
+                {
+                    timers.Remove(id);
+                }
+            }
+
+            return Task.CompletedTask;
         }
     }
 

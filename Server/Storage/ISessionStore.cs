@@ -47,14 +47,39 @@ public sealed record SessionRecord
 
     public DateTimeOffset LastActivity { get; init; }
 
+    /// <summary>
+    /// Counts changes of either party's connection (claim, resume, drop). Route messages between nodes
+    /// carry it, so a node keeps the newest route whatever order reads and messages arrive in.
+    /// </summary>
+    public long Epoch { get; init; }
+
     /// <summary>Highest acknowledged seq per direction, −1 for none.</summary>
     public long AckedClientToServer { get; init; } = -1;
 
     public long AckedServerToClient { get; init; } = -1;
 
+    /// <summary>Highest seq ever buffered (and so relayed) per direction, −1 for none: nothing past it can be acknowledged.</summary>
+    public long HighestClientToServer { get; init; } = -1;
+
+    public long HighestServerToClient { get; init; } = -1;
+
     public long Acked(Direction direction) => direction == Direction.ClientToServer ? AckedClientToServer : AckedServerToClient;
 
+    public long Highest(Direction direction) => direction == Direction.ClientToServer ? HighestClientToServer : HighestServerToClient;
+
     public string? Connection(Party party) => party == Party.Seeker ? SeekerConnection : ResponderConnection;
+}
+
+/// <summary>What became of an envelope handed to the buffer.</summary>
+public enum AppendOutcome
+{
+    Stored,
+
+    /// <summary>That seq is already stored (a resend).</summary>
+    Duplicate,
+
+    /// <summary>The session no longer exists (ended on some node): nothing was written.</summary>
+    SessionGone,
 }
 
 public enum CreateOutcome
@@ -94,23 +119,33 @@ public interface ISessionStore
     /// <summary>Stores <c>msg2</c> once, for the responder that holds the session.</summary>
     Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2);
 
-    /// <summary>Records a party's current connection (null with <paramref name="goneAt"/> when it dropped).</summary>
-    Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
+    /// <summary>
+    /// Records a party's current connection (null with <paramref name="goneAt"/> when it dropped); returns the
+    /// session's new <see cref="SessionRecord.Epoch"/>, or null if the session is gone.
+    /// </summary>
+    Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt);
 
     /// <summary>
-    /// Keeps an envelope until acknowledged; false if that seq is already stored (a resend). With
-    /// <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's answer
-    /// (and always returns true): the write still never overwrites a stored seq.
+    /// Records the party away since <paramref name="goneAt"/>, only if <paramref name="connectionId"/> is still
+    /// its current connection (checked atomically); returns the new epoch, or null if it was not.
     /// </summary>
-    Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
+    Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt);
+
+    /// <summary>
+    /// Keeps an envelope until acknowledged, only while the session exists (checked atomically with the
+    /// write, so a write in flight cannot land after the session's delete); a stored seq is never replaced.
+    /// With <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's
+    /// answer (and reports <see cref="AppendOutcome.Stored"/>); the same conditions still hold.
+    /// </summary>
+    Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
 
     /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
     Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);
 
     /// <summary>
-    /// Forgets envelopes up to <paramref name="through"/> and records the ack; returns the recorded ack, −2 if
-    /// the session is gone, −3 if <paramref name="through"/> lies past anything that can have been sent
-    /// (more than <paramref name="window"/> beyond the recorded ack).
+    /// Forgets envelopes up to <paramref name="through"/> (at most <paramref name="window"/> back) and records
+    /// the ack; returns the recorded ack, −2 if the session is gone, −3 if <paramref name="through"/> lies past
+    /// the highest seq ever buffered in that direction (nothing past it has been sent).
     /// </summary>
     Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window);
 
@@ -120,13 +155,26 @@ public interface ISessionStore
     /// <summary>Deletes every key of the session at once; returns the record if this call deleted it.</summary>
     Task<SessionRecord?> DeleteAsync(Guid id, int window);
 
-    /// <summary>Sets when the session's timer next fires (idle, grace or lifetime).</summary>
+    /// <summary>
+    /// Sets when the session's timer next fires (idle, grace or lifetime). <paramref name="keyExpiry"/> is the
+    /// session's deadline: the timers outlive it, and an earlier one never shortens another session's timer.
+    /// </summary>
     Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry);
 
     /// <summary>Sessions whose timer is due; <see cref="TryTakeTimerAsync"/> decides which node handles each.</summary>
     Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max);
 
-    Task<bool> TryTakeTimerAsync(Guid id);
+    /// <summary>
+    /// Takes a due timer: exactly one caller wins. The timer is not removed but hidden until
+    /// <paramref name="leaseUntil"/>, so when the taker fails before it finishes, the timer comes due again.
+    /// </summary>
+    Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil);
+
+    /// <summary>
+    /// Finishes a taken timer: it moves to <paramref name="next"/>, or goes when null; unless it was scheduled
+    /// anew since it was taken (a fresher schedule stands). Ending the session also finishes it.
+    /// </summary>
+    Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
 }
 
 /// <summary>What a responder's sign-in leaves: single-use challenges and hashed access tokens.</summary>

@@ -6,9 +6,11 @@ using TrustLine.Protocol.Crypto;
 namespace TrustLine.Server.Storage;
 
 /// <summary>
-/// The Redis store. Hot path: one <c>SET … PX … NX</c> per relayed envelope (the NX makes a resend a
-/// duplicate on every node). Races between nodes are settled by single-key atomic commands (ZREM decides
-/// a claim, DEL decides who ends a session, ZREM decides who handles a timer).
+/// The Redis store. Hot path: one script per relayed envelope (<c>SET … PX … NX</c> while the session
+/// exists; the NX makes a resend a duplicate on every node). Races between nodes are settled by atomic
+/// commands and scripts on one slot each (ZREM decides a claim, DEL decides who ends a session, a lease
+/// on the timers decides who handles a timer). A script touches either one session's keys (hash tag
+/// <c>{sid}</c>) or one shared key (a queue, the timers), never both: see docs/architecture.md.
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
@@ -21,10 +23,20 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // The capacity check and the add are one step, so concurrent opens on any number of nodes never
+    // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
+    private const string EnqueueScript = """
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[3])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+        return 1
+        """;
+
     private const string ClaimScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
         redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3])
+        redis.call('HINCRBY', KEYS[1], 'ep', 1)
         return 1
         """;
 
@@ -36,7 +48,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     private const string ConnectionScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
         if ARGV[2] == '' then
           redis.call('HDEL', KEYS[1], ARGV[1])
           redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
@@ -44,7 +56,30 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           redis.call('HDEL', KEYS[1], ARGV[3])
         end
+        return redis.call('HINCRBY', KEYS[1], 'ep', 1)
+        """;
+
+    // Only while the session exists: a write in flight when another node deletes the session must not
+    // land after the delete (it would outlive the session by up to EnvelopeMaxAge). Both keys carry the
+    // session's hash tag, so this stays one slot. Records the highest seq buffered, the limit for acks.
+    // The highest-seq field exists from creation, so reading it answers "does the session exist" too (the
+    // EXISTS only runs for a record written before that field did).
+    private const string AppendScript = """
+        local high = redis.call('HGET', KEYS[1], ARGV[3])
+        if not high then
+          if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+          high = '-1'
+        end
+        if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+        if tonumber(high) < tonumber(ARGV[4]) then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
         return 1
+        """;
+
+    private const string GoneScript = """
+        if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        return redis.call('HINCRBY', KEYS[1], 'ep', 1)
         """;
 
     // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
@@ -53,13 +88,42 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         if not old then return -2 end
         old = tonumber(old)
         local through = tonumber(ARGV[2])
-        if through > old + tonumber(ARGV[3]) then return -3 end
+        if through > tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1') then return -3 end
         if through > old then
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           old = through
         end
         if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
         return old
+        """;
+
+    // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
+    // scheduled), so an earlier deadline never expires other sessions' timers.
+    private const string ScheduleScript = """
+        redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+        return 1
+        """;
+
+    // Taking a due timer leases it (its score moves to the lease's end) instead of removing it: a taker
+    // that fails leaves it to come due again. Only a due timer can be taken, so exactly one caller wins.
+    private const string TakeTimerScript = """
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+        return 1
+        """;
+
+    // Finishing a lease: only while the score is still the lease's (a schedule since then stands).
+    private const string CompleteTimerScript = """
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+        if ARGV[3] == '' then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+        else
+          redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+        end
+        return 1
         """;
 
     private const string TouchScript = """
@@ -73,20 +137,18 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
     {
-        var queue = keys.Queue(session.OrgId);
-        if (await Db.SortedSetLengthAsync(queue) >= queueCapacity)
-        {
-            return CreateOutcome.QueueFull;
-        }
-
+        // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
+        // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
+        // so a refused open leaves nothing and the queue never holds more than its capacity.
         var now = time.GetUtcNow();
+        var lifetime = Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds);
         var args = new List<RedisValue>
         {
-            Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds),
+            lifetime,
             "org", session.OrgId, "st", "q", "lang", session.Language, "topic", session.Topic,
             "urg", session.Urgent ? 1 : 0, "m1", session.Msg1, "rth", session.ResumeTokenHash,
             "cr", session.CreatedAt.ToUnixTimeMilliseconds(), "dl", session.Deadline.ToUnixTimeMilliseconds(),
-            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1,
+            "act", now.ToUnixTimeMilliseconds(), "a1", -1, "a2", -1, "h1", -1, "h2", -1, "ep", 0,
         };
         if (session.SeekerConnection is { } connection)
         {
@@ -101,11 +163,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         }
 
         var score = session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : NotUrgentOffset);
-        var batch = Db.CreateBatch();
-        var add = batch.SortedSetAddAsync(queue, session.Id.ToString("N"), score);
-        var expire = batch.KeyExpireAsync(queue, session.Deadline.UtcDateTime);
-        batch.Execute();
-        await Task.WhenAll(add, expire);
+        var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
+            [queueCapacity, score, session.Id.ToString("N"), lifetime]);
+        if (queued == 0)
+        {
+            await Db.KeyDeleteAsync(keys.Session(session.Id));
+            return CreateOutcome.QueueFull;
+        }
+
         return CreateOutcome.Created;
     }
 
@@ -180,26 +245,41 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2]) == 1;
 
-    public async Task SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
+    public async Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
     {
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
-        await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
+        var epoch = (long)await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
             [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
+        return epoch < 0 ? null : epoch;
     }
 
-    public Task<bool> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    public async Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt)
+    {
+        var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
+        var epoch = (long)await Db.ScriptEvaluateAsync(GoneScript, [keys.Session(id)],
+            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()]);
+        return epoch < 0 ? null : epoch;
+    }
+
+    public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
     {
         var ttl = expiresAt - time.GetUtcNow();
-        var key = keys.Envelope(id, direction, sequence);
-        var expiry = ttl > TimeSpan.FromMilliseconds(1) ? ttl : TimeSpan.FromMilliseconds(1);
+        var expiry = (long)Math.Max(1, ttl.TotalMilliseconds);
+        RedisKey[] scriptKeys = [keys.Session(id), keys.Envelope(id, direction, sequence)];
+        RedisValue[] args = [envelope, expiry, direction == Direction.ClientToServer ? "h1" : "h2", (long)sequence];
         if (awaitReply)
         {
-            return Db.StringSetAsync(key, envelope, expiry, When.NotExists);
+            return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args) switch
+            {
+                1 => AppendOutcome.Stored,
+                0 => AppendOutcome.Duplicate,
+                _ => AppendOutcome.SessionGone,
+            };
         }
 
         // Pipelined: commands on one connection run in order, so an ack or a delete issued later still wins.
-        _ = Db.StringSetAsync(key, envelope, expiry, When.NotExists, CommandFlags.FireAndForget);
-        return Task.FromResult(true);
+        _ = Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, CommandFlags.FireAndForget);
+        return AppendOutcome.Stored;
     }
 
     public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
@@ -223,7 +303,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var from = Math.Max(-1, (long)through - window);
         var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
         return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
-            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, window]);
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2"]);
     }
 
     public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
@@ -252,14 +332,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return record;
     }
 
-    public async Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
-    {
-        var batch = Db.CreateBatch();
-        var add = batch.SortedSetAddAsync(keys.Timers, id.ToString("N"), when.ToUnixTimeMilliseconds());
-        var expire = batch.KeyExpireAsync(keys.Timers, keyExpiry.UtcDateTime);
-        batch.Execute();
-        await Task.WhenAll(add, expire);
-    }
+    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) =>
+        Db.ScriptEvaluateAsync(ScheduleScript, [keys.Timers],
+            [when.ToUnixTimeMilliseconds(), id.ToString("N"), (long)Math.Max(1, (keyExpiry - time.GetUtcNow()).TotalMilliseconds)]);
 
     public async Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
     {
@@ -267,7 +342,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return [.. due.Select(d => Guid.ParseExact(d.ToString(), "N"))];
     }
 
-    public Task<bool> TryTakeTimerAsync(Guid id) => Db.SortedSetRemoveAsync(keys.Timers, id.ToString("N"));
+    public async Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) =>
+        (long)await Db.ScriptEvaluateAsync(TakeTimerScript, [keys.Timers],
+            [id.ToString("N"), now.ToUnixTimeMilliseconds(), leaseUntil.ToUnixTimeMilliseconds()]) == 1;
+
+    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) =>
+        Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
+            [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""]);
 
     public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime) =>
         Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime);
@@ -316,6 +397,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             LastActivity = Time(f, "act") ?? Time(f, "cr")!.Value,
             AckedClientToServer = long.Parse(Text(f, "a1") ?? "-1", CultureInfo.InvariantCulture),
             AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
+            HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
+            HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
+            Epoch = long.Parse(Text(f, "ep") ?? "0", CultureInfo.InvariantCulture),
         };
     }
 

@@ -1,0 +1,51 @@
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real store with one seam: a test overrides a member to fail on cue (as Redis does when unreachable)
+/// or to pause at a chosen point, so an interleaving of nodes can be replayed exactly.
+/// </summary>
+internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
+{
+    protected ISessionStore Inner => inner;
+
+    public virtual Task<SessionRecord?> GetAsync(Guid id) => inner.GetAsync(id);
+
+    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity) => inner.CreateAsync(session, queueCapacity);
+
+    public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max) => inner.GetQueueAsync(orgId, max);
+
+    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank) => inner.GetQueuedConnectionsAsync(orgId, fromRank);
+
+    public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id) => inner.GetQueuePositionAsync(orgId, id);
+
+    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId) => inner.ClaimAsync(orgId, id, responderId, connectionId);
+
+    public Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) => inner.SetAnswerAsync(id, responderId, msg2);
+
+    public Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt) => inner.SetConnectionAsync(id, party, connectionId, goneAt);
+
+    public Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt) => inner.MarkGoneAsync(id, party, connectionId, goneAt);
+
+    public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true) =>
+        inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt, awaitReply);
+
+    public Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window) =>
+        inner.GetEnvelopesAsync(id, direction, after, window);
+
+    public Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window) => inner.AcknowledgeAsync(id, direction, through, window);
+
+    public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) => inner.TouchAsync(id, now, keyExpiry);
+
+    public Task<SessionRecord?> DeleteAsync(Guid id, int window) => inner.DeleteAsync(id, window);
+
+    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) => inner.ScheduleAsync(id, when, keyExpiry);
+
+    public Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max) => inner.GetDueAsync(now, max);
+
+    public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) => inner.TryTakeTimerAsync(id, now, leaseUntil);
+
+    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) => inner.CompleteTimerAsync(id, leaseUntil, next);
+}
