@@ -144,8 +144,10 @@ export class SeekerClient {
     try {
       await withSignal(hub.invoke('Close'), options.signal);
     } catch (e) {
+      // The server's SessionEnded can arrive before the call's answer, and ending stops the connection;
+      // a refusal (no_such_session) also means it is over already.
       const refused = refusalOf(e);
-      if (!(refused instanceof TrustLineError)) throw refused; // no_such_session: already over
+      if (!(refused instanceof TrustLineError) && (this.currentState as SeekerState) !== 'ended') throw refused;
     }
     this.end(EndReasons.seekerClosed);
   }
