@@ -2,6 +2,7 @@ using TrustLine.Server.Operations;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Storage;
+using TrustLine.Server.Web;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -10,6 +11,7 @@ builder.AddStore();
 builder.AddOrganisations();
 builder.AddRelay();
 builder.AddOperations();
+builder.AddWeb();
 
 var app = builder.Build();
 
@@ -19,6 +21,7 @@ app.UseAuthorization();
 app.MapOperations();
 app.MapOrganisations();
 app.MapRelay();
+app.MapWeb();
 
 app.Run();
 
