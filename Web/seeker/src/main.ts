@@ -117,7 +117,11 @@ function bar(): HTMLElement {
   }
   const exit = h('button', { type: 'button', class: 'exit', id: 'quick-exit', text: t.quickExit, title: t.quickExitHint, 'aria-describedby': 'exit-hint' });
   exit.addEventListener('click', () => void quickExit());
-  return h('header', { class: 'bar' }, langs, exit, h('span', { id: 'exit-hint', class: 'sr-only', text: t.quickExitHint }));
+  // The connection line sits in the sticky header, so it is seen wherever the chat is scrolled to.
+  const connection = h('p', { id: 'connection', role: 'status' });
+  const header = h('header', { class: 'top' }, h('div', { class: 'bar' }, langs, exit), connection, h('span', { id: 'exit-hint', class: 'sr-only', text: t.quickExitHint }));
+  queueMicrotask(showConnection);
+  return header;
 }
 
 async function load(): Promise<void> {
@@ -171,15 +175,17 @@ function preparingView(percent: number | null): void {
   screen(t.waitingHeading, h('p', { class: 'status', role: 'status', text: percent === null ? t.preparing : fill(t.preparingProgress, { percent }) }));
 }
 
-function statusLine(): HTMLElement {
-  return h('p', { class: reconnecting ? 'status warn' : 'sr-only', role: 'status', id: 'connection', text: reconnecting ? t.reconnecting : '' });
+function showConnection(): void {
+  const line = document.getElementById('connection');
+  if (!line) return;
+  line.className = reconnecting ? 'connection' : 'sr-only';
+  line.textContent = reconnecting ? t.reconnecting : '';
 }
 
 function waitingView(): void {
   const leave = h('button', { type: 'button', class: 'secondary', text: t.leaveQueue });
   leave.addEventListener('click', () => void client?.close({ signal: AbortSignal.timeout(10000) }).catch(() => undefined));
   screen(t.waitingHeading,
-    statusLine(),
     h('p', { class: 'status', role: 'status', id: 'position', text: position <= 1 ? t.positionNext : fill(t.position, { position }) }),
     h('p', { text: fill(t.waitingNext, { org: chosen!.name }) }),
     h('p', { class: 'hint', text: t.reloadWarning }),
@@ -221,7 +227,7 @@ function chatView(): void {
     h('p', { id: 'verified-org', text: fill(t.verified, { org: chosen!.name }) }),
     h('p', {}, h('span', { text: `${t.fingerprintLabel}: ` }), h('span', { class: 'fingerprint', id: 'fingerprint', text: client?.fingerprint ?? '' })),
     h('p', { class: 'hint', text: t.fingerprintHint }));
-  screen(t.connectedHeading, statusLine(), verified, log, form, h('p', { class: 'hint', text: t.reloadWarning }), end);
+  screen(t.connectedHeading, verified, log, form, h('p', { class: 'hint', text: t.reloadWarning }), end);
 }
 
 function endedView(): void {
@@ -229,8 +235,8 @@ function endedView(): void {
   const key = ending?.startsWith('handshake_failed') ? 'handshake_failed' : ending ?? 'other';
   const again = h('button', { type: 'button', class: 'primary', text: t.newChat });
   again.addEventListener('click', () => show(startView, 'start'));
-  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }),
-    lines.length > 0 ? h('ol', { class: 'log', 'aria-label': t.connectedHeading }, ...lines.map(lineElement)) : null, again);
+  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }), again,
+    lines.length > 0 ? h('ol', { class: 'log after', 'aria-label': t.connectedHeading }, ...lines.map(lineElement)) : null);
 }
 
 function warnBeforeLeaving(e: BeforeUnloadEvent): void {
@@ -259,11 +265,8 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
     reconnecting = state === 'reconnecting';
     if (state === 'connected') show(chatView, 'connected');
     else if (state === 'waiting') show(waitingView, 'waiting');
-    else if (state === 'reconnecting') {
-      document.body.dataset.state = 'reconnecting';
-      const line = document.getElementById('connection');
-      if (line) line.replaceWith(statusLine());
-    }
+    else if (state === 'reconnecting') document.body.dataset.state = 'reconnecting';
+    showConnection();
   });
   seeker.events.on('message', (text) => {
     const line: Line = { who: 'them', text };
@@ -282,6 +285,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
     if (client !== seeker) return;
     ending = reason;
     reconnecting = false;
+    showConnection();
     window.removeEventListener('beforeunload', warnBeforeLeaving);
     client = null;
     void seeker.dispose();
