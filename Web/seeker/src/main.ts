@@ -11,8 +11,12 @@ interface PageConfig {
   /** The relay to talk to; the page's own origin when absent. */
   server?: string;
   quickExitUrl: string;
-  /** The pins: only organisations listed here can be chosen, whatever the directory says. */
-  organisations: Array<{ id: string; name: string; insecure?: boolean; roots: string[] }>;
+  /**
+   * The pins: only organisations listed here can be chosen, whatever the directory says. Languages and topics
+   * come from the relay's directory; listed here they are used when the directory cannot be read (a page on
+   * the organisation's own domain, since the relay sends no CORS headers).
+   */
+  organisations: Array<{ id: string; name: string; insecure?: boolean; roots: string[]; languages?: string[]; topics?: string[] }>;
 }
 
 interface DirectoryEntry {
@@ -125,12 +129,20 @@ function bar(): HTMLElement {
 }
 
 async function load(): Promise<void> {
-  const [configResponse, directoryResponse] = await Promise.all([fetch('/seeker/config.json', noStore), fetch('/v1/directory', noStore)]);
-  config = (await configResponse.json()) as PageConfig;
-  const directory = ((await directoryResponse.json()) as { organisations: DirectoryEntry[] }).organisations;
+  config = (await (await fetch('/seeker/config.json', noStore)).json()) as PageConfig;
+  let directory: DirectoryEntry[] = [];
+  try {
+    const response = await fetch(`${(config.server ?? location.origin).replace(/\/+$/, '')}/v1/directory`, noStore);
+    directory = ((await response.json()) as { organisations: DirectoryEntry[] }).organisations;
+  } catch {
+    // Unreachable or cross-origin: fall back to what the configuration lists.
+  }
   organisations = config.organisations.flatMap((pinned) => {
     const listed = directory.find((d) => d.id === pinned.id);
-    return listed ? [{ ...pinned, insecure: pinned.insecure === true, languages: listed.languages, topics: listed.topics }] : [];
+    const languages = listed?.languages ?? pinned.languages ?? [];
+    return languages.length === 0 ? [] : [{
+      ...pinned, insecure: pinned.insecure === true, languages, topics: listed?.topics ?? pinned.topics ?? [],
+    }];
   });
 }
 
