@@ -3,7 +3,7 @@
 // lines, events leave on stdout as JSON lines. Every wait is bounded.
 //   node tests/seeker-page.mjs --url http://127.0.0.1:PORT/ --shots DIR [--chromium PATH]
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -11,7 +11,9 @@ const argv = process.argv.slice(2);
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback; };
 const url = arg('url');
 const shots = arg('shots');
-const executablePath = arg('chromium', process.env.CHROMIUM_PATH || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync));
+// Debian's chromium from the PATH (or CHROMIUM_PATH / --chromium); never a downloaded browser.
+const onPath = (name) => (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, name)).find(existsSync);
+const executablePath = arg('chromium', process.env.CHROMIUM_PATH || onPath('chromium') || onPath('chromium-browser'));
 const neutral = 'https://neutral.example/';
 const timeout = 20_000;
 

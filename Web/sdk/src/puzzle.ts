@@ -44,7 +44,7 @@ export function checkSolution(puzzle: Uint8Array, sessionId: Uint8Array, solutio
 
 export interface SolveOptions {
   signal?: AbortSignal;
-  /** Called between chunks with the number of hashes tried so far. */
+  /** Called between chunks, and once when solved, with the number of hashes tried so far. */
   onProgress?: (tried: number, expected: number) => void;
   /** Hashes per chunk before yielding to the event loop (so a page stays responsive). */
   chunk?: number;
@@ -73,7 +73,10 @@ export async function solvePuzzle(puzzle: Uint8Array, sessionId: Uint8Array, opt
     options.signal?.throwIfAborted();
     for (let i = 0; i < chunk; i++) {
       view.setBigUint64(prefix.length, counter, false);
-      if (leadingZeroBits(sha256(input)) >= info.difficulty) return u64(counter);
+      if (leadingZeroBits(sha256(input)) >= info.difficulty) {
+        options.onProgress?.(tried + 1, expected); // the last report: done
+        return u64(counter);
+      }
       counter = (counter + 1n) & 0xffffffffffffffffn;
       tried++;
     }

@@ -246,7 +246,10 @@ function endedView(): void {
   const reasons = t.endReasons as Record<string, string>;
   const key = ending?.startsWith('handshake_failed') ? 'handshake_failed' : ending ?? 'other';
   const again = h('button', { type: 'button', class: 'primary', text: t.newChat });
-  again.addEventListener('click', () => show(startView, 'start'));
+  again.addEventListener('click', () => {
+    lines = []; // the old conversation is forgotten as soon as it is no longer shown
+    show(startView, 'start');
+  });
   screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }), again,
     lines.length > 0 ? h('ol', { class: 'log after', 'aria-label': t.connectedHeading }, ...lines.map(lineElement)) : null);
 }
@@ -347,7 +350,8 @@ function init(): void {
   main = h('main', { id: 'main' });
   document.body.replaceChildren(bar(), main);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') {
+    // Not while an input method is composing a character: there Escape only cancels the composition.
+    if (e.key === 'Escape' && !e.isComposing) {
       e.preventDefault();
       void quickExit();
     }

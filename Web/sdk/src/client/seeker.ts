@@ -4,7 +4,6 @@
 import type { HubConnection } from '@microsoft/signalr';
 import { fingerprint, type OrganisationPin } from '../certificate.js';
 import { CONTENT_ACK, CONTENT_CLOSE, CONTENT_TEXT, type Pseudonym, type SecureChannel } from '../channel.js';
-import { toHex } from '../bytes.js';
 import { SeekerHandshake } from '../handshake.js';
 import { solvePuzzle, type SolveOptions } from '../puzzle.js';
 import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, Routes, type QueueStatus } from './common.js';
@@ -75,11 +74,6 @@ export class SeekerClient {
   /** Why the session ended: a server code, `messages_missing`, `connection_lost`, or `handshake_failed:…`. */
   get endReason(): string | null {
     return this.reason;
-  }
-
-  /** The session id, hex (for diagnostics in tests only; never log it). */
-  get sessionIdHex(): string | null {
-    return this.handshake ? toHex(this.handshake.sessionId) : this.channel ? toHex(this.channel.sessionId) : null;
   }
 
   /** The counsellor's key fingerprint once verified (a counsellor may read theirs aloud). */
