@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using TrustLine.Server.Organisations;
 
@@ -114,10 +115,14 @@ public static partial class WebSetup
     private static void Protect(HttpContext context)
     {
         var headers = context.Response.Headers;
+
+        // 'self' covers ws: and wss: of the same host in current browsers; older ones need them spelled out.
+        // The host comes from the request, so it is only echoed when it is a plain host name and port.
         var host = context.Request.Host.Value;
+        var sockets = host is not null && PlainHost().IsMatch(host) ? $" ws://{host} wss://{host}" : "";
         headers.ContentSecurityPolicy =
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'none'; " +
-            $"connect-src 'self' ws://{host} wss://{host}; manifest-src 'none'; worker-src 'none'; " +
+            $"connect-src 'self'{sockets}; manifest-src 'none'; worker-src 'none'; " +
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
         headers.CacheControl = "no-store";
         headers.Pragma = "no-cache";
@@ -128,6 +133,9 @@ public static partial class WebSetup
         headers["Cross-Origin-Resource-Policy"] = "same-origin";
         headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()";
     }
+
+    [GeneratedRegex(@"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")]
+    private static partial Regex PlainHost();
 }
 
 internal static partial class WebLog
