@@ -92,6 +92,37 @@ public sealed class SdkInteropTests
     }
 
     [Test]
+    public async Task TypeScriptSeekerResumesOnAnotherNodeWithNothingLost()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        await using var seeker = NodeScript.Start(Peer, null, "seeker", "--server", world.Nodes[0].BaseAddress.ToString(),
+            "--fallback", world.Nodes[1].BaseAddress.ToString(),
+            "--org", Convert.ToHexStringLower(world.Org.OrgId), "--root", Convert.ToHexStringLower(world.Org.RootPublic));
+        await seeker.SendAsync(new { cmd = "open", language = "en" });
+        await seeker.WaitForAsync("opened");
+        var responder = await world.ResponderAsync(node: 1);
+        var session = await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var inbox = new Inbox<string>();
+        session!.MessageReceived += inbox.Add;
+        await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(15));
+        await seeker.WaitForAsync("fingerprint");
+
+        // The seeker comes back on the other node (index 1: the fallback); both sides wrote meanwhile.
+        await seeker.SendAsync(new { cmd = "drop", server = 1 });
+        await seeker.WaitForAsync("dropped");
+        await seeker.SendAsync(new { cmd = "send", text = "from the other node" });
+        await session.SendTextAsync("while you moved").WaitAsync(TimeSpan.FromSeconds(10));
+
+        await inbox.WaitForAsync(1, "the seeker's text through the other node");
+        var received = await seeker.WaitForCountAsync("message", 1);
+        Assert.Multiple(() =>
+        {
+            Assert.That(inbox.Items, Is.EqualTo(new[] { "from the other node" }));
+            Assert.That(received.Select(m => m.GetProperty("text").GetString()), Is.EqualTo(new[] { "while you moved" }));
+        });
+    }
+
+    [Test]
     public async Task DotNetSeekerTalksWithTypeScriptResponderAndResumesAfterADroppedConnection()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Redis);

@@ -125,6 +125,14 @@ public sealed partial class SeekerPageTests
         await browser.SendAsync(new { cmd = "await-connected" });
         await browser.WaitForAsync("connected");
 
+        await browser.SendAsync(new { cmd = "try-reload" });
+        var reload = await browser.WaitForAsync("reload");
+        Assert.Multiple(() =>
+        {
+            Assert.That(reload.GetProperty("dialog").GetString(), Is.EqualTo("beforeunload"), "the page asks before a reload ends the chat");
+            Assert.That(reload.GetProperty("state").GetString(), Is.EqualTo("connected"), "dismissing keeps the chat");
+        });
+
         await browser.SendAsync(new { cmd = "audit" });
         var audit = await browser.WaitForAsync("audit");
         Assert.Multiple(() =>

@@ -159,6 +159,14 @@ async function handle(c) {
       await page.waitForSelector('#org');
       emit('start-again');
       break;
+    case 'try-reload': {
+      // A reload would end the chat: the page asks first (the browser's own leave-page question); dismiss it.
+      let dialog = null;
+      page.once('dialog', async (d) => { dialog = d.type(); await d.dismiss(); });
+      await page.reload({ timeout: 3000 }).catch(() => null);
+      emit('reload', { dialog, state: await page.evaluate(() => document.body.dataset.state) });
+      break;
+    }
     case 'audit': {
       const seen = await page.evaluate(() => window.__tl);
       emit('audit', { violations: seen.violations, storage: seen.storage, consoleErrors, pageErrors });

@@ -1,6 +1,6 @@
 // A TypeScript peer driven line by line by the .NET interop tests (Server.Tests/Web/): commands arrive on
 // stdin as JSON lines, events leave on stdout as JSON lines. Test keys only; never a real organisation's.
-//   node peer.js seeker    --server URL --org HEX --root HEX
+//   node peer.js seeker    --server URL --org HEX --root HEX [--fallback URL]
 //   node peer.js responder --server URL --seed HEX --issuer BASE64 --responder BASE64
 import { createInterface } from 'node:readline';
 import { fromBase64, fromHex, ResponderClient, SeekerClient, type ResponderSession } from '../../src/index.js';
@@ -9,13 +9,16 @@ const [role, ...rest] = process.argv.slice(2);
 const args = new Map<string, string>();
 for (let i = 0; i + 1 < rest.length; i += 2) args.set(rest[i]!.replace(/^--/, ''), rest[i + 1]!);
 const server = args.get('server')!;
-const fast = { reconnectDelays: [0, 100, 250, 500, 1000, 1000, 2000] };
+const fast = {
+  reconnectDelays: [0, 100, 250, 500, 1000, 1000, 2000],
+  fallbackServers: args.has('fallback') ? [args.get('fallback')!] : [],
+};
 
 function emit(event: string, data: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ event, ...data }) + '\n');
 }
 
-type Command = { cmd: string; text?: string; language?: string; topic?: string; urgent?: boolean };
+type Command = { cmd: string; text?: string; language?: string; topic?: string; urgent?: boolean; server?: number };
 const commands = createInterface({ input: process.stdin });
 
 async function runSeeker(): Promise<void> {
@@ -41,7 +44,7 @@ async function runSeeker(): Promise<void> {
           emit('sent');
           break;
         case 'drop':
-          await client.simulateNetworkLoss();
+          await client.simulateNetworkLoss(c.server);
           emit('dropped');
           break;
         case 'close':
