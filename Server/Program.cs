@@ -5,6 +5,7 @@ using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Responders;
 using TrustLine.Server.Storage;
+using TrustLine.Server.Web;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -16,6 +17,7 @@ builder.AddSignIn();
 builder.AddRelay();
 builder.AddLimits();
 builder.AddOperations();
+builder.AddWeb();
 
 var app = builder.Build();
 if (!app.SettingsAreValid())
@@ -30,6 +32,7 @@ app.UseAuthorization();
 app.MapOperations();
 app.MapOrganisations();
 app.MapRelay();
+app.MapWeb();
 
 app.Run();
 return 0;

@@ -1,0 +1,150 @@
+// Pieces both session clients share: the DTOs as MessagePack arrays, the ack batcher and the gap watch.
+import { MAX_HOLD_MS } from '../channel.js';
+
+export const Routes = {
+  seekerHub: '/hubs/seeker',
+  responderHub: '/hubs/responder',
+  challenge: '/v1/responders/challenge',
+  signIn: '/v1/responders/sign-in',
+  directory: '/v1/directory',
+} as const;
+
+/** Why a session ended. The server's codes, plus the client's own: `messages_missing`, `handshake_failed:…`, `connection_lost`, `resume_refused`. */
+export const EndReasons = {
+  seekerClosed: 'seeker_closed',
+  seekerLeftQueue: 'seeker_left_queue',
+  responderClosed: 'responder_closed',
+  seekerAbandoned: 'seeker_abandoned',
+  responderAbandoned: 'responder_abandoned',
+  idle: 'idle_timeout',
+  maxLifetime: 'max_lifetime',
+  messagesMissing: 'messages_missing',
+  connectionLost: 'connection_lost',
+  resumeRefused: 'resume_refused',
+} as const;
+
+/** A seeker's place in the queue: 1 is next; 0 when no longer queued. */
+export interface QueueStatus {
+  position: number;
+  waiting: number;
+}
+
+export interface QueueEntry {
+  sessionId: Uint8Array;
+  language: string;
+  topic: string;
+  urgent: boolean;
+  waitingSeconds: number;
+}
+
+export interface QueueSnapshot {
+  waiting: number;
+  head: QueueEntry[];
+}
+
+// MessagePack [Key(n)] objects travel as arrays in key order (Protocol/Contracts/Hubs.cs).
+type Wire = unknown[] | null | undefined;
+
+export function bytesOf(value: unknown): Uint8Array {
+  return value instanceof Uint8Array ? value : new Uint8Array(0);
+}
+
+export function readQueueStatus(value: unknown): QueueStatus {
+  const a = (Array.isArray(value) ? value : []) as unknown[];
+  return { position: Number(a[0] ?? 0), waiting: Number(a[1] ?? 0) };
+}
+
+export function readQueueEntry(value: unknown): QueueEntry {
+  const a = (Array.isArray(value) ? value : []) as unknown[];
+  return { sessionId: bytesOf(a[0]), language: String(a[1] ?? ''), topic: String(a[2] ?? ''), urgent: a[3] === true, waitingSeconds: Number(a[4] ?? 0) };
+}
+
+export function readQueueSnapshot(value: unknown): QueueSnapshot {
+  const a = (Array.isArray(value) ? value : []) as unknown[];
+  return { waiting: Number(a[0] ?? 0), head: Array.isArray(a[1]) ? a[1].map(readQueueEntry) : [] };
+}
+
+export interface ResumeResult {
+  queued: boolean;
+  msg2: Uint8Array | null;
+  nextSequence: number;
+  queue: QueueStatus;
+  msg1: Uint8Array | null;
+}
+
+export function readResumeResult(value: Wire): ResumeResult {
+  const a = (value ?? []) as unknown[];
+  return {
+    queued: a[0] === true,
+    msg2: a[1] instanceof Uint8Array ? a[1] : null,
+    nextSequence: Number(a[2] ?? 0),
+    queue: readQueueStatus(a[3]),
+    msg1: a[4] instanceof Uint8Array ? a[4] : null,
+  };
+}
+
+export function readSessionEnd(value: unknown): { sessionId: Uint8Array; reason: string } {
+  const a = (Array.isArray(value) ? value : []) as unknown[];
+  return { sessionId: bytesOf(a[0]), reason: String(a[1] ?? '') };
+}
+
+/**
+ * Acknowledges received envelopes cumulatively, in batches: at once after 64, otherwise after a short quiet
+ * delay. A reconnect carries the true position anyway, so a late or lost ack loses nothing.
+ */
+export class AckBatcher {
+  static readonly every = 64;
+  private pending: number | null = null;
+  private count = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly send: (through: number) => Promise<unknown>) {}
+
+  received(through: number): void {
+    this.pending = through;
+    if (++this.count >= AckBatcher.every) {
+      void this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), 200);
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending === null) return;
+    const through = this.pending;
+    this.pending = null;
+    this.count = 0;
+    try {
+      await this.send(through);
+    } catch {
+      // Offline or ended: the resume reports the position instead.
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Ends a session whose receive gap outlives the hold time even when nothing else arrives (§3). */
+export class GapWatch {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly check: () => boolean, private readonly onExpired: () => void) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.check()) this.onExpired();
+    }, MAX_HOLD_MS + 1000);
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

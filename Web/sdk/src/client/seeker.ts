@@ -1,0 +1,307 @@
+// A help-seeker's session (the .NET SDK's SeekerClient): open with routing choices (solving the admission
+// puzzle when asked), wait in the queue, verify the counsellor against the pinned organisation keys, then
+// exchange end-to-end encrypted text; reconnect and resume by itself, resending the very same bytes.
+import type { HubConnection } from '@microsoft/signalr';
+import { fingerprint, type OrganisationPin } from '../certificate.js';
+import { CONTENT_ACK, CONTENT_CLOSE, CONTENT_TEXT, type Pseudonym, type SecureChannel } from '../channel.js';
+import { SeekerHandshake } from '../handshake.js';
+import { solvePuzzle, type SolveOptions } from '../puzzle.js';
+import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, Routes, type QueueStatus } from './common.js';
+import { type ClientOptions, type ConnectionStatus, ReconnectingConnection } from './connection.js';
+import { Events, Gate, refusalOf, TrustLineError, withSignal } from './errors.js';
+
+export type SeekerState = 'new' | 'waiting' | 'connected' | 'reconnecting' | 'ended';
+
+/** What a seeker's session tells the app. */
+export interface SeekerEvents {
+  state: (state: SeekerState) => void;
+  queue: (status: QueueStatus) => void;
+  /** A text from the counsellor, decrypted and verified. */
+  message: (text: string) => void;
+  /** The counsellor's side received the seeker's messages up to this sequence. */
+  delivered: (sequence: number) => void;
+  /** The admission puzzle's progress while solving: hashes tried and the expected number. */
+  puzzle: (tried: number, expected: number) => void;
+  ended: (reason: string) => void;
+}
+
+export interface OpenOptions {
+  /** A language the organisation lists, e.g. `nl`. */
+  language: string;
+  topic?: string;
+  /** "I am in danger now": answered first. */
+  urgent?: boolean;
+  signal?: AbortSignal;
+  /** How the puzzle is solved; defaults to a chunked loop on this thread. A page may pass a worker. */
+  solve?: (puzzle: Uint8Array, sessionId: Uint8Array, options: SolveOptions) => Promise<Uint8Array>;
+}
+
+export interface SeekerClientOptions extends ClientOptions {
+  /** The seeker's pseudonym for this organisation, to be recognised as returning. */
+  pseudonym?: Pseudonym;
+}
+
+export class SeekerClient {
+  readonly events = new Events<SeekerEvents>();
+  private readonly connection: ReconnectingConnection;
+  private readonly sendGate = new Gate();
+  private readonly acks: AckBatcher;
+  private readonly gaps: GapWatch;
+  private readonly now: () => number;
+  private handshake: SeekerHandshake | null = null;
+  private channel: SecureChannel | null = null;
+  private resumeToken: Uint8Array = new Uint8Array(0);
+  private currentState: SeekerState = 'new';
+  private reason: string | null = null;
+  private responderFingerprint: string | null = null;
+
+  /**
+   * @param server the server's base address (any node), e.g. `https://help.example.org`
+   * @param pin the organisation's pinned id and roots
+   */
+  constructor(server: string, private readonly pin: OrganisationPin, private readonly options: SeekerClientOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.connection = new ReconnectingConnection([server, ...(options.fallbackServers ?? [])], Routes.seekerHub, options, undefined,
+      (hub) => this.register(hub), (hub) => this.resume(hub), (status) => this.onStatus(status));
+    this.acks = new AckBatcher((through) => this.connection.hub.invoke('Acknowledge', through));
+    this.gaps = new GapWatch(() => this.channel?.checkGap() ?? false, () => void this.messagesMissing());
+  }
+
+  get state(): SeekerState {
+    return this.currentState;
+  }
+
+  /** Why the session ended: a server code, `messages_missing`, `connection_lost`, or `handshake_failed:…`. */
+  get endReason(): string | null {
+    return this.reason;
+  }
+
+  /** The counsellor's key fingerprint once verified (a counsellor may read theirs aloud). */
+  get fingerprint(): string | null {
+    return this.responderFingerprint;
+  }
+
+  /** The highest seq received in order from the counsellor, −1 for none. */
+  get receivedThrough(): number {
+    return this.channel ? this.channel.nextReceiveSequence - 1 : -1;
+  }
+
+  /** Authenticated envelopes of an unknown content type, dropped (§3). */
+  get unknownDropped(): number {
+    return this.channel?.unknownDropped ?? 0;
+  }
+
+  /**
+   * Opens the session and joins the queue. Opens without a puzzle first; if the server answers
+   * `puzzle_required`, fetches one, solves it and opens again with the solution (PROTOCOL.md §9).
+   */
+  async open(options: OpenOptions): Promise<QueueStatus> {
+    if (this.currentState !== 'new') throw new Error('A SeekerClient opens one session; create a new one for another.');
+    const { signal } = options;
+    this.handshake = SeekerHandshake.start(this.pin, { now: this.now });
+    const msg1 = this.handshake.msg1;
+    await this.connection.start(signal);
+    const request = (puzzle: Uint8Array, solution: Uint8Array) =>
+      [msg1, options.language, options.topic ?? '', options.urgent === true, puzzle, solution];
+    let result: unknown;
+    try {
+      result = await this.invoke('OpenSession', [request(new Uint8Array(0), new Uint8Array(0))], signal);
+    } catch (e) {
+      if (!(e instanceof TrustLineError) || e.code !== 'puzzle_required') throw e;
+      const puzzle = (await this.invoke('GetPuzzle', [this.pin.orgId], signal)) as Uint8Array;
+      const solve = options.solve ?? solvePuzzle;
+      const solution = await solve(puzzle, this.handshake.sessionId, {
+        ...(signal ? { signal } : {}), onProgress: (tried, expected) => this.events.emit('puzzle', tried, expected),
+      });
+      result = await this.invoke('OpenSession', [request(puzzle, solution)], signal);
+    }
+    const a = result as unknown[];
+    this.resumeToken = a[0] instanceof Uint8Array ? a[0] : new Uint8Array(0);
+    const queue = readQueueStatus(a[1]);
+    if (this.currentState === 'new') this.setState('waiting');
+    return queue;
+  }
+
+  /** Encrypts and sends a text; delivered across reconnects; refused once the session ended. */
+  sendText(text: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return withSignal(this.sendGate.run(async () => {
+      if (this.currentState === 'ended' || !this.channel) throw new Error('Messages can be sent once a counsellor is connected, and not after the end.');
+      const envelope = this.channel.sealText(text);
+      await this.sendEnvelope(envelope);
+    }), options.signal);
+  }
+
+  /** Ends the session (or leaves the queue). The server deletes everything of it at once. */
+  async close(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.currentState === 'ended') return;
+    const hub = await this.connection.active(options.signal);
+    try {
+      await withSignal(hub.invoke('Close'), options.signal);
+    } catch (e) {
+      // The server's SessionEnded can arrive before the call's answer, and ending stops the connection;
+      // a refusal (no_such_session) also means it is over already.
+      const refused = refusalOf(e);
+      if (!(refused instanceof TrustLineError) && (this.currentState as SeekerState) !== 'ended') throw refused;
+    }
+    this.end(EndReasons.seekerClosed);
+  }
+
+  /** Cuts the network connection as a phone losing signal would; the client comes back by itself. */
+  simulateNetworkLoss(preferServer?: number): Promise<void> {
+    return this.connection.drop(preferServer);
+  }
+
+  /** Stops the connection and forgets every key (chain state is never saved). */
+  async dispose(): Promise<void> {
+    this.acks.dispose();
+    this.gaps.dispose();
+    await this.connection.dispose();
+    this.handshake?.dispose();
+    this.channel?.dispose();
+    this.handshake = null;
+    this.channel = null;
+    this.resumeToken.fill(0);
+    this.end(EndReasons.connectionLost);
+    this.events.clear();
+  }
+
+  private async invoke(method: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
+    try {
+      return await withSignal(this.connection.hub.invoke(method, ...args), signal);
+    } catch (e) {
+      throw refusalOf(e);
+    }
+  }
+
+  private register(hub: HubConnection): void {
+    // Every handler is guarded: nothing a peer or the server sends may throw into the app or the SDK.
+    const guard = <A extends unknown[]>(f: (...a: A) => unknown) => (...a: A) => {
+      try {
+        const r = f(...a);
+        if (r instanceof Promise) r.catch(() => undefined);
+      } catch {
+        // dropped
+      }
+    };
+    hub.on('QueuePosition', guard((status: unknown) => this.events.emit('queue', readQueueStatus(status))));
+    hub.on('Answered', guard((msg2: unknown) => this.sendGate.run(() => this.answer(msg2))));
+    hub.on('Envelope', guard((envelope: unknown) => this.onEnvelope(envelope)));
+    hub.on('Delivered', guard((sequence: unknown) => {
+      this.channel?.acknowledge(Number(sequence));
+      this.events.emit('delivered', Number(sequence));
+    }));
+    hub.on('SessionEnded', guard((end: unknown) => this.end(readSessionEnd(end).reason || 'ended')));
+  }
+
+  private async answer(msg2: unknown): Promise<void> {
+    if (this.channel || !this.handshake || this.currentState === 'ended' || !(msg2 instanceof Uint8Array)) return;
+    const result = this.handshake.complete(msg2);
+    if (!result.ok) {
+      // A msg2 that does not verify is never trusted; the session cannot go on safely.
+      this.reason = `handshake_failed:${result.error === 'CertificateChain' ? result.chainError : result.error}`;
+      await this.connection.hub.invoke('Close').catch(() => undefined);
+      this.end(this.reason);
+      return;
+    }
+    this.channel = result.channel;
+    this.responderFingerprint = fingerprint(result.responderPublicKey);
+    const hello = this.channel.sealHello(this.options.pseudonym ?? null);
+    this.handshake.dispose();
+    this.handshake = null;
+    // HELLO goes first: only then may the app's texts follow (§2).
+    await this.sendEnvelope(hello);
+    this.setState('connected');
+  }
+
+  private onEnvelope(envelope: unknown): void {
+    if (!this.channel || !(envelope instanceof Uint8Array)) return;
+    const opened = this.channel.tryOpen(envelope);
+    switch (opened.status) {
+      case 'delivered':
+        for (const m of opened.messages) {
+          if (m.type === CONTENT_TEXT && m.text !== undefined) this.events.emit('message', m.text);
+          else if (m.type === CONTENT_ACK && m.acknowledged !== undefined) this.events.emit('delivered', m.acknowledged);
+        }
+        this.acks.received(this.channel.nextReceiveSequence - 1);
+        if (opened.messages.some((m) => m.type === CONTENT_CLOSE)) {
+          void this.connection.hub.invoke('Close').catch(() => undefined);
+          this.end(EndReasons.responderClosed);
+        }
+        break;
+      case 'buffered':
+        this.gaps.start();
+        break;
+      case 'messages_missing':
+        void this.messagesMissing();
+        break;
+      default:
+        break; // duplicate or rejected: no state change, nothing for the app
+    }
+  }
+
+  private async messagesMissing(): Promise<void> {
+    if (this.currentState === 'ended') return;
+    this.reason ??= EndReasons.messagesMissing;
+    try {
+      await this.connection.hub.invoke('Close');
+    } catch {
+      // Over for this side either way; the server's timers end it too.
+    }
+    this.end(EndReasons.messagesMissing);
+  }
+
+  private resume(hub: HubConnection): Promise<void> {
+    // Under the send gate from start to end: the app's sends wait, then go out after the resend, in order.
+    return this.sendGate.run(async () => {
+      const sessionId = this.handshake?.sessionId ?? this.channel?.sessionId;
+      if (!sessionId) throw new TrustLineError('no_such_session', 'Nothing to resume.');
+      let raw: unknown;
+      try {
+        raw = await hub.invoke('ResumeSession', [sessionId, this.resumeToken, this.receivedThrough]);
+      } catch (e) {
+        throw refusalOf(e);
+      }
+      const result = readResumeResult(raw as unknown[]);
+      this.connection.activate(hub);
+      if (result.queued) this.events.emit('queue', result.queue);
+      if (result.msg2 && !this.channel) await this.answer(result.msg2);
+      // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
+      for (const { envelope } of this.channel?.unacknowledged ?? []) {
+        await hub.invoke('Send', envelope);
+      }
+    });
+  }
+
+  private async sendEnvelope(envelope: Uint8Array): Promise<void> {
+    try {
+      await this.connection.hub.invoke('Send', envelope);
+    } catch (e) {
+      const refused = refusalOf(e);
+      if (refused instanceof TrustLineError && this.currentState !== 'ended') throw refused;
+      // Offline: the envelope stays in the channel's outbox and is resent after the resume.
+    }
+  }
+
+  private onStatus(status: ConnectionStatus): void {
+    if (status === 'reconnecting' && this.currentState !== 'ended') this.setState('reconnecting');
+    else if (status === 'connected' && this.currentState === 'reconnecting') this.setState(this.channel ? 'connected' : 'waiting');
+    else if (status === 'closed' && this.currentState !== 'ended' && this.currentState !== 'new') this.end(EndReasons.connectionLost);
+  }
+
+  private end(reason: string): void {
+    if (this.currentState === 'ended') return;
+    this.reason ??= reason;
+    this.acks.dispose();
+    this.gaps.dispose();
+    this.setState('ended');
+    this.events.emit('ended', this.reason);
+    // Nothing more comes for this session: stop the connection (it may already be gone).
+    void this.connection.dispose().catch(() => undefined);
+  }
+
+  private setState(next: SeekerState): void {
+    if (this.currentState === next) return;
+    this.currentState = next;
+    this.events.emit('state', next);
+  }
+}

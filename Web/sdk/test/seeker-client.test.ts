@@ -1,0 +1,162 @@
+// The seeker client's behaviour against a scripted hub (no network): the admission-puzzle policy, and that
+// nothing a server or peer sends can throw into the app.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { HubConnection } from '@microsoft/signalr';
+import {
+  acceptMsg1, checkSolution, CONTENT_TEXT, fromHex, SeekerClient, utf8, type SecureChannel,
+} from '../src/index.js';
+import * as v from './vectors.js';
+
+type Handler = (...args: unknown[]) => unknown;
+
+/** A hub that answers invocations with a script and lets the test push server calls. */
+class FakeHub {
+  readonly calls: Array<{ method: string; args: unknown[] }> = [];
+  readonly handlers = new Map<string, Handler>();
+  private closed: Array<() => void> = [];
+  state = 'Disconnected';
+
+  constructor(private readonly answer: (method: string, args: unknown[], hub: FakeHub) => unknown) {}
+
+  on(name: string, handler: Handler): void { this.handlers.set(name, handler); }
+  onclose(callback: () => void): void { this.closed.push(callback); }
+  async start(): Promise<void> { this.state = 'Connected'; }
+  async stop(): Promise<void> { this.state = 'Disconnected'; for (const c of this.closed) c(); }
+  async invoke(method: string, ...args: unknown[]): Promise<unknown> {
+    this.calls.push({ method, args });
+    return this.answer(method, args, this);
+  }
+  /** The server calls a client method. */
+  push(name: string, ...args: unknown[]): unknown { return this.handlers.get(name)?.(...args); }
+}
+
+function seekerWith(answer: (method: string, args: unknown[], hub: FakeHub) => unknown) {
+  let hub!: FakeHub;
+  const client = new SeekerClient('http://relay.invalid', v.pin, {
+    now: () => v.nowSeconds * 1000,
+    reconnectDelays: [],
+    buildConnection: () => { hub = new FakeHub(answer); return hub as unknown as HubConnection; },
+  });
+  return { client, hub: () => hub };
+}
+
+const refusal = (code: string) => new Error(`An unexpected error occurred invoking 'OpenSession' on the server. HubException: ${code}: Solve an admission puzzle first.`);
+const puzzle = fromHex('01' + '08' + '0000000069557f80' + '22'.repeat(16) + '33'.repeat(16));
+const opened = [new Uint8Array(32).fill(1), [3, 3]];
+
+test('open without a puzzle first; on puzzle_required fetch one, solve it for this sid, and open again', async () => {
+  let opens = 0;
+  const progress: number[] = [];
+  const { client, hub } = seekerWith((method) => {
+    if (method === 'OpenSession') {
+      opens++;
+      if (opens === 1) throw refusal('puzzle_required');
+      return opened;
+    }
+    if (method === 'GetPuzzle') return puzzle;
+    return null;
+  });
+  client.events.on('puzzle', (tried) => progress.push(tried));
+  const queue = await client.open({ language: 'nl', solve: (p, sid, o) => import('../src/index.js').then((m) => m.solvePuzzle(p, sid, { ...o, chunk: 16 })) });
+  const calls = hub().calls;
+  assert.deepEqual(calls.map((c) => c.method), ['OpenSession', 'GetPuzzle', 'OpenSession']);
+  const first = calls[0]!.args[0] as unknown[];
+  const second = calls[2]!.args[0] as unknown[];
+  assert.equal((first[4] as Uint8Array).length, 0, 'no puzzle at first');
+  assert.equal((first[5] as Uint8Array).length, 0, 'no solution at first');
+  assert.deepEqual(calls[1]!.args[0], v.orgId);
+  assert.deepEqual(second[4], puzzle);
+  const sid = (second[0] as Uint8Array).subarray(19, 35);
+  assert.ok(checkSolution(puzzle, sid, second[5] as Uint8Array), 'the solution holds for this session id');
+  assert.deepEqual(queue, { position: 3, waiting: 3 });
+  assert.equal(client.state, 'waiting');
+  assert.ok(progress.length > 0, 'progress was reported');
+  await client.dispose();
+});
+
+test('another refusal is thrown as a TrustLineError with its code, and no puzzle is asked for', async () => {
+  const { client, hub } = seekerWith((method) => { if (method === 'OpenSession') throw refusal('queue_full'); return null; });
+  await assert.rejects(client.open({ language: 'nl' }), (e: Error & { code?: string }) => e.name === 'TrustLineError' && e.code === 'queue_full');
+  assert.deepEqual(hub().calls.map((c) => c.method), ['OpenSession']);
+  await client.dispose();
+});
+
+test('an aborted open stops solving the puzzle', async () => {
+  const hard = puzzle.slice(); hard[1] = 32;
+  const { client } = seekerWith((method) => { if (method === 'OpenSession') throw refusal('puzzle_required'); return hard; });
+  const controller = new AbortController();
+  client.events.on('puzzle', () => controller.abort());
+  await assert.rejects(client.open({ language: 'nl', signal: controller.signal }), (e: Error) => e.name === 'AbortError');
+  await client.dispose();
+});
+
+test('nothing the server or a peer sends throws into the app; an envelope after CLOSE is dropped', async () => {
+  const { client, hub } = seekerWith((method) => (method === 'OpenSession' ? opened : method === 'Send' ? [0, false] : null));
+  const texts: string[] = [];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  client.events.on('message', (t) => texts.push(t));
+  await client.open({ language: 'nl' });
+  const h = hub();
+
+  // Garbage of every shape to every client method, before the answer.
+  for (const junk of [undefined, null, 42, 'text', {}, [], new Uint8Array(0), new Uint8Array(299), new Uint8Array(364)]) {
+    for (const name of ['QueuePosition', 'Answered', 'Envelope', 'Delivered', 'SessionEnded']) {
+      // (Junk bytes as msg2 end the session as handshake_failed, as in the .NET SDK: tested below.)
+      if (name === 'SessionEnded' || (name === 'Answered' && junk instanceof Uint8Array)) continue;
+      assert.doesNotThrow(() => h.push(name, junk), `${name}(${String(junk)})`);
+    }
+  }
+  assert.equal(client.state, 'waiting');
+
+  // The genuine answer, then envelopes: unknown type, text, CLOSE, and one after CLOSE.
+  const msg1 = (h.calls[0]!.args[0] as unknown[])[0] as Uint8Array;
+  const accepted = acceptMsg1(msg1, v.credentials(), { now: () => v.nowSeconds * 1000 });
+  assert.ok(accepted.ok);
+  await h.push('Answered', accepted.msg2);
+  await waitFor(() => client.state === 'connected');
+  const responder: SecureChannel = accepted.channel;
+  const hello = h.calls.find((c) => c.method === 'Send')!.args[0] as Uint8Array;
+  assert.equal(responder.tryOpen(hello).status, 'delivered');
+  h.push('Envelope', responder.sealRawForTests(0x7e, utf8('from the future')));
+  h.push('Envelope', responder.seal(CONTENT_TEXT, utf8('Hoi')));
+  h.push('Envelope', new Uint8Array(299).fill(0xff));
+  const close = responder.sealClose();
+  const afterClose = new Uint8Array(close);
+  h.push('Envelope', close);
+  h.push('Envelope', afterClose);
+  await waitFor(() => client.state === 'ended');
+  assert.deepEqual(texts, ['Hoi']);
+  assert.equal(client.endReason, 'responder_closed');
+  h.push('SessionEnded', 'junk');
+  h.push('Envelope', afterClose);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  process.off('unhandledRejection', onUnhandled);
+  assert.deepEqual(unhandled, []);
+  await client.dispose();
+});
+
+test('a msg2 that does not verify ends the session as handshake_failed, never trusted', async () => {
+  const { client, hub } = seekerWith((method) => (method === 'OpenSession' ? opened : null));
+  await client.open({ language: 'nl' });
+  const h = hub();
+  const msg1 = (h.calls[0]!.args[0] as unknown[])[0] as Uint8Array;
+  const accepted = acceptMsg1(msg1, { ...v.credentials(), responderCertificate: v.responderCert({ seed: v.rootSeed }) });
+  assert.ok(accepted.ok);
+  await h.push('Answered', accepted.msg2);
+  await waitFor(() => client.state === 'ended');
+  assert.equal(client.endReason, 'handshake_failed:ResponderNotSignedByIssuer');
+  assert.ok(h.calls.some((c) => c.method === 'Close'), 'the session is closed on the server');
+  assert.equal(h.calls.filter((c) => c.method === 'Send').length, 0, 'nothing is sent to an unverified responder');
+  await client.dispose();
+});
+
+async function waitFor(condition: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`condition not met within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
