@@ -27,6 +27,9 @@ public static class ErrorCodes
     /// <summary>This connection already has a session.</summary>
     public const string AlreadyInSession = "already_in_session";
 
+    /// <summary>The organisation is closed now (its opening hours); the directory says when it opens.</summary>
+    public const string Closed = "closed";
+
     /// <summary>The organisation's queue is full.</summary>
     public const string QueueFull = "queue_full";
 

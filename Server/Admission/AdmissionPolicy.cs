@@ -16,6 +16,9 @@ public sealed class AdmissionPolicy(IOptions<AdmissionOptions> options, TimeProv
 
     private readonly ConcurrentDictionary<string, OrgLoad> loads = new();
 
+    /// <summary>True while opens for the organisation need a puzzle: the line is busy.</summary>
+    public bool IsUnderPressure(string orgIdHex) => Difficulty(orgIdHex) > 0;
+
     /// <summary>The difficulty an open for <paramref name="orgIdHex"/> must prove now.</summary>
     public int Difficulty(string orgIdHex)
     {

@@ -42,10 +42,11 @@ public sealed class GetPuzzleHandler(OrganisationDirectory organisations, Puzzle
 }
 
 /// <summary>
-/// Before a session opens: a well-formed <c>msg1</c> for a known organisation must bring a valid puzzle
-/// solution whenever the organisation is under pressure. Opens that reach the queue feed the policy.
+/// Before a session opens: the organisation must be open (or queue while closed), and a well-formed
+/// <c>msg1</c> for it must bring a valid puzzle solution whenever it is under pressure. Opens that reach the
+/// queue feed the policy.
 /// </summary>
-internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy policy, OrganisationDirectory organisations)
+internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy policy, OrganisationDirectory organisations, TimeProvider time)
     : IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(
@@ -57,6 +58,12 @@ internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy pol
             || organisations.Find(orgId) is not { } org)
         {
             return await next(message, cancellationToken);
+        }
+
+        // Closed: no puzzle to solve, no place to take (unless the organisation queues while closed).
+        if (!org.Hours.QueueWhenClosed && !org.Hours.IsOpen(time.GetUtcNow()))
+        {
+            return Refuse.With(ErrorCodes.Closed, "The organisation is closed now; the directory says when it opens and where else to turn.");
         }
 
         if (await puzzles.AdmitAsync(request, org.OrgId, org.OrgIdHex, sessionId.ToByteArray(bigEndian: true)) is { } refusal)

@@ -24,6 +24,9 @@ public sealed class OrganisationSettings
 
     [Range(1, 100_000)]
     public int QueueCapacity { get; set; } = 200;
+
+    /// <summary>When the organisation answers; none means around the clock.</summary>
+    public OpeningHoursSettings? Hours { get; set; }
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -44,6 +47,7 @@ public sealed class Organisation
     public required OrganisationPin Pin { get; init; }
     public required IReadOnlySet<string> DeniedFingerprints { get; init; }
     public required int QueueCapacity { get; init; }
+    public required OpeningHours Hours { get; init; }
 
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
@@ -128,6 +132,7 @@ public sealed class OrganisationDirectory
         Pin = new OrganisationPin(Convert.FromHexString(s.Id), s.Roots.Select(Convert.FromHexString)),
         DeniedFingerprints = s.DeniedResponders.Select(NormaliseFingerprint).ToHashSet(),
         QueueCapacity = s.QueueCapacity,
+        Hours = OpeningHours.TryParse(s.Hours, out var hours) is null ? hours : OpeningHours.Always,
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -182,6 +187,11 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             {
                 failures.Add($"{at}:QueueCapacity must be between 1 and 100000.");
             }
+
+            if (OpeningHours.TryParse(org.Hours, out _) is { } hoursError)
+            {
+                failures.Add($"{at}:{hoursError}");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -205,19 +215,37 @@ public static class OrganisationsSetup
 
     public static IEndpointRouteBuilder MapOrganisations(this IEndpointRouteBuilder app)
     {
-        // What an app shows before opening a session; root fingerprints let it compare with its pins.
-        app.MapGet(Protocol.Contracts.Routes.Directory, (OrganisationDirectory directory) => Results.Ok(new
+        // What an app shows before opening a session; root fingerprints let it compare with its pins. The
+        // status is coarse on purpose (open, busy, closed): it never tells how many counsellors work.
+        app.MapGet(Protocol.Contracts.Routes.Directory, (OrganisationDirectory directory, Admission.AdmissionPolicy pressure, TimeProvider time) =>
         {
-            organisations = directory.All.Select(o => new
+            var now = time.GetUtcNow();
+            return Results.Ok(new
             {
-                id = o.OrgIdHex,
-                name = o.Name,
-                insecure = o.Insecure,
-                languages = o.Languages,
-                topics = o.Topics,
-                rootFingerprints = o.Pin.Roots.Select(r => Certificate.Fingerprint(r)),
-            }),
-        }));
+                organisations = directory.All.Select(o =>
+                {
+                    var open = o.Hours.IsOpen(now);
+                    return new
+                    {
+                        id = o.OrgIdHex,
+                        name = o.Name,
+                        insecure = o.Insecure,
+                        languages = o.Languages,
+                        topics = o.Topics,
+                        rootFingerprints = o.Pin.Roots.Select(r => Certificate.Fingerprint(r)),
+                        status = !open ? "closed" : pressure.IsUnderPressure(o.OrgIdHex) ? "busy" : "open",
+                        // To the quarter hour: when it opens, not a timestamp to correlate with.
+                        opensAt = open ? null : o.Hours.NextOpening(now) is { } next ? RoundToQuarter(next).ToString("o", System.Globalization.CultureInfo.InvariantCulture) : null,
+                        queueWhenClosed = o.Hours.QueueWhenClosed,
+                        closedMessage = o.Hours.ClosedMessage,
+                        alternatives = o.Hours.Alternatives.Select(a => new { name = a.Name, contact = a.Contact }),
+                    };
+                }),
+            });
+        });
         return app;
     }
+
+    private static DateTimeOffset RoundToQuarter(DateTimeOffset at) =>
+        new(at.Ticks - (at.Ticks % TimeSpan.FromMinutes(15).Ticks), at.Offset);
 }
