@@ -347,13 +347,21 @@ public sealed class RefusalTests
 /// <summary>A seeker driven by hand over a raw hub connection (to send crafted envelopes), with a real responder.</summary>
 internal sealed class ManualSeeker : IAsyncDisposable
 {
-    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox)
+    private ManualSeeker(HubConnection hub, SecureChannel channel, Guid sessionId, Inbox<string> responderInbox, ResponderClient responder, ResponderSession session)
     {
         Hub = hub;
         Channel = channel;
         SessionId = sessionId;
         ResponderInbox = responderInbox;
+        Responder = responder;
+        Session = session;
     }
+
+    /// <summary>The real responder's console that holds this session.</summary>
+    public ResponderClient Responder { get; }
+
+    /// <summary>This session as the real responder holds it.</summary>
+    public ResponderSession Session { get; }
 
     public HubConnection Hub { get; }
 
@@ -382,7 +390,7 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Assert.That(result.Succeeded, Is.True);
         var channel = result.Channel!;
         await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, channel.SealHello());
-        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox);
+        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder, session);
     }
 
     public async ValueTask DisposeAsync()
