@@ -248,6 +248,23 @@ public sealed class SessionEngineTests
         });
     }
 
+    [Test]
+    public async Task DisposingFromAnEndHandlerOnTheEnginesOwnTaskDoesNotWaitForItself()
+    {
+        var seeker = await SeekerEngineAsync();
+        var disposedInTime = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeker.Ended += _ => disposedInTime.TrySetResult(seeker.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5)));
+        server.Refuse(ErrorCodes.NoSuchSession, times: 1);
+
+        _ = seeker.SendTextAsync("refused for good", CancellationToken.None);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await disposedInTime.Task.WaitAsync(Timeout), Is.True, "an app may dispose the session when it ends");
+            Assert.That(seeker.EndReason, Is.EqualTo(SessionEndReasons.SendRefused));
+        });
+    }
+
     private static ulong Sequence(byte[] envelope) => EnvelopeHeader.TryParse(envelope, out var header) ? header.Sequence : ulong.MaxValue;
 
     private static byte[] Padded(ContentType type, ReadOnlySpan<byte> body)
