@@ -71,7 +71,16 @@ internal static class SeekCommand
             {
                 if (line == "/quit")
                 {
-                    await client.CloseAsync(cancellationToken);
+                    try
+                    {
+                        await client.CloseAsync(cancellationToken);
+                    }
+                    catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+                    {
+                        // Offline for good or already gone: the server's timers end the chat as well.
+                        Shell.Say("yellow", "The server could not be told right now; the chat ends by itself shortly.");
+                    }
+
                     return false;
                 }
 
