@@ -51,6 +51,10 @@ internal sealed class SessionEngine : IAsyncDisposable
     private static readonly TimeSpan[] Backoff =
         [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5)];
 
+    // Refusals as out of order in a row, each after re-sending from the oldest unacknowledged, before giving up:
+    // the server then lacks an envelope this side no longer has.
+    private const int MaxOutOfOrder = 5;
+
     // How long closing waits for its CLOSE envelope to reach the server before closing the session anyway.
     private static readonly TimeSpan CloseWait = TimeSpan.FromSeconds(10);
 
@@ -386,6 +390,7 @@ internal sealed class SessionEngine : IAsyncDisposable
         Background.Value = this;
         await Task.Yield();
         var failures = 0;
+        var outOfOrder = 0;
         while (true)
         {
             ulong sequence;
@@ -418,6 +423,7 @@ internal sealed class SessionEngine : IAsyncDisposable
                 // The lifetime token, not a caller's: an envelope is never abandoned half sent.
                 await transport.SendAsync(envelope, stopping.Token);
                 failures = 0;
+                outOfOrder = 0;
                 lock (sync)
                 {
                     if (cursor == sequence)
@@ -436,7 +442,7 @@ internal sealed class SessionEngine : IAsyncDisposable
             {
                 await PauseAsync(signal, failures++);
             }
-            catch (TrustLineException e) when (e.Code == ErrorCodes.OutOfOrder)
+            catch (TrustLineException e) when (e.Code == ErrorCodes.OutOfOrder && ++outOfOrder < MaxOutOfOrder)
             {
                 // The server expects another sequence: begin again at the oldest unacknowledged; it drops what it has.
                 lock (sync)

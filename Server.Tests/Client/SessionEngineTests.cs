@@ -184,6 +184,24 @@ public sealed class SessionEngineTests
     }
 
     [Test]
+    public async Task ServerThatKeepsRefusingTheOrderEndsTheSessionInsteadOfLoopingForever()
+    {
+        await using var seeker = await SeekerEngineAsync();
+        server.Refuse(ErrorCodes.OutOfOrder, times: 100);
+        var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeker.Ended += reason => ended.TrySetResult(reason);
+
+        var sending = seeker.SendTextAsync("never taken", CancellationToken.None);
+        for (var i = 0; i < 4; i++)
+        {
+            await clock.AdvanceWhenTimerSetAsync(TimeSpan.FromSeconds(5), Timeout);
+        }
+
+        Assert.That(await ended.Task.WaitAsync(Timeout), Is.EqualTo(SessionEndReasons.SendRefused));
+        Assert.CatchAsync<InvalidOperationException>(() => sending.WaitAsync(Timeout), "the waiting send learns it will not happen");
+    }
+
+    [Test]
     public async Task CancellingAWaitingSendStopsTheWaitButNotTheDelivery()
     {
         await using var seeker = await SeekerEngineAsync();
