@@ -101,6 +101,20 @@ public sealed class SessionEngineTests
         });
     }
 
+    [TestCase(0, TestName = "EmptyEnvelopeFromTheServerIsRefusedWithoutThrowing")]
+    [TestCase(5, TestName = "TruncatedEnvelopeFromTheServerIsRefusedWithoutThrowing")]
+    [TestCase(299, TestName = "RandomBytesOfEnvelopeSizeFromTheServerAreRefusedWithoutThrowing")]
+    [TestCase(70000, TestName = "OversizedEnvelopeFromTheServerIsRefusedWithoutThrowing")]
+    public async Task GarbageFromTheServerIsRefusedWithoutThrowing(int size)
+    {
+        await using var seeker = await SeekerEngineAsync();
+        var garbage = System.Security.Cryptography.RandomNumberGenerator.GetBytes(size);
+
+        Assert.DoesNotThrowAsync(() => seeker.OnEnvelopeAsync(garbage).WaitAsync(Timeout));
+        await seeker.OnEnvelopeAsync(pair.Responder.SealText("genuine")).WaitAsync(Timeout);
+        Assert.That(seeker.ReceivedThrough, Is.Zero, "the genuine envelope still opens after the garbage");
+    }
+
     [Test]
     public async Task AckFromThePeerIsReportedAsDelivered()
     {
