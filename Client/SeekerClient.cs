@@ -135,7 +135,9 @@ public sealed class SeekerClient : IAsyncDisposable
         }
 
         resumeToken = result.ResumeToken;
-        SetState(SeekerState.Waiting);
+
+        // A counsellor may have answered before this returned: never step back from Connected to Waiting.
+        SetState(SeekerState.Waiting, onlyFrom: SeekerState.New);
         return result.Queue;
     }
 
@@ -340,11 +342,11 @@ public sealed class SeekerClient : IAsyncDisposable
         StateChanged?.Invoke(SeekerState.Ended);
     }
 
-    private void SetState(SeekerState next)
+    private void SetState(SeekerState next, SeekerState? onlyFrom = null)
     {
         lock (sync)
         {
-            if (state == next || state == SeekerState.Ended)
+            if (state == next || state == SeekerState.Ended || (onlyFrom is { } from && state != from))
             {
                 return;
             }

@@ -51,9 +51,15 @@ internal sealed class SessionEngine : IAsyncDisposable
     private static readonly TimeSpan[] Backoff =
         [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5)];
 
+    // Refusals as out of order in a row, each after re-sending from the oldest unacknowledged, before giving up:
+    // the server then lacks an envelope this side no longer has.
+    private const int MaxOutOfOrder = 5;
+
     // How long closing waits for its CLOSE envelope to reach the server before closing the session anyway.
     private static readonly TimeSpan CloseWait = TimeSpan.FromSeconds(10);
 
+    // Set on the engine's own tasks (pump, timers), so a dispose from an event handler they raised does not wait for itself.
+    private static readonly AsyncLocal<SessionEngine?> Background = new();
     private readonly Lock sync = new();
     private readonly SecureChannel channel;
     private readonly ISessionTransport transport;
@@ -76,7 +82,11 @@ internal sealed class SessionEngine : IAsyncDisposable
         this.time = time;
         cursor = channel.FirstUnacknowledged;
         acks = new AckBatcher(through => transport.AcknowledgeAsync(through, stopping.Token), time, stopping.Token);
-        gaps = new GapWatch(sync, () => disposed ? null : channel, () => EndAndCloseAsync(SessionEndReasons.MessagesMissing), time, stopping.Token);
+        gaps = new GapWatch(sync, () => disposed ? null : channel, () =>
+        {
+            Background.Value = this;
+            return EndAndCloseAsync(SessionEndReasons.MessagesMissing);
+        }, time, stopping.Token);
         pump = PumpAsync();
     }
 
@@ -321,9 +331,15 @@ internal sealed class SessionEngine : IAsyncDisposable
             Signal();
         }
 
-        // Stop the pump and the timers and wait for them, so none touches the channel after it is disposed.
+        // Stop the pump and the timers and wait for them, so none touches the channel after it is disposed
+        // (unless this dispose runs on one of them, from an event handler: then the lock below suffices).
         await stopping.CancelAsync();
-        await Task.WhenAll(pump, gaps.Running, acks.Running);
+        var waited = Background.Value != this;
+        if (waited)
+        {
+            await Task.WhenAll(pump, gaps.Running, acks.Running);
+        }
+
         lock (sync)
         {
             foreach (var waiter in sent.Values)
@@ -335,7 +351,10 @@ internal sealed class SessionEngine : IAsyncDisposable
             channel.Dispose();
         }
 
-        stopping.Dispose();
+        if (waited)
+        {
+            stopping.Dispose();
+        }
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -368,8 +387,10 @@ internal sealed class SessionEngine : IAsyncDisposable
 
     private async Task PumpAsync()
     {
+        Background.Value = this;
         await Task.Yield();
         var failures = 0;
+        var outOfOrder = 0;
         while (true)
         {
             ulong sequence;
@@ -402,6 +423,7 @@ internal sealed class SessionEngine : IAsyncDisposable
                 // The lifetime token, not a caller's: an envelope is never abandoned half sent.
                 await transport.SendAsync(envelope, stopping.Token);
                 failures = 0;
+                outOfOrder = 0;
                 lock (sync)
                 {
                     if (cursor == sequence)
@@ -420,7 +442,7 @@ internal sealed class SessionEngine : IAsyncDisposable
             {
                 await PauseAsync(signal, failures++);
             }
-            catch (TrustLineException e) when (e.Code == ErrorCodes.OutOfOrder)
+            catch (TrustLineException e) when (e.Code == ErrorCodes.OutOfOrder && ++outOfOrder < MaxOutOfOrder)
             {
                 // The server expects another sequence: begin again at the oldest unacknowledged; it drops what it has.
                 lock (sync)

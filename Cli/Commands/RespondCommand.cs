@@ -79,6 +79,7 @@ internal static class RespondCommand
         {
             client.QueueChanged += queue => Shell.Say("grey", $"[queue] {queue.Waiting} waiting.");
             client.StatusChanged += status => Shell.Say("yellow", $"[{status.ToString().ToLowerInvariant()}]");
+            await ShowQueueAsync(cancellationToken);
             var quit = new TaskCompletionSource();
             await Chat.LoopAsync(async line =>
             {
@@ -91,9 +92,34 @@ internal static class RespondCommand
                     Shell.Say("red", $"Refused: {e.Message} ({e.Code})");
                     return true;
                 }
+                catch (InvalidOperationException)
+                {
+                    // The session ended while the line was on its way; its end is shown on its own line.
+                    Shell.Say("That session has ended; /sessions shows the open ones.");
+                    return true;
+                }
             }, quit.Task, cancellationToken);
+            await EndOpenSessionsAsync(cancellationToken);
             return ExitCodes.Ok;
         }
+
+        /// <summary>Why a session ended, as a counsellor reads it.</summary>
+        public static string Describe(string reason) => reason switch
+        {
+            EndReasons.SeekerClosed or SessionEndReasons.PeerClosed => "the seeker ended the chat.",
+            EndReasons.ResponderClosed => "you ended the chat.",
+            EndReasons.SeekerLeftQueue => "the seeker left the queue.",
+            EndReasons.SeekerAbandoned => "the seeker's connection was lost for too long.",
+            EndReasons.ResponderAbandoned => "your connection was lost for too long.",
+            EndReasons.Idle => "it ended after a long silence.",
+            EndReasons.MaxLifetime => "it reached its maximum length.",
+            SessionEndReasons.MessagesMissing => "messages went missing on the way, so it was ended to be safe.",
+            SessionEndReasons.BadHello => "the seeker's app sent a malformed hello, so it was ended.",
+            SessionEndReasons.ResumeRefused => "it ended while your connection was away.",
+            SessionEndReasons.ConnectionLost => "the connection could not be restored.",
+            SessionEndReasons.SendRefused => "the server could not take a message, so it was ended.",
+            _ => $"it ended ({reason}).",
+        };
 
         public ValueTask DisposeAsync() => client.DisposeAsync();
 
@@ -105,14 +131,7 @@ internal static class RespondCommand
                 case "/quit":
                     return false;
                 case "/queue":
-                    lastQueue = await client.GetQueueAsync(cancellationToken);
-                    Shell.Say(lastQueue.Length == 0 ? "Nobody is waiting." : $"{lastQueue.Length} waiting:");
-                    for (var i = 0; i < lastQueue.Length; i++)
-                    {
-                        var q = lastQueue[i];
-                        Shell.Say($"  {i + 1}. {q.Language} {(q.Topic.Length > 0 ? q.Topic : "-")}{(q.Urgent ? " URGENT" : "")}, waiting {q.WaitingSeconds} s");
-                    }
-
+                    await ShowQueueAsync(cancellationToken);
                     return true;
                 case "/take":
                     ResponderSession? taken;
@@ -137,7 +156,7 @@ internal static class RespondCommand
                 case "/sessions":
                     for (var i = 0; i < sessions.Count; i++)
                     {
-                        Shell.Say($"{(sessions[i] == current ? "*" : " ")} {i + 1}. {sessions[i].Language} {sessions[i].Topic}{(sessions[i].EndReason is { } r ? $" (ended: {r})" : "")}");
+                        Shell.Say($"{(sessions[i] == current ? "*" : " ")} {i + 1}. {sessions[i].Language} {sessions[i].Topic}{(sessions[i].EndReason is { } r ? $" (ended: {Describe(r)})" : "")}");
                     }
 
                     return true;
@@ -158,11 +177,15 @@ internal static class RespondCommand
                 default:
                     if (line.StartsWith('/'))
                     {
-                        Shell.Say(Help);
+                        Shell.Say($"Unknown command {parts[0]}. {Help}");
                     }
                     else if (current is null || current.EndReason is not null)
                     {
                         Shell.Say("No current session: /take one first.");
+                    }
+                    else if (Chat.TooLong(line) is { } tooLong)
+                    {
+                        Shell.Say("yellow", tooLong);
                     }
                     else
                     {
@@ -170,6 +193,40 @@ internal static class RespondCommand
                     }
 
                     return true;
+            }
+        }
+
+        private async Task ShowQueueAsync(CancellationToken cancellationToken)
+        {
+            lastQueue = await client.GetQueueAsync(cancellationToken);
+            Shell.Say(lastQueue.Length == 0 ? "Nobody is waiting." : $"{lastQueue.Length} waiting:");
+            for (var i = 0; i < lastQueue.Length; i++)
+            {
+                var q = lastQueue[i];
+                Shell.Say($"  {i + 1}. {q.Language} {(q.Topic.Length > 0 ? q.Topic : "-")}{(q.Urgent ? " URGENT" : "")}, waiting {q.WaitingSeconds} s");
+            }
+        }
+
+        /// <summary>On leaving, end every open chat properly, so each seeker is told rather than left waiting.</summary>
+        private async Task EndOpenSessionsAsync(CancellationToken cancellationToken)
+        {
+            var open = sessions.Where(s => s.EndReason is null).ToList();
+            if (open.Count == 0)
+            {
+                return;
+            }
+
+            Shell.Say("yellow", $"You have {open.Count} open chat{(open.Count == 1 ? "" : "s")}; ending {(open.Count == 1 ? "it" : "them")} so the seeker{(open.Count == 1 ? " is" : "s are")} told.");
+            foreach (var session in open)
+            {
+                try
+                {
+                    await session.CloseAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+                {
+                    // The server's timers end it for the seeker as well.
+                }
             }
         }
 
@@ -184,7 +241,7 @@ internal static class RespondCommand
                 done => Shell.Say("green", $"[session {number}] connected{(done.Result.IsReturning ? ": a returning seeker (verified pseudonym)" : ": a new seeker")}."),
                 CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             session.MessageReceived += text => Shell.Say("cyan", $"[session {number}] seeker: {text}");
-            session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {reason}");
+            session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {Describe(reason)}");
         }
 
         private static int Index(string text, int count, string what) =>

@@ -45,9 +45,17 @@ internal static class SeekCommand
             };
 
             Shell.Say($"Connecting to {name}…");
+            // The server may ask for an admission puzzle when it is under pressure (PROTOCOL.md §9); 0 means solving began.
+            var checking = new SyncProgress(tried =>
+            {
+                if (tried == 0)
+                {
+                    Shell.Say("yellow", "Checking your connection…");
+                }
+            });
             try
             {
-                var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), cancellationToken: cancellationToken);
+                var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), checking, cancellationToken);
                 Shell.Say("yellow", $"[waiting] You are number {place.Position} in the queue ({place.Waiting} waiting).");
             }
             catch (TrustLineException e) when (e.Code == ErrorCodes.UnknownOrganisation)
@@ -63,7 +71,21 @@ internal static class SeekCommand
             {
                 if (line == "/quit")
                 {
-                    await client.CloseAsync(cancellationToken);
+                    try
+                    {
+                        await client.CloseAsync(cancellationToken);
+                    }
+                    catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+                    {
+                        // Offline for good or already gone: the server's timers end the chat as well.
+                        Shell.Say("yellow", "The server could not be told right now; the chat ends by itself shortly.");
+                    }
+
+                    return false;
+                }
+
+                if (client.State == SeekerState.Ended)
+                {
                     return false;
                 }
 
@@ -73,10 +95,27 @@ internal static class SeekCommand
                     return true;
                 }
 
-                await client.SendTextAsync(line, cancellationToken);
+                if (Chat.TooLong(line) is { } tooLong)
+                {
+                    Shell.Say("yellow", tooLong);
+                    return true;
+                }
+
+                try
+                {
+                    await client.SendTextAsync(line, cancellationToken);
+                }
+                catch (InvalidOperationException)
+                {
+                    // The chat ended while this line was on its way; the end itself is shown by StateChanged.
+                    return false;
+                }
+
                 return true;
             }, ended.Task, cancellationToken);
-            return client.EndReason is EndReasons.SeekerClosed or EndReasons.ResponderClosed ? ExitCodes.Ok : client.State == SeekerState.Ended ? ExitCodes.Refused : ExitCodes.Ok;
+            return client.EndReason is EndReasons.SeekerClosed or EndReasons.ResponderClosed or SessionEndReasons.PeerClosed
+                ? ExitCodes.Ok
+                : client.State == SeekerState.Ended ? ExitCodes.Refused : ExitCodes.Ok;
         });
         return command;
     }
@@ -85,14 +124,16 @@ internal static class SeekCommand
     {
         EndReasons.SeekerClosed => "You ended the chat. Nothing of it remains on the server.",
         EndReasons.SeekerLeftQueue => "You left the queue.",
-        EndReasons.ResponderClosed => "The counsellor ended the chat. Nothing of it remains on the server.",
+        EndReasons.ResponderClosed or SessionEndReasons.PeerClosed => "The counsellor ended the chat. Nothing of it remains on the server.",
         EndReasons.ResponderAbandoned => "The counsellor's connection was lost for too long.",
         EndReasons.Idle => "The chat ended after a long silence.",
         EndReasons.MaxLifetime => "The chat reached its maximum length.",
-        "messages_missing" => "Messages went missing on the way, so the chat was ended to be safe. Please start a new one.",
-        "connection_lost" => "The connection could not be restored.",
-        { } r when r.StartsWith("handshake_failed", StringComparison.Ordinal) =>
-            $"The other side could not prove it belongs to the organisation ({r["handshake_failed:".Length..]}); the chat was stopped before anything was sent.",
+        SessionEndReasons.MessagesMissing => "Messages went missing on the way, so the chat was ended to be safe. Please start a new one.",
+        SessionEndReasons.ConnectionLost => "The connection could not be restored.",
+        SessionEndReasons.ResumeRefused => "The chat ended while your connection was away.",
+        SessionEndReasons.SendRefused => "The server could not take your message, so the chat was ended. Please start a new one.",
+        { } r when r.StartsWith(SessionEndReasons.HandshakeFailed + ":", StringComparison.Ordinal) =>
+            $"The other side could not prove it belongs to the organisation ({r[(SessionEndReasons.HandshakeFailed.Length + 1)..]}); the chat was stopped before anything was sent.",
         _ => $"The chat ended ({reason}).",
     };
 }
@@ -134,9 +175,24 @@ internal static class Pins
     }
 }
 
+/// <summary>Reports progress on the caller's thread (<see cref="Progress{T}"/> would post it to the pool, out of order).</summary>
+internal sealed class SyncProgress(Action<long> report) : IProgress<long>
+{
+    public void Report(long value) => report(value);
+}
+
 /// <summary>Reads the user's lines until they quit, standard input ends, or the session ends.</summary>
 internal static class Chat
 {
+    /// <summary>A sentence refusing a line too long for one envelope (PROTOCOL.md §3), or null when it fits.</summary>
+    public static string? TooLong(string line)
+    {
+        var size = System.Text.Encoding.UTF8.GetByteCount(line);
+        return size > Wire.MaxBodySize
+            ? $"That message is too long to send ({size} bytes; at most {Wire.MaxBodySize}); please split it into shorter ones."
+            : null;
+    }
+
     public static async Task LoopAsync(Func<string, Task<bool>> onLine, Task ended, CancellationToken cancellationToken)
     {
         while (!ended.IsCompleted)

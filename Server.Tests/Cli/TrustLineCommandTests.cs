@@ -42,7 +42,7 @@ public sealed partial class TrustLineCommandTests
         await seek.WriteLineAsync("/quit");
 
         Assert.That(await seek.WaitForExitAsync(), Is.Zero, seek.Errors);
-        await respond.WaitForOutputAsync("[session 1] ended: seeker_closed");
+        await respond.WaitForOutputAsync("[session 1] ended: the seeker ended the chat.");
         await respond.WriteLineAsync("/quit");
         await Assert.MultipleAsync(async () =>
         {

@@ -370,7 +370,15 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Channel = channel;
         SessionId = sessionId;
         ResponderInbox = responderInbox;
+        Responder = responder;
+        Session = session;
     }
+
+    /// <summary>The real responder's console that holds this session.</summary>
+    public ResponderClient Responder { get; }
+
+    /// <summary>This session as the real responder holds it.</summary>
+    public ResponderSession Session { get; }
 
     public HubConnection Hub { get; }
 
