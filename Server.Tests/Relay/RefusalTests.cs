@@ -370,8 +370,6 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Channel = channel;
         SessionId = sessionId;
         ResponderInbox = responderInbox;
-        Responder = responder;
-        Session = session;
     }
 
     /// <summary>The real responder's console that holds this session.</summary>
@@ -387,10 +385,6 @@ internal sealed class ManualSeeker : IAsyncDisposable
     public Guid SessionId { get; }
 
     public Inbox<string> ResponderInbox { get; }
-
-    public ResponderClient Responder { get; }
-
-    public ResponderSession Session { get; }
 
     public static async Task<ManualSeeker> ConnectAsync(World world)
     {

@@ -59,7 +59,7 @@ public sealed class LateHandlerTests
         var ended = new Inbox<string>();
         seeker.StateChanged += s =>
         {
-            if (s == Client.SeekerState.Ended)
+            if (s == TrustLine.Client.SeekerState.Ended)
             {
                 ended.Add(seeker.EndReason!);
             }
