@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
@@ -27,7 +26,7 @@ public sealed class AdmissionTests(StoreUnderTest store)
     public async Task CalmOrganisationOpensWithoutAPuzzle()
     {
         await using var world = await World.StartAsync(store);
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
 
         Assert.That(Difficulty(await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId)), Is.Zero);
         var result = await OpenAsync(hub, world, Msg1(world), [], []);
@@ -39,10 +38,10 @@ public sealed class AdmissionTests(StoreUnderTest store)
     {
         await using var world = await World.StartAsync(store, extra: Busy);
         await PressureAsync(world);
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var msg1 = Msg1(world);
 
-        Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, [], [])), Is.EqualTo(ErrorCodes.PuzzleRequired));
+        Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, [], [])), Is.EqualTo(ErrorCodes.PuzzleRequired));
         var puzzle = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
         Assert.That(Difficulty(puzzle), Is.InRange(4, 6));
         var result = await OpenAsync(hub, world, msg1, puzzle, Solve(puzzle, msg1));
@@ -54,8 +53,8 @@ public sealed class AdmissionTests(StoreUnderTest store)
     {
         await using var world = await World.StartAsync(store, extra: Busy);
         await PressureAsync(world);
-        await using var first = await ConnectAsync(world);
-        await using var second = await ConnectAsync(world);
+        await using var first = await RawHub.SeekerAsync(world.Nodes[0]);
+        await using var second = await RawHub.SeekerAsync(world.Nodes[0]);
         var puzzle = await first.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
         var msg1 = Msg1(world);
         var other = Msg1(world);
@@ -63,8 +62,8 @@ public sealed class AdmissionTests(StoreUnderTest store)
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await CodeOfAsync(OpenAsync(second, world, other, puzzle, Solve(puzzle, other))), Is.EqualTo(ErrorCodes.BadPuzzle), "the nonce is spent");
-            Assert.That(await CodeOfAsync(OpenAsync(second, world, other, puzzle, Solve(puzzle, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle), "a solution is bound to its sid");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(second, world, other, puzzle, Solve(puzzle, other))), Is.EqualTo(ErrorCodes.BadPuzzle), "the nonce is spent");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(second, world, other, puzzle, Solve(puzzle, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle), "a solution is bound to its sid");
         });
     }
 
@@ -80,7 +79,7 @@ public sealed class AdmissionTests(StoreUnderTest store)
         };
         await using var world = await World.StartAsync(store, extra: extra);
         await PressureAsync(world);
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var msg1 = Msg1(world);
         var puzzle = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
         var easier = (byte[])puzzle.Clone();
@@ -95,13 +94,13 @@ public sealed class AdmissionTests(StoreUnderTest store)
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, easier, new byte[8])), Is.EqualTo(ErrorCodes.BadPuzzle), "difficulty lowered");
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, foreign, Solve(foreign, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle), "another organisation's puzzle");
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, unsolved)), Is.EqualTo(ErrorCodes.BadPuzzle), "not a solution");
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, puzzle[..41], new byte[8])), Is.EqualTo(ErrorCodes.BadPuzzle), "truncated");
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, new byte[7])), Is.EqualTo(ErrorCodes.BadPuzzle), "short solution");
-            Assert.That(await CodeOfAsync(hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, new byte[3])), Is.EqualTo(ErrorCodes.BadRequest));
-            Assert.That(await CodeOfAsync(hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, new byte[16])), Is.EqualTo(ErrorCodes.UnknownOrganisation));
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, easier, new byte[8])), Is.EqualTo(ErrorCodes.BadPuzzle), "difficulty lowered");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, foreign, Solve(foreign, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle), "another organisation's puzzle");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, unsolved)), Is.EqualTo(ErrorCodes.BadPuzzle), "not a solution");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, puzzle[..41], new byte[8])), Is.EqualTo(ErrorCodes.BadPuzzle), "truncated");
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, new byte[7])), Is.EqualTo(ErrorCodes.BadPuzzle), "short solution");
+            Assert.That(await RawHub.CodeOfAsync(hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, new byte[3])), Is.EqualTo(ErrorCodes.BadRequest));
+            Assert.That(await RawHub.CodeOfAsync(hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, new byte[16])), Is.EqualTo(ErrorCodes.UnknownOrganisation));
         });
         // None of those refusals spent the puzzle or harmed the connection.
         Assert.That((await OpenAsync(hub, world, msg1, puzzle, Solve(puzzle, msg1))).ResumeToken, Is.Not.Empty);
@@ -113,7 +112,7 @@ public sealed class AdmissionTests(StoreUnderTest store)
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var world = await World.StartAsync(store, extra: Busy, services: s => s.AddSingleton<TimeProvider>(clock));
         await PressureAsync(world);
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var msg1 = Msg1(world);
         var puzzle = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
         Assert.That(Difficulty(puzzle), Is.GreaterThan(0));
@@ -122,7 +121,7 @@ public sealed class AdmissionTests(StoreUnderTest store)
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, Solve(puzzle, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle));
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, puzzle, Solve(puzzle, msg1))), Is.EqualTo(ErrorCodes.BadPuzzle));
             Assert.That(Difficulty(await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId)), Is.Zero, "calm again after the window");
         });
         Assert.That((await OpenAsync(hub, world, msg1, [], [])).ResumeToken, Is.Not.Empty);
@@ -149,7 +148,7 @@ public sealed class AdmissionTests(StoreUnderTest store)
 
     private static async Task PressureAsync(World world)
     {
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         await OpenAsync(hub, world, Msg1(world), [], []);
     }
 
@@ -173,29 +172,6 @@ public sealed class AdmissionTests(StoreUnderTest store)
     private static Task<OpenSessionResult> OpenAsync(HubConnection hub, World world, byte[] msg1, byte[] puzzle, byte[] solution) =>
         hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession,
             new OpenSessionRequest { Msg1 = msg1, Language = "nl", Puzzle = puzzle, Solution = solution }).WaitAsync(TimeSpan.FromSeconds(10));
-
-    private static async Task<string> CodeOfAsync(Task call)
-    {
-        try
-        {
-            await call.WaitAsync(TimeSpan.FromSeconds(10));
-            return "accepted";
-        }
-        catch (HubException e)
-        {
-            return e.Message[..e.Message.IndexOf(':', StringComparison.Ordinal)];
-        }
-    }
-
-    private static async Task<HubConnection> ConnectAsync(World world)
-    {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(world.Nodes[0].BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
-            .AddMessagePackProtocol()
-            .Build();
-        await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
-        return hub;
-    }
 
     private sealed class SyncProgress(Action<long> report) : IProgress<long>
     {

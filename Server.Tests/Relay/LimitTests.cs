@@ -2,10 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Tests.Infrastructure;
 
@@ -66,11 +64,11 @@ public sealed class LimitTests
     [Test]
     public async Task CallingTooFastIsRefusedRateLimitedAndTheConnectionRecovers()
     {
-        await using var hub = await ConnectAsync();
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var codes = new List<string>();
         for (var i = 0; i < 40; i++)
         {
-            codes.Add(await CodeOfAsync(hub.InvokeAsync(SeekerHubMethods.Close)));
+            codes.Add(await RawHub.CodeOfAsync(hub.InvokeAsync(SeekerHubMethods.Close)));
         }
 
         Assert.Multiple(() =>
@@ -79,14 +77,14 @@ public sealed class LimitTests
             Assert.That(codes.Skip(20), Has.Some.EqualTo(ErrorCodes.RateLimited));
             Assert.That(hub.State, Is.EqualTo(HubConnectionState.Connected), "a refusal does not drop the connection");
         });
-        await Eventually.TrueAsync(async () => await CodeOfAsync(hub.InvokeAsync(SeekerHubMethods.Close)) == ErrorCodes.NoSuchSession,
+        await Eventually.TrueAsync(async () => await RawHub.CodeOfAsync(hub.InvokeAsync(SeekerHubMethods.Close)) == ErrorCodes.NoSuchSession,
             TimeSpan.FromSeconds(10), "calls pass again after a pause");
     }
 
     [Test]
     public async Task AFrameLargerThanTheLargestEnvelopeClosesTheConnection()
     {
-        await using var hub = await ConnectAsync();
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         hub.Closed += _ =>
         {
@@ -97,8 +95,8 @@ public sealed class LimitTests
         _ = hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, new byte[18 * 1024]);
 
         await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await using var other = await ConnectAsync();
-        Assert.That(await CodeOfAsync(other.InvokeAsync(SeekerHubMethods.Close)), Is.EqualTo(ErrorCodes.NoSuchSession), "other connections are unharmed");
+        await using var other = await RawHub.SeekerAsync(world.Nodes[0]);
+        Assert.That(await RawHub.CodeOfAsync(other.InvokeAsync(SeekerHubMethods.Close)), Is.EqualTo(ErrorCodes.NoSuchSession), "other connections are unharmed");
     }
 
     [Test]
@@ -269,29 +267,6 @@ public sealed class LimitTests
         catch (WebSocketException)
         {
             return true;
-        }
-    }
-
-    private async Task<HubConnection> ConnectAsync()
-    {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(world.Nodes[0].BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
-            .AddMessagePackProtocol()
-            .Build();
-        await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
-        return hub;
-    }
-
-    private static async Task<string> CodeOfAsync(Task call)
-    {
-        try
-        {
-            await call.WaitAsync(TimeSpan.FromSeconds(10));
-            return "accepted";
-        }
-        catch (HubException e)
-        {
-            return e.Message[..e.Message.IndexOf(':', StringComparison.Ordinal)];
         }
     }
 }

@@ -1,9 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
@@ -75,7 +73,7 @@ public sealed class OpeningHoursTests
     {
         var clock = new FakeTimeProvider(MondayEight);
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: OfficeHours, time: clock);
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
 
         var error = Assert.ThrowsAsync<HubException>(async () => await OpenAsync(hub, world));
         var directory = await DirectoryAsync(world);
@@ -101,7 +99,7 @@ public sealed class OpeningHoursTests
     {
         var extra = new Dictionary<string, string?>(OfficeHours) { ["Organisations:test:Hours:QueueWhenClosed"] = "true" };
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: extra, time: new FakeTimeProvider(MondayEight));
-        await using var hub = await ConnectAsync(world);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
 
         Assert.That((await OpenAsync(hub, world)).Queue.Position, Is.EqualTo(1));
         Assert.That((await DirectoryAsync(world)).GetProperty("queueWhenClosed").GetBoolean(), Is.True);
@@ -134,15 +132,5 @@ public sealed class OpeningHoursTests
         using var handshake = SeekerHandshake.Start(world.Org.Pin);
         return await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" })
             .WaitAsync(TimeSpan.FromSeconds(10));
-    }
-
-    private static async Task<HubConnection> ConnectAsync(World world)
-    {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(world.Nodes[0].BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
-            .AddMessagePackProtocol()
-            .Build();
-        await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
-        return hub;
     }
 }

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Tests.Infrastructure;
@@ -15,7 +14,7 @@ public sealed class RefusalTextTests
     public async Task RefusalReachesTheClientAsExactlyCodeAndSentence()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded);
-        await using var hub = await ConnectAsync(world.Nodes[0]);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
 
         var error = Assert.ThrowsAsync<HubException>(async () => await hub.InvokeAsync(SeekerHubMethods.Close).WaitAsync(TimeSpan.FromSeconds(10)));
 
@@ -26,7 +25,7 @@ public sealed class RefusalTextTests
     public async Task EachRefusalIsOneInformationLineWithNoStackTrace()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded);
-        await using var hub = await ConnectAsync(world.Nodes[0]);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
         var before = world.Logs.Entries.Count;
 
         Assert.ThrowsAsync<HubException>(async () => await hub.InvokeAsync(SeekerHubMethods.Close).WaitAsync(TimeSpan.FromSeconds(10)));
@@ -46,7 +45,7 @@ public sealed class RefusalTextTests
     public async Task RefusalsInALoopAreRateLimitedInTheLog()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded);
-        await using var hub = await ConnectAsync(world.Nodes[0]);
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
 
         for (var i = 0; i < 100; i++)
         {
@@ -69,15 +68,5 @@ public sealed class RefusalTextTests
             await json.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
             await json.InvokeAsync(SeekerHubMethods.Close).WaitAsync(TimeSpan.FromSeconds(10));
         });
-    }
-
-    private static async Task<HubConnection> ConnectAsync(TrustLineNode node)
-    {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(node.BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
-            .AddMessagePackProtocol()
-            .Build();
-        await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
-        return hub;
     }
 }
