@@ -3,8 +3,8 @@ using NSec.Cryptography;
 namespace TrustLine.Protocol.Crypto;
 
 /// <summary>
-/// A start-up check that the native libsodium under NSec loaded and computes correctly: one RFC 7748 and
-/// one RFC 8032 vector. Call <see cref="EnsureWorking"/> at boot so a broken native load fails at once
+/// A start-up check that the native libsodium under NSec loaded and computes correctly: one RFC 7748, one
+/// RFC 8032 and one RFC 8439 vector (the last through the raw message-key path of the channel). Call <see cref="EnsureWorking"/> at boot so a broken native load fails at once
 /// with a sentence, not at the first session (PROTOCOL.md §6).
 /// </summary>
 public static class CryptoSelfTest
@@ -35,6 +35,20 @@ public static class CryptoSelfTest
                     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00")))
             {
                 return "The Ed25519 self-test (RFC 8032 §7.1 TEST 2) gave a wrong result: the native cryptography library is broken.";
+            }
+
+            // RFC 8439 §2.8.2 through the raw message-key path the channel uses for every envelope.
+            var key = Convert.FromHexString("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+            var nonce = Convert.FromHexString("070000004041424344454647");
+            var ad = Convert.FromHexString("50515253c0c1c2c3c4c5c6c7");
+            var plaintext = System.Text.Encoding.ASCII.GetBytes("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+            var sealedBytes = new byte[plaintext.Length + Wire.TagSize];
+            MessageCipher.Encrypt(key, nonce, ad, plaintext, sealedBytes);
+            var opened = new byte[plaintext.Length];
+            if (!sealedBytes.AsSpan(plaintext.Length).SequenceEqual(Convert.FromHexString("1ae10b594f09e26a7e902ecbd0600691"))
+                || !MessageCipher.TryDecrypt(key, nonce, ad, sealedBytes, opened) || !opened.AsSpan().SequenceEqual(plaintext))
+            {
+                return "The ChaCha20-Poly1305 self-test (RFC 8439 §2.8.2) gave a wrong result: the native cryptography library is broken.";
             }
 
             return null;

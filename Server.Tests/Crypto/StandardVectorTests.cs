@@ -112,6 +112,31 @@ public sealed class StandardVectorTests
         });
     }
 
+    [Test]
+    public void RawMessageKeyPathMatchesRfc8439Section2_8_2()
+    {
+        var plaintext = Encoding.ASCII.GetBytes("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+        var ad = Hex("50515253c0c1c2c3c4c5c6c7");
+        var nonce = Hex("070000004041424344454647");
+        var key = Hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+        var sealedBytes = new byte[plaintext.Length + 16];
+        var opened = new byte[plaintext.Length];
+
+        Protocol.Crypto.MessageCipher.Encrypt(key, nonce, ad, plaintext, sealedBytes);
+        var ok = Protocol.Crypto.MessageCipher.TryDecrypt(key, nonce, ad, sealedBytes, opened);
+        sealedBytes[^1] ^= 1;
+        var forged = Protocol.Crypto.MessageCipher.TryDecrypt(key, nonce, ad, sealedBytes, opened);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Convert.ToHexStringLower(sealedBytes[..^1]), Does.StartWith("d31a8d34648e60db7b86afbc53ef7ec2"));
+            Assert.That(sealedBytes[^16..^1], Is.EqualTo(Hex("1ae10b594f09e26a7e902ecbd06006")));
+            Assert.That(ok, Is.True);
+            Assert.That(forged, Is.False, "a flipped tag bit is refused");
+            Assert.That(opened, Is.All.EqualTo((byte)0), "a refused open leaves no plaintext");
+        });
+    }
+
     private static byte[] Agree(byte[] scalar, byte[] u)
     {
         using var key = Key.Import(KeyAgreementAlgorithm.X25519, scalar, KeyBlobFormat.RawPrivateKey);
