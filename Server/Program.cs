@@ -1,4 +1,5 @@
 using TrustLine.Server.Operations;
+using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Storage;
@@ -13,6 +14,7 @@ builder.AddOperations();
 
 var app = builder.Build();
 
+app.UseManagementListener();
 app.UseWebSockets();
 app.UseAuthentication();
 app.UseAuthorization();

@@ -18,6 +18,7 @@ public sealed class SendEnvelopeHandler(
     ISessionStore store,
     PeerRoutes routes,
     IOptions<SessionLimits> options,
+    Operations.Metrics.TrustLineMetrics metrics,
     TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
 {
     public async ValueTask<Outcome<SendResult>> Handle(SendEnvelopeCommand command, CancellationToken cancellationToken)
@@ -82,6 +83,7 @@ public sealed class SendEnvelopeHandler(
             return new SendResult { Sequence = header.Sequence, Duplicate = true };
         }
 
+        metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
         if (connection.Party == Party.Seeker)
         {
             if (routes.Responder(peer) is { } responder)
