@@ -24,6 +24,58 @@ public sealed class DeployFilesTests
             Assert.That(tests.Output, Does.Contain("SUCCESS"));
         });
     }
+
+    [Test]
+    public void KubernetesRedisConfigurationIsTheSameAsTheOneTheSmokeTestRuns()
+    {
+        var original = File.ReadAllLines(Path.Combine(Repository.Root, "deploy", "redis", "redis.conf"));
+        var copy = File.ReadAllLines(Path.Combine(Repository.Root, "deploy", "kubernetes", "base", "redis.conf"));
+
+        // The copy starts with one line saying it is a copy; kustomize reads only files inside its folder.
+        Assert.That(copy.Skip(1), Is.EqualTo(original));
+    }
+
+    [Test]
+    public async Task KustomizeBuildsTheBaseAndTheIngressExample()
+    {
+        var kubectl = Tool.Find("kubectl") ?? Tool.Missing("kubectl (for 'kubectl kustomize'; not a Debian package)");
+
+        var built = await Tool.RunAsync(kubectl, Repository.Root, "kustomize", Path.Combine("deploy", "kubernetes", "ingress-example"));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(built.ExitCode, Is.Zero, built.Output);
+            foreach (var kind in new[] { "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "ConfigMap" })
+            {
+                Assert.That(built.Output, Does.Contain($"kind: {kind}\n"), kind);
+            }
+
+            Assert.That(built.Output, Does.Contain("readOnlyRootFilesystem: true"));
+            Assert.That(built.Output, Does.Contain("maxmemory-policy noeviction"));
+        });
+    }
+
+    [Test]
+    public async Task SystemdUnitIsHardened()
+    {
+        var analyze = Tool.Find("systemd-analyze") ?? Tool.Missing("systemd-analyze (Debian package systemd)");
+        var folder = Directory.CreateTempSubdirectory("trustline-unit-");
+        try
+        {
+            File.Copy(Path.Combine(Repository.Root, "deploy", "systemd", "trustline.service"), Path.Combine(folder.FullName, "trustline.service"));
+
+            var security = await Tool.RunAsync(analyze, folder.FullName, "security", "--offline=true", "--no-pager", "trustline.service");
+
+            var exposure = System.Text.RegularExpressions.Regex.Match(security.Output, @"Overall exposure level for trustline\.service: (\d+\.\d)");
+            Assert.That(exposure.Success, Is.True, security.Output);
+            Assert.That(double.Parse(exposure.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.LessThanOrEqualTo(2.0),
+                "systemd rates the unit's exposure (0 is best, 10 worst)");
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
 }
 
 /// <summary>The repository the tests were built from (the folder with TrustLine.sln).</summary>

@@ -162,6 +162,11 @@ public sealed partial class MetricsPrivacyTests
                 Assert.That(series.Any(s => s.Name == name), Is.True, $"series {name}");
             }
 
+            // Every series the alert rules and the dashboard use is on the scrape, under that name.
+            var scraped = series.Select(s => s.Name).ToHashSet();
+            Assert.That(SeriesUsedByDeployFiles().Where(name => !scraped.Contains(name) && !EventOnly.Any(name.StartsWith)), Is.Empty,
+                "series in deploy/prometheus/alerts.yml or deploy/grafana/trustline.json that the nodes do not export");
+
             // Labels only from closed sets.
             Assert.That(labels.Where(l => !allowedKeys.Contains(l.Key)).Select(l => $"{l.Name}: {l.Key}").Distinct(), Is.Empty, "label keys outside the allowed set");
             Assert.That(labels.Where(l => closed.TryGetValue(l.Key, out var set) && !set.Contains(l.Value)).Select(l => $"{l.Name}: {l.Key}={l.Value}").Distinct(), Is.Empty,
@@ -177,6 +182,17 @@ public sealed partial class MetricsPrivacyTests
                     || scrape.Contains(Bare(s), StringComparison.OrdinalIgnoreCase)), Is.Empty, "a session id, connection id or fingerprint in the scrape");
             }
         });
+    }
+
+    // Series that appear only once their event has happened: no admission puzzle yet, no store failure,
+    // no envelope for an absent recipient in this scenario.
+    private static readonly string[] EventOnly = ["trustline_puzzles_", "trustline_store_errors_", "trustline_envelopes_buffered_"];
+
+    private static IEnumerable<string> SeriesUsedByDeployFiles()
+    {
+        var text = File.ReadAllText(Path.Combine(Repository.Root, "deploy", "prometheus", "alerts.yml"))
+            + File.ReadAllText(Path.Combine(Repository.Root, "deploy", "grafana", "trustline.json"));
+        return MetricName().Matches(text).Select(m => m.Value).Distinct();
     }
 
     internal static Dictionary<string, string?> With(Dictionary<string, string?> a, Dictionary<string, string?> b)
@@ -245,6 +261,9 @@ public sealed partial class MetricsPrivacyTests
 
     private static bool LooksLikeAnIdentifier(string value) =>
         IpAddress().IsMatch(value) || LongHexOrBase64().IsMatch(value) || Guid.TryParse(value, out _);
+
+    [GeneratedRegex(@"\b(trustline|kestrel|signalr|dotnet|http_server)_[a-z_]+\b")]
+    private static partial Regex MetricName();
 
     [GeneratedRegex(@"\b(\d{1,3}\.){3}\d{1,3}\b|\[?[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}\]?:\d+|::1")]
     private static partial Regex IpAddress();
