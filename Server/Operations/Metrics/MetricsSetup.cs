@@ -29,22 +29,22 @@ public static class MetricsSetup
     };
 
     /// <summary>
-    /// With <c>Operations:Metrics</c> on: the TrustLine meter, the Mediator behaviour that feeds it, the
+    /// The TrustLine meter and the Mediator behaviour that feeds it; with <c>Operations:Metrics</c> on, also the
     /// presence filter, the store sampler, and OpenTelemetry's Prometheus exporter for the management listener.
     /// </summary>
     public static IHostApplicationBuilder AddMetrics(this IHostApplicationBuilder builder, OperationsOptions options)
     {
         builder.Services.AddSingleton(ManagementListener.Configure(builder, options));
 
-        // Always there, for the few call sites in handlers; with no exporter listening, recording costs next to nothing.
+        // The meter and the behaviour are always there: with no exporter listening, recording costs next to nothing.
         builder.Services.AddSingleton<TrustLineMetrics>();
+        builder.Services.AddSingleton(typeof(IPipelineBehavior<,>), typeof(MetricsBehaviour<,>));
         if (!options.Metrics)
         {
             return builder;
         }
 
         var keep = TrustLineMetrics.LabelKeys.Concat(FrameworkLabelKeys).ToArray();
-        builder.Services.AddSingleton(typeof(IPipelineBehavior<,>), typeof(MetricsBehaviour<,>));
         builder.Services.Configure<HubOptions>(o => o.AddFilter<PresenceFilter>());
         builder.Services.AddSingleton<PresenceFilter>();
         builder.Services.AddHostedService<MetricsSampler>();
