@@ -21,8 +21,7 @@ public sealed class MetricsBehaviour<TMessage, TResponse>(TrustLineMetrics metri
     where TMessage : IMessage
     where TResponse : IOutcome
 {
-    // One label per command type: the type's name without its suffix, a closed set fixed at compile time.
-    private static readonly string Command = typeof(TMessage).Name.Replace("Command", "", StringComparison.Ordinal).Replace("Query", "", StringComparison.Ordinal);
+    private static readonly string Command = MetricsBehaviour.CommandName(typeof(TMessage));
 
     public async ValueTask<TResponse> Handle(TMessage message, MessageHandlerDelegate<TMessage, TResponse> next, CancellationToken cancellationToken)
     {
@@ -81,4 +80,11 @@ public sealed class MetricsBehaviour<TMessage, TResponse>(TrustLineMetrics metri
 
     // A session's deadline is its opening plus the maximum lifetime (OpenSessionHandler sets it so).
     private DateTimeOffset OpenedAt(SessionLink link) => link.Deadline - limits.Value.MaxLifetime;
+}
+
+public static class MetricsBehaviour
+{
+    /// <summary>The command label: the message type's name without its suffix, a closed set fixed at compile time.</summary>
+    public static string CommandName(Type message) =>
+        message.Name.Replace("Command", "", StringComparison.Ordinal).Replace("Query", "", StringComparison.Ordinal);
 }
