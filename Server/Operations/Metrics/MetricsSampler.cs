@@ -16,7 +16,8 @@ internal sealed class MetricsSampler(
     OrganisationDirectory organisations,
     TrustLineMetrics metrics,
     IOptions<OperationsOptions> options,
-    TimeProvider time) : BackgroundService
+    TimeProvider time,
+    ILogger<MetricsSampler> logger) : BackgroundService
 {
     /// <summary>Counting live sessions reads their ids; past this many the gauge stops counting.</summary>
     internal const int LiveCap = 50_000;
@@ -71,5 +72,16 @@ internal sealed class MetricsSampler(
             metrics.StoreFailed("sampler");
             metrics.Sampled(new StoreSample(false, [], null, 0));
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Gauges must never take the node down: say so, keep the last figures, and try again next time.
+            MetricsLog.SamplerFailed(logger, e.GetType().Name);
+        }
     }
+}
+
+internal static partial class MetricsLog
+{
+    [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "The metrics sampler failed ({ErrorType}); it tries again.")]
+    public static partial void SamplerFailed(ILogger logger, string errorType);
 }
