@@ -72,6 +72,22 @@ public sealed class MetricsTests
         Assert.That(Flatten(error), Does.Contain(setting));
     }
 
+    [Test]
+    public async Task ManagementUrlOnThePublicPortStopsBootNamingTheSetting()
+    {
+        var url = $"http://127.0.0.1:{FreePort.Next().ToString(CultureInfo.InvariantCulture)}";
+        var environment = new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" };
+
+        var (exitCode, output) = await Tool.RunAsync("dotnet", AppContext.BaseDirectory, TimeSpan.FromSeconds(60), environment,
+            Path.Combine(AppContext.BaseDirectory, "TrustLine.Server.dll"), "--urls", url, "--Operations:Metrics=true", $"--Operations:ManagementUrls={url}");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.Not.Zero, "the node must not start");
+            Assert.That(output, Does.Contain("Operations:ManagementUrls shares a port with the public address"));
+        });
+    }
+
     internal static Dictionary<string, string?> MetricsOn(int managementPort) => new()
     {
         ["Operations:Metrics"] = "true",
