@@ -230,6 +230,13 @@ both_up() {
 }
 until_true 45 "Prometheus sees both nodes up" both_up
 curl -fsS "$prom/api/v1/rules" | jq -e '[.data.groups[].rules[]] | length >= 11' >/dev/null || fail "Prometheus did not load the alert rules"
+# Every query of the Grafana dashboard, with its variables filled in, is one this Prometheus accepts.
+jq -r '.panels[].targets[]?.expr' "$repo/deploy/grafana/trustline.json" | sed 's/\$__rate_interval/1m/g; s/\$organisation/.*/g' >"$work/dashboard-queries.txt"
+[ -s "$work/dashboard-queries.txt" ] || fail "the dashboard has no queries"
+while IFS= read -r query; do
+  curl -fsS -G "$prom/api/v1/query" --data-urlencode "query=$query" | jq -e '.status == "success"' >/dev/null \
+    || fail "Prometheus rejects the dashboard query: $query"
+done <"$work/dashboard-queries.txt"
 
 # Kill the node that holds the most of the two connections (SignalR's own gauge, from each node's /metrics).
 connections() {
@@ -240,6 +247,7 @@ if [ "$c1" -ge "$c2" ]; then doomed=1; survivor=2; else doomed=2; survivor=1; fi
 [ "$((c1 + c2))" -ge 2 ] || fail "the nodes report $((c1 + c2)) connections; expected the seeker's and the counsellor's"
 say "killing node $doomed (it holds $([ $doomed = 1 ] && echo "$c1" || echo "$c2") of the 2 connections)"
 kill -KILL "${node_pid[doomed]}"
+wait "${node_pid[doomed]}" 2>/dev/null || true
 
 printf 'Na de storing\n' >&8
 until_true 40 "the counsellor reads the seeker after the node died" has_text "$work/respond.out" "seeker: Na de storing"
