@@ -1,6 +1,7 @@
 using TrustLine.Server.Admission;
 using TrustLine.Server.Limits;
 using TrustLine.Server.Operations;
+using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Responders;
@@ -25,6 +26,7 @@ if (!app.SettingsAreValid())
     return StartupCheck.BadSettingExitCode;
 }
 
+app.UseManagementListener();
 app.UseLimits();
 app.UseWebSockets();
 app.UseAuthentication();

@@ -37,6 +37,14 @@ fi
 (cd Web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) || exit 1
 (cd Web/sdk && npm pack --dry-run --silent >/dev/null 2>&1) || { echo "npm pack of Web/sdk failed."; exit 1; }
 
+# The deploy tests: promtool checks the alert rules; scripts/deploy-smoke.sh runs nginx, Prometheus and jq.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+  echo "prometheus, nginx or jq is missing; installing them with apt-get (the deploy tests use them)."
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus nginx jq openssl >/dev/null
+fi
+
 results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using NSec.Cryptography;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Sessions;
 
 namespace TrustLine.Server.Admission;
@@ -23,13 +24,15 @@ public sealed class PuzzleBook : IDisposable
     private readonly ISpentTokens spent;
     private readonly IOptions<AdmissionOptions> options;
     private readonly TimeProvider time;
+    private readonly TrustLineMetrics metrics;
 
-    public PuzzleBook(AdmissionPolicy policy, ISpentTokens spent, IOptions<AdmissionOptions> options, TimeProvider time)
+    public PuzzleBook(AdmissionPolicy policy, ISpentTokens spent, IOptions<AdmissionOptions> options, TimeProvider time, TrustLineMetrics metrics)
     {
         this.policy = policy;
         this.spent = spent;
         this.options = options;
         this.time = time;
+        this.metrics = metrics;
     }
 
     /// <summary>A fresh puzzle for the organisation, at its current difficulty.</summary>
@@ -41,11 +44,28 @@ public sealed class PuzzleBook : IDisposable
         BinaryPrimitives.WriteInt64BigEndian(puzzle.AsSpan(2, 8), (time.GetUtcNow() + options.Value.PuzzleLifetime).ToUnixTimeSeconds());
         RandomNumberGenerator.Fill(puzzle.AsSpan(10, 16));
         Mac(puzzle, orgId, puzzle.AsSpan(26, 16));
+        metrics.PuzzleIssued();
+        metrics.PuzzleDifficulty(puzzle[1]);
         return puzzle;
     }
 
-    /// <summary>Null when the open may go ahead; otherwise the refusal.</summary>
+    /// <summary>Null when the open may go ahead; otherwise the refusal (counted by code).</summary>
     public async ValueTask<Refusal?> AdmitAsync(OpenSessionRequest request, byte[] orgId, string orgIdHex, byte[] sessionId)
+    {
+        var refusal = await CheckAsync(request, orgId, orgIdHex, sessionId);
+        if (refusal is { } refused)
+        {
+            metrics.PuzzleRefused(refused.Code);
+        }
+        else if (request.Puzzle is { Length: > 0 })
+        {
+            metrics.PuzzleSolved();
+        }
+
+        return refusal;
+    }
+
+    private async ValueTask<Refusal?> CheckAsync(OpenSessionRequest request, byte[] orgId, string orgIdHex, byte[] sessionId)
     {
         if (request.Puzzle is not { Length: > 0 } bytes)
         {

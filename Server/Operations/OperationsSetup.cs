@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Storage;
 
 namespace TrustLine.Server.Operations;
@@ -10,8 +11,13 @@ public static class OperationsSetup
 {
     private const string ReadyTag = "ready";
 
+    /// <summary>Health checks, and with <c>Operations:Metrics</c> on, metrics on the management listener.</summary>
     public static IHostApplicationBuilder AddOperations(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<OperationsOptions>().BindConfiguration(OperationsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OperationsOptions>, OperationsOptionsValidator>();
+        builder.AddMetrics(builder.Configuration.GetSection(OperationsOptions.Section).Get<OperationsOptions>() ?? new OperationsOptions());
+
         var checks = builder.Services.AddHealthChecks();
         var redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
         if (redis.IsConfigured)
@@ -25,7 +31,7 @@ public static class OperationsSetup
     public static IEndpointRouteBuilder MapOperations(this IEndpointRouteBuilder app)
     {
         // Off by default: process figures for the load harness (bench/Relay.Bench), never per-session data.
-        if (app.ServiceProvider.GetRequiredService<IConfiguration>().GetValue<bool>("Operations:RuntimeDiagnostics"))
+        if (app.ServiceProvider.GetRequiredService<IOptions<OperationsOptions>>().Value.RuntimeDiagnostics)
         {
             app.MapGet("/debug/runtime", () => Results.Ok(new
             {

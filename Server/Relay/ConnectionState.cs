@@ -69,6 +69,15 @@ public sealed class ConnectionState
         }
     }
 
+    /// <summary>The links held now, copied under the lock.</summary>
+    public IReadOnlyList<SessionLink> Snapshot()
+    {
+        lock (gate)
+        {
+            return [.. links.Values];
+        }
+    }
+
     /// <summary>The seeker's one session, or null.</summary>
     public SessionLink? Single()
     {

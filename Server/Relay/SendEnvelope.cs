@@ -19,6 +19,7 @@ public sealed class SendEnvelopeHandler(
     PeerRoutes routes,
     SessionEnding ending,
     IOptions<SessionLimits> options,
+    Operations.Metrics.TrustLineMetrics metrics,
     TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
 {
     public async ValueTask<Outcome<SendResult>> Handle(SendEnvelopeCommand command, CancellationToken cancellationToken)
@@ -98,6 +99,7 @@ public sealed class SendEnvelopeHandler(
             return new SendResult { Sequence = header.Sequence, Duplicate = true };
         }
 
+        metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
         if (connection.Party == Party.Seeker)
         {
             if (routes.Responder(peer) is { } responder)

@@ -57,6 +57,7 @@ public static class SignInEndpoints
         OrganisationDirectory organisations,
         IOptions<ResponderOptions> options,
         TimeProvider time,
+        Operations.Metrics.TrustLineMetrics metrics,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger(typeof(SignInEndpoints).FullName!);
@@ -136,6 +137,7 @@ public static class SignInEndpoints
         }
 
         await access.StoreTokenAsync(ResponderToken.Hash(token), new ResponderGrant(org.OrgId, fingerprint, expires), expires - now);
+        metrics.SignedIn(org.OrgId, issuer!.NotAfter, responder.NotAfter, expires);
         ResponderLog.SignedIn(logger);
         return TypedResults.Ok(new SignInResponse { Token = token, ExpiresAt = expires });
     }

@@ -15,6 +15,7 @@ public sealed class SessionEnding(
     PeerRoutes routes,
     QueueNotifier queue,
     IOptions<SessionLimits> options,
+    Operations.Metrics.TrustLineMetrics metrics,
     ILogger<SessionEnding> logger)
 {
     public async Task<bool> EndAsync(Guid sessionId, string reason)
@@ -45,6 +46,7 @@ public sealed class SessionEnding(
         }
 
         SessionLog.Ended(logger, reason, record.State == SessionState.Queued ? "queued" : "active");
+        metrics.SessionEnded(record.OrgId, reason);
         return true;
     }
 }

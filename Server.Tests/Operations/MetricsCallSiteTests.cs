@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using TrustLine.Client;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Operations.Metrics;
+using TrustLine.Server.Tests.Infrastructure;
+using TrustLine.Server.Tests.Relay;
+
+namespace TrustLine.Server.Tests.Operations;
+
+/// <summary>
+/// The measurements that need a line in a handler (the relay's buffer, the session's end), read straight
+/// from the node's own meter: these fail if a handler loses its call.
+/// </summary>
+public sealed class MetricsCallSiteTests
+{
+    [Test]
+    public async Task EnvelopesForAnAbsentRecipientAreCountedAsBufferedBySizeBucket()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis);
+        using var meter = new NodeMeter(world.Nodes[0]);
+        var seeker = world.Seeker();
+        await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(15));
+        var responder = await world.ResponderAsync();
+        var session = (await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
+        await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(15));
+        await Eventually.TrueAsync(() => Task.FromResult(seeker.State == SeekerState.Connected), TimeSpan.FromSeconds(10), "the seeker is connected");
+
+        // The counsellor's connection goes (without closing the session): what the seeker sends now waits in the buffer.
+        await responder.DisposeAsync();
+        var sent = 0;
+        await Eventually.TrueAsync(async () =>
+        {
+            await seeker.SendTextAsync($"bericht {sent++}");
+            return meter.Sum("trustline.envelopes.buffered", "size", "256") > 0;
+        }, TimeSpan.FromSeconds(10), "an envelope is counted as buffered");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(meter.Sum("trustline.envelopes.buffered", "size", "256"), Is.InRange(1, sent));
+            Assert.That(meter.Sum("trustline.envelopes.relayed", "size", "256"), Is.GreaterThanOrEqualTo(sent), "every accepted envelope is relayed, now or on resume");
+        });
+    }
+
+    [Test]
+    public async Task AnEndedSessionIsCountedOnceWithItsReasonAndOrganisation()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        using var first = new NodeMeter(world.Nodes[0]);
+        using var second = new NodeMeter(world.Nodes[1]);
+        var (seeker, _, _, _) = await Connected.PairAsync(world, 0, 1);
+
+        await seeker.CloseAsync().WaitAsync(TimeSpan.FromSeconds(10));
+
+        var org = Convert.ToHexStringLower(world.Org.OrgId);
+        await Eventually.TrueAsync(() => Task.FromResult(first.Sum("trustline.sessions.ended") + second.Sum("trustline.sessions.ended") > 0),
+            TimeSpan.FromSeconds(10), "the end is counted");
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Sum("trustline.sessions.ended") + second.Sum("trustline.sessions.ended"), Is.EqualTo(1), "two nodes, one end");
+            Assert.That(first.Sum("trustline.sessions.ended", "reason", EndReasons.SeekerClosed) + second.Sum("trustline.sessions.ended", "reason", EndReasons.SeekerClosed), Is.EqualTo(1));
+            Assert.That(first.Sum("trustline.sessions.ended", "organisation", org) + second.Sum("trustline.sessions.ended", "organisation", org), Is.EqualTo(1));
+        });
+    }
+
+    /// <summary>The TrustLine meter of one in-process node (other nodes in the process have meters of their own).</summary>
+    private sealed class NodeMeter : IDisposable
+    {
+        private readonly MeterListener listener = new();
+        private readonly ConcurrentQueue<(string Name, long Value, KeyValuePair<string, object?>[] Tags)> measurements = new();
+
+        public NodeMeter(TrustLineNode node)
+        {
+            var factory = node.Services.GetRequiredService<IMeterFactory>();
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == TrustLineMetrics.MeterName && ReferenceEquals(instrument.Meter.Scope, factory))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => measurements.Enqueue((instrument.Name, value, tags.ToArray())));
+            listener.Start();
+        }
+
+        public long Sum(string name, string? key = null, string? value = null) =>
+            measurements.Where(m => m.Name == name && (key is null || m.Tags.Any(t => t.Key == key && Equals(t.Value, value)))).Sum(m => m.Value);
+
+        public void Dispose() => listener.Dispose();
+    }
+}
