@@ -24,6 +24,37 @@ public sealed partial class SeekerPageTests
     private static string Screenshots => Path.Combine(Path.GetDirectoryName(NodeScript.WebDirectory)!, "artifacts", "web");
 
     [Test]
+    public async Task AClosedOrganisationSaysWhenItOpensAndWhereElseToTurnAndAnOpenEndsPolitely()
+    {
+        var closed = new Dictionary<string, string?>(PageOn)
+        {
+            // Open only on one day of the week, which today is not.
+            ["Organisations:test:Hours:TimeZone"] = "UTC",
+            [$"Organisations:test:Hours:Weekly:{DateTime.UtcNow.AddDays(3).DayOfWeek}:0"] = "09:00-17:00",
+            ["Organisations:test:Hours:ClosedMessage:nl"] = "We zijn er weer na het weekend.",
+            ["Organisations:test:Hours:Alternatives:0:Name"] = "Noodnummer",
+            ["Organisations:test:Hours:Alternatives:0:Contact"] = "112",
+        };
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: closed);
+        await using var browser = NodeScript.Start(Driver, null, "--url", world.Nodes[0].BaseAddress.ToString(), "--shots", Screenshots);
+        await browser.WaitForAsync("launched", 60);
+        await browser.SendAsync(new { cmd = "open" });
+        await browser.WaitForAsync("ready", 30);
+
+        await browser.SendAsync(new { cmd = "closed-notice" });
+        var notice = (await browser.WaitForAsync("closed-notice")).GetProperty("text").GetString();
+        await browser.SendAsync(new { cmd = "start", language = "nl", topic = "", urgent = false, refused = true });
+        await browser.SendAsync(new { cmd = "await-ended" });
+        var ended = await browser.WaitForAsync("ended");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(notice, Does.Contain("gesloten").And.Contain("We zijn er weer na het weekend.").And.Contain("Noodnummer: 112"));
+            Assert.That(ended.GetProperty("reason").GetString(), Is.EqualTo("De lijn is nu gesloten."));
+        });
+    }
+
+    [Test]
     public async Task WholeConversationFromAPhoneBrowserSurvivesNetworkLossAndQuickExitLeavesNoTrace()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Redis, extra: PageOn);

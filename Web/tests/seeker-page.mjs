@@ -79,6 +79,7 @@ async function start(c) {
   await page.selectOption('#topic', c.topic ?? '');
   if (c.urgent) await page.check('#urgent');
   await page.tap('form button[type="submit"]');
+  if (c.refused) return; // the open is expected to end at once (await-ended follows)
   await state('waiting');
   await page.waitForSelector('#position');
   emit('waiting', { position: await page.textContent('#position'), screenshot: await shot('waiting') });
@@ -132,6 +133,9 @@ async function handle(c) {
       break;
     case 'screenshot':
       emit('shot', { screenshot: await shot(c.name) });
+      break;
+    case 'closed-notice':
+      emit('closed-notice', { text: (await page.textContent('#closed-notice')) ?? '', screenshot: await shot('closed') });
       break;
     case 'cut': {
       blocked = true;

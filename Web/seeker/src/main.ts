@@ -24,6 +24,12 @@ interface DirectoryEntry {
   name: string;
   languages: string[];
   topics: string[];
+  /** Coarse, never a head count: open, busy (opens take a moment of work) or closed. */
+  status?: 'open' | 'busy' | 'closed';
+  opensAt?: string | null;
+  queueWhenClosed?: boolean;
+  closedMessage?: Record<string, string>;
+  alternatives?: Array<{ name: string; contact: string }>;
 }
 
 interface Organisation {
@@ -33,6 +39,11 @@ interface Organisation {
   roots: string[];
   languages: string[];
   topics: string[];
+  closed: boolean;
+  queueWhenClosed: boolean;
+  opensAt: string | null;
+  closedMessage: Record<string, string>;
+  alternatives: Array<{ name: string; contact: string }>;
 }
 
 interface Line {
@@ -142,6 +153,8 @@ async function load(): Promise<void> {
     const languages = listed?.languages ?? pinned.languages ?? [];
     return languages.length === 0 ? [] : [{
       ...pinned, insecure: pinned.insecure === true, languages, topics: listed?.topics ?? pinned.topics ?? [],
+      closed: listed?.status === 'closed', queueWhenClosed: listed?.queueWhenClosed === true, opensAt: listed?.opensAt ?? null,
+      closedMessage: listed?.closedMessage ?? {}, alternatives: listed?.alternatives ?? [],
     }];
   });
 }
@@ -164,12 +177,20 @@ function startView(): void {
     const topics = t.topics as Record<string, string>;
     topic.replaceChildren(h('option', { value: '', text: t.topicNone }), ...o.topics.map((code) => h('option', { value: code, text: topics[code] ?? code })));
   };
-  org.addEventListener('change', fillChoices);
+  const notice = h('div', { id: 'closed-notice', role: 'status' });
+  const showNotice = () => {
+    const o = organisations.find((x) => x.id === org.value)!;
+    notice.replaceChildren(...(o.closed ? closedInfo(o) : []));
+    notice.className = o.closed ? 'status warn' : '';
+  };
+  org.addEventListener('change', () => { fillChoices(); showNotice(); });
   fillChoices();
+  showNotice();
   const urgent = h('input', { type: 'checkbox', id: 'urgent', name: 'urgent', 'aria-describedby': 'urgent-hint' });
   const start = h('button', { type: 'submit', class: 'primary', text: t.start });
   const form = h('form', { novalidate: true },
     h('div', { class: 'field' }, h('label', { for: 'org', text: t.organisation }), org),
+    notice,
     h('div', { class: 'field' }, h('label', { for: 'language', text: t.chatLanguage }), language),
     h('div', { class: 'field' }, h('label', { for: 'topic', text: t.topic }), topic),
     h('div', { class: 'field check' }, urgent, h('div', {}, h('label', { for: 'urgent', text: t.urgent }), h('p', { id: 'urgent-hint', class: 'hint', text: t.urgentHint }))),
@@ -242,6 +263,24 @@ function chatView(): void {
   screen(t.connectedHeading, verified, log, form, h('p', { class: 'hint', text: t.reloadWarning }), end);
 }
 
+/** What a closed organisation tells people: since when it is closed, when it opens, its own words, and where else to turn. */
+function closedInfo(o: Organisation): HTMLElement[] {
+  const parts: HTMLElement[] = [h('p', { text: fill(t.closedNow, { name: o.name }) })];
+  if (o.opensAt) {
+    const when = new Date(o.opensAt);
+    if (!Number.isNaN(when.getTime())) {
+      parts.push(h('p', { text: fill(t.opensAt, { when: when.toLocaleString(ui, { weekday: 'long', hour: '2-digit', minute: '2-digit' }) }) }));
+    }
+  }
+  const own = o.closedMessage[ui] ?? o.closedMessage.en;
+  if (own) parts.push(h('p', { text: own }));
+  if (o.alternatives.length > 0) {
+    parts.push(h('p', { text: t.alternatives }), h('ul', {}, ...o.alternatives.map((a) => h('li', { text: `${a.name}: ${a.contact}` }))));
+  }
+  if (o.queueWhenClosed) parts.push(h('p', { text: t.queueWhileClosed }));
+  return parts;
+}
+
 function endedView(): void {
   const reasons = t.endReasons as Record<string, string>;
   const key = ending?.startsWith('handshake_failed') ? 'handshake_failed' : ending ?? 'other';
@@ -250,7 +289,8 @@ function endedView(): void {
     lines = []; // the old conversation is forgotten as soon as it is no longer shown
     show(startView, 'start');
   });
-  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }), again,
+  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }),
+    key === 'closed' && chosen ? h('div', { class: 'status' }, ...closedInfo(chosen)) : null, again,
     lines.length > 0 ? h('ol', { class: 'log after', 'aria-label': t.connectedHeading }, ...lines.map(lineElement)) : null);
 }
 
@@ -313,7 +353,8 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
     if (seeker.state === 'waiting') show(waitingView, 'waiting');
   } catch (e) {
     if (client !== seeker) return;
-    ending = (e as { code?: string }).code === 'queue_full' ? 'queue_full' : 'open_failed';
+    const code = (e as { code?: string }).code;
+    ending = code === 'queue_full' || code === 'closed' ? code : 'open_failed';
     window.removeEventListener('beforeunload', warnBeforeLeaving);
     client = null;
     void seeker.dispose();
