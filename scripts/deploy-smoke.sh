@@ -263,7 +263,7 @@ until_true 10 "the surviving node counts the resume" resumed
 
 printf '/quit\n' >&8
 until_true 20 "the seeker's chat ends" has_text "$work/seek.out" "[ended]"
-until_true 20 "the counsellor is told the seeker ended it" has_text "$work/respond.out" "ended: seeker_closed"
+until_true 20 "the counsellor is told the seeker ended it" has_text "$work/respond.out" "ended: the seeker ended the chat."
 printf '/quit\n' >&7
 wait "$seek_pid" || fail "trustline seek exited with $?"
 wait "$respond_pid" || fail "trustline respond exited with $?"
