@@ -251,7 +251,13 @@ internal sealed class SessionEngine : IAsyncDisposable
             Delivered?.Invoke(acknowledged);
         }
 
-        if (end is not null)
+        if (end == SessionEndReasons.PeerClosed)
+        {
+            // The peer sent CLOSE and closes on the server itself, so the server records who ended the chat;
+            // closing from here too would race it. If the peer's close never comes, its grace ends the session.
+            End(end);
+        }
+        else if (end is not null)
         {
             await EndAndCloseAsync(end);
         }
