@@ -73,8 +73,9 @@ public sealed class ConsolePageTests
             Assert.That(signedIn.GetProperty("queue").GetString(), Is.EqualTo("Nobody is waiting."), "the queue is shown at sign-in");
         });
 
-        // Two people start waiting: a .NET seeker (urgent) and the seeker page in another browser.
-        var dotnetSeeker = world.Seeker();
+        // Two people start waiting: a .NET seeker (urgent, returning with a pseudonym) and the seeker page in another browser.
+        using var pseudonym = Pseudonym.Create();
+        var dotnetSeeker = world.Seeker(pseudonym: pseudonym);
         var dotnetInbox = new Inbox<string>();
         dotnetSeeker.MessageReceived += dotnetInbox.Add;
         var connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -119,7 +120,7 @@ public sealed class ConsolePageTests
         await connected.Task.WaitAsync(TimeSpan.FromSeconds(15));
         await browser.SendAsync(new { cmd = "established" });
         var established = await browser.WaitForAsync("established");
-        Assert.That(established.GetProperty("returning").GetBoolean(), Is.False);
+        Assert.That(established.GetProperty("returning").GetBoolean(), Is.True, "the verified returning-seeker marker (PROTOCOL.md §4)");
         await browser.SendAsync(new { cmd = "send", text = "Hoi, ik ben er. Waar kan ik je mee helpen?" });
         await browser.WaitForAsync("sent");
         Assert.That(await dotnetInbox.WaitForAsync(1, "the console's first text"), Is.EqualTo(new[] { "Hoi, ik ben er. Waar kan ik je mee helpen?" }));
@@ -134,7 +135,7 @@ public sealed class ConsolePageTests
         await browser.SendAsync(new { cmd = "seeker-connected" });
         await browser.WaitForAsync("seeker-connected");
         await browser.SendAsync(new { cmd = "established" });
-        await browser.WaitForAsync("established");
+        Assert.That((await browser.WaitForAsync("established")).GetProperty("returning").GetBoolean(), Is.False, "the seeker page keeps no pseudonym");
         await browser.SendAsync(new { cmd = "seeker-send", text = "Hello, is anyone there?" });
         await browser.WaitForAsync("seeker-sent");
         await browser.SendAsync(new { cmd = "expect", count = 1 });
@@ -289,6 +290,29 @@ public sealed class ConsolePageTests
         using var page = await world.Nodes[0].Http.GetAsync(new Uri("/console/", UriKind.Relative));
 
         Assert.That(page.StatusCode, Is.EqualTo(System.Net.HttpStatusCode.NotFound));
+    }
+
+    [Test]
+    public async Task DemoOrganisationSignsInWithTheServersDemoKeyFile()
+    {
+        // Development, as in the README's quick start: the demo organisation comes from appsettings.Development.json.
+        await using var node = await TrustLineNode.StartAsync(new NodeSettings { Environment = "Development", Settings = ConsoleOn() });
+        await using var browser = NodeScript.Start(Driver, null, "--url", node.BaseAddress.ToString(), "--shots", Path.Combine(Screenshots, "demo"));
+        await browser.WaitForAsync("launched", 60);
+        await browser.SendAsync(new { cmd = "open" });
+        Assert.That((await browser.WaitForAsync("ready", 30)).GetProperty("demo").GetBoolean(), Is.True, "the demo key file is offered");
+
+        await browser.SendAsync(new { cmd = "demo-sign-in" });
+        var signedIn = await browser.WaitForAsync("demo-signed-in", 40);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(signedIn.GetProperty("state").GetString(), Is.EqualTo("console"), signedIn.GetProperty("org").GetString());
+            Assert.That(signedIn.GetProperty("org").GetString(), Does.Contain("Demo organisation").And.Contain("INSECURE"));
+            Assert.That(signedIn.GetProperty("fingerprint").GetString(), Is.EqualTo(Certificate.Fingerprint(Crypto.Vectors.PublicOf(Crypto.Vectors.ResponderSeed))));
+        });
+        await browser.SendAsync(new { cmd = "exit" });
+        Assert.That(await browser.WaitForExitAsync(), Is.Zero);
     }
 
     [Test]

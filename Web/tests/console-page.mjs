@@ -164,6 +164,15 @@ async function handle(c) {
     case 'sign-in':
       await signIn(c);
       break;
+    case 'demo-sign-in': {
+      // The INSECURE demo: the server's demo key file, its published passphrase filled in, certificates made in the page.
+      await page.click('#demo-key');
+      await page.waitForFunction(() => (document.getElementById('passphrase')?.value ?? '').length > 0, undefined, { timeout });
+      await page.click('form button[type="submit"]');
+      await page.waitForFunction(() => document.body.dataset.state === 'console' || (document.getElementById('signin-error')?.textContent ?? '').length > 0, undefined, { timeout: 30_000 });
+      emit('demo-signed-in', { state: await page.evaluate(() => document.body.dataset.state), org: (await page.$('#org')) ? await text('#org') : await text('#signin-error'), fingerprint: (await page.$('#fingerprint')) ? await text('#fingerprint') : '' });
+      break;
+    }
     case 'queue': {
       // Wait until the queue shows this many entries.
       await page.waitForFunction((n) => document.querySelectorAll('#queue-list li').length === n, c.count, { timeout });

@@ -116,7 +116,7 @@ function keyFileSentence(error: KeyFileError): string {
 }
 
 function minutes(seconds: number): string {
-  const s = Math.max(0, Math.floor(seconds));
+  const s = Number.isFinite(seconds) ? Math.max(0, Math.floor(seconds)) : 0;
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
@@ -201,7 +201,7 @@ function wipeKey(): void {
 function showSignIn(): void {
   document.body.dataset.state = 'signin';
   document.title = TITLE;
-  const keyInput = h('input', { id: 'key-file', type: 'file', accept: '.key,application/json', required: true });
+  const keyInput = h('input', { id: 'key-file', type: 'file', accept: '.key,application/json' });
   const certInput = h('input', { id: 'cert-file', type: 'file', accept: '.cert,text/plain' });
   const pass = h('input', { id: 'passphrase', type: 'password', autocomplete: 'off', required: true });
   const error = h('p', { id: 'signin-error', role: 'alert', class: 'error' });
@@ -440,8 +440,13 @@ function adopt(session: ResponderSession): void {
   });
   session.events.on('ended', (reason) => {
     chat.ended = reason;
-    if (chats[active] !== chat) chat.unread++;
-    renderChats();
+    if (chats[active] === chat) {
+      ending = false;
+      renderChats();
+    } else {
+      chat.unread++;
+      renderTabs();
+    }
     updateTitle();
   });
   say('');
@@ -481,6 +486,8 @@ function appendLine(line: Line): void {
 }
 
 function renderChats(): void {
+  // A re-render (a HELLO, an ending) must not take the counsellor's half-written message or focus away.
+  const typing = document.activeElement?.id === 'message';
   tabs = h('div', { role: 'tablist', id: 'tabs', 'aria-label': 'Open chats' });
   renderTabs();
   const chat = chats[active];
@@ -511,11 +518,17 @@ function renderChats(): void {
     panel.append(composer(chat));
   }
   chatSection.replaceChildren(tabs, panel);
+  const message = chatSection.querySelector<HTMLTextAreaElement>('#message');
+  if (typing && message) {
+    message.focus();
+    message.setSelectionRange(message.value.length, message.value.length);
+  }
 }
 
 function composer(chat: Chat): HTMLElement {
   const message = h('textarea', { id: 'message', rows: '3', maxlength: String(MAX_BODY_SIZE) });
   message.value = chat.draft;
+  on(message, 'input', () => { chat.draft = message.value; });
   const send = h('button', { type: 'submit', class: 'primary', text: 'Send' });
   const end = h('button', { type: 'button', id: 'end-chat', class: 'danger', 'aria-keyshortcuts': 'Alt+E', text: 'End chat (Alt+E)' });
   on(end, 'click', () => startEnding());
