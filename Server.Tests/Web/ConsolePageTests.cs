@@ -40,6 +40,10 @@ public sealed class ConsolePageTests
         var (key, cert, publicKey) = await CounsellorFilesAsync(world);
         var expired = Path.Combine(folder, "expired.cert");
         WriteCertificates(world, publicKey, expired, World.Now - (3 * 86400), World.Now - 86400);
+        var otherKey = Path.Combine(folder, "other.cert");
+        WriteCertificates(world, world.Org.ResponderPublic, otherKey, World.Now - 3600, World.Now + 86400);
+        var damaged = Path.Combine(folder, "damaged.key");
+        await File.WriteAllTextAsync(damaged, (await File.ReadAllTextAsync(key)).Replace("\"passes\": 3", "\"passes\": 2", StringComparison.Ordinal));
 
         await using var browser = NodeScript.Start(Driver, null, "--url", world.Nodes[0].BaseAddress.ToString(), "--shots", Screenshots);
         await browser.WaitForAsync("launched", 60);
@@ -56,8 +60,14 @@ public sealed class ConsolePageTests
         var wrong = await browser.WaitForAsync("refused", 40);
         await browser.SendAsync(new { cmd = "sign-in", key, cert = expired, passphrase = Passphrase });
         var old = await browser.WaitForAsync("refused", 40);
+        await browser.SendAsync(new { cmd = "sign-in", key, cert = otherKey, passphrase = Passphrase });
+        var other = await browser.WaitForAsync("refused", 40);
+        await browser.SendAsync(new { cmd = "sign-in", key = damaged, cert, passphrase = Passphrase });
+        var edited = await browser.WaitForAsync("refused", 40);
         Assert.Multiple(() =>
         {
+            Assert.That(other.GetProperty("error").GetString(), Is.EqualTo("The certificate file certifies another key than this key file's."));
+            Assert.That(edited.GetProperty("error").GetString(), Is.EqualTo("The key file is damaged or is not a TrustLine key file."), "an edited cost is caught by the checksum");
             Assert.That(wrong.GetProperty("error").GetString(), Is.EqualTo("The passphrase is wrong for this key file."));
             Assert.That(wrong.GetProperty("passphraseEmpty").GetBoolean(), Is.True, "the passphrase field is cleared");
             Assert.That(old.GetProperty("error").GetString(), Is.EqualTo("Your certificate has expired; ask your organisation's admin for a new one."));
