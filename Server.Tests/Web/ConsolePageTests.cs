@@ -215,13 +215,14 @@ public sealed class ConsolePageTests
     public async Task IdleLockWipesTheKeyFromThePageAndThePassphraseBringsItBack()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: ConsoleOn(idleLock: "00:00:04"));
-        var (key, cert, _) = await CounsellorFilesAsync(world);
+        var (key, cert, _) = await CounsellorFilesAsync(world, notAfter: World.Now + 86400 - 600);
         await using var browser = NodeScript.Start(Driver, null, "--url", world.Nodes[0].BaseAddress.ToString(), "--shots", Screenshots, "--track-bytes");
         await browser.WaitForAsync("launched", 60);
         await browser.SendAsync(new { cmd = "open" });
         await browser.WaitForAsync("ready", 30);
         await browser.SendAsync(new { cmd = "sign-in", key, cert, passphrase = Passphrase });
-        await browser.WaitForAsync("signed-in", 40);
+        var signedIn = await browser.WaitForAsync("signed-in", 40);
+        Assert.That(signedIn.GetProperty("expiry").GetString(), Is.EqualTo("Certificate expires in 23 hours: ask your admin for a new one"), "a warning in the certificate's last two days");
 
         // The probe finds the live key while signed in (so it can fail) …
         await browser.SendAsync(new { cmd = "key-copies", key, passphrase = Passphrase });
@@ -344,14 +345,14 @@ public sealed class ConsolePageTests
     }
 
     /// <summary>A responder key file made by <c>trustline responder keygen</c>, certified by the test organisation's issuer.</summary>
-    private async Task<(string Key, string Cert, byte[] PublicKey)> CounsellorFilesAsync(World world)
+    private async Task<(string Key, string Cert, byte[] PublicKey)> CounsellorFilesAsync(World world, long? notAfter = null)
     {
         var key = Path.Combine(folder, "counsellor.key");
         var keygen = await CliProcess.RunAsync([Passphrase], "responder", "keygen", "--out", key);
         Assert.That(keygen.ExitCode, Is.Zero, keygen.Errors);
         Assert.That(KeyFile.TryReadPublic(await File.ReadAllTextAsync(key), out _, out var publicKey), Is.True);
         var cert = Path.Combine(folder, "counsellor.cert");
-        WriteCertificates(world, publicKey, cert, World.Now - 3600, World.Now + (10 * 86400));
+        WriteCertificates(world, publicKey, cert, World.Now - 3600, notAfter ?? World.Now + (10 * 86400));
         return (key, cert, publicKey);
     }
 
