@@ -15,6 +15,7 @@ public sealed class ConsolePageTests
 {
     private const string Driver = "tests/console-page.mjs";
     private const string Passphrase = "counsellor passphrase 1";
+    private const string Hostile = "<img src=x onerror=\"document.title='owned'\"><script>alert(1)</script> \u202Eevil";
 
     private string folder = "";
 
@@ -42,6 +43,9 @@ public sealed class ConsolePageTests
         WriteCertificates(world, publicKey, expired, World.Now - (3 * 86400), World.Now - 86400);
         var otherKey = Path.Combine(folder, "other.cert");
         WriteCertificates(world, world.Org.ResponderPublic, otherKey, World.Now - 3600, World.Now + 86400);
+        var issuerKey = Path.Combine(folder, "issuer.key");
+        await File.WriteAllTextAsync(issuerKey, KeyFile.Create(KeyKind.Issuer, Passphrase, out var issuer, new KeyFileCost(8 * 1024, 1)));
+        issuer.Dispose();
         var damaged = Path.Combine(folder, "damaged.key");
         await File.WriteAllTextAsync(damaged, (await File.ReadAllTextAsync(key)).Replace("\"passes\": 3", "\"passes\": 2", StringComparison.Ordinal));
 
@@ -64,8 +68,14 @@ public sealed class ConsolePageTests
         var other = await browser.WaitForAsync("refused", 40);
         await browser.SendAsync(new { cmd = "sign-in", key = damaged, cert, passphrase = Passphrase });
         var edited = await browser.WaitForAsync("refused", 40);
+        await browser.SendAsync(new { cmd = "sign-in", key = issuerKey, cert, passphrase = Passphrase });
+        var notMine = await browser.WaitForAsync("refused", 40);
+        await browser.SendAsync(new { cmd = "sign-in", key = cert, cert, passphrase = Passphrase });
+        var notAKey = await browser.WaitForAsync("refused", 40);
         Assert.Multiple(() =>
         {
+            Assert.That(notMine.GetProperty("error").GetString(), Is.EqualTo("This key file holds an organisation key, not a counsellor's key."));
+            Assert.That(notAKey.GetProperty("error").GetString(), Is.EqualTo("The key file is damaged or is not a TrustLine key file."));
             Assert.That(other.GetProperty("error").GetString(), Is.EqualTo("The certificate file certifies another key than this key file's."));
             Assert.That(edited.GetProperty("error").GetString(), Is.EqualTo("The key file is damaged or is not a TrustLine key file."), "an edited cost is caught by the checksum");
             Assert.That(wrong.GetProperty("error").GetString(), Is.EqualTo("The passphrase is wrong for this key file."));
@@ -126,7 +136,11 @@ public sealed class ConsolePageTests
         // Alt+T takes the next (the urgent .NET seeker); they talk both ways.
         await browser.SendAsync(new { cmd = "take-next" });
         var first = await browser.WaitForAsync("taken");
-        Assert.That(first.GetProperty("info").GetString(), Does.Contain("Dutch").And.Contain("Urgent"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.GetProperty("info").GetString(), Does.Contain("Dutch").And.Contain("Urgent"));
+            Assert.That(first.GetProperty("labelled").GetBoolean(), Is.True, "every field of the chat has a label");
+        });
         await connected.Task.WaitAsync(TimeSpan.FromSeconds(15));
         await browser.SendAsync(new { cmd = "established" });
         var established = await browser.WaitForAsync("established");
@@ -135,8 +149,15 @@ public sealed class ConsolePageTests
         await browser.WaitForAsync("sent");
         Assert.That(await dotnetInbox.WaitForAsync(1, "the console's first text"), Is.EqualTo(new[] { "Hoi, ik ben er. Waar kan ik je mee helpen?" }));
         await dotnetSeeker.SendTextAsync("Ik heb een vraag over een test.").WaitAsync(TimeSpan.FromSeconds(10));
-        await browser.SendAsync(new { cmd = "expect", count = 1 });
-        Assert.That((await browser.WaitForAsync("received")).GetProperty("texts")[0].GetString(), Is.EqualTo("Ik heb een vraag over een test."));
+        await dotnetSeeker.SendTextAsync(Hostile).WaitAsync(TimeSpan.FromSeconds(10));
+        await browser.SendAsync(new { cmd = "expect", count = 2 });
+        var firstTexts = await browser.WaitForAsync("received");
+        Assert.Multiple(() =>
+        {
+            Assert.That(firstTexts.GetProperty("texts")[0].GetString(), Is.EqualTo("Ik heb een vraag over een test."));
+            Assert.That(firstTexts.GetProperty("texts")[1].GetString(), Is.EqualTo(Hostile), "markup from a peer is shown as text");
+            Assert.That(firstTexts.GetProperty("elements").GetInt32(), Is.Zero, "and never becomes an element");
+        });
 
         // The page's seeker is taken from the list by hand: a second tab.
         await browser.SendAsync(new { cmd = "take", index = 0 });
@@ -171,7 +192,7 @@ public sealed class ConsolePageTests
             Assert.That(moved.GetProperty("tabs")[0].GetProperty("selected").GetBoolean(), Is.True);
             Assert.That(moved.GetProperty("tabs")[0].GetProperty("unread").GetInt32(), Is.Zero, "reading clears the count");
         });
-        await browser.SendAsync(new { cmd = "expect", count = 2 });
+        await browser.SendAsync(new { cmd = "expect", count = 3 });
         await browser.WaitForAsync("received");
         await browser.SendAsync(new { cmd = "end", reason = 1 });
         var ended = await browser.WaitForAsync("ended");
@@ -182,6 +203,22 @@ public sealed class ConsolePageTests
             Assert.That(dotnetSeeker.EndReason, Is.EqualTo("responder_closed"));
             Assert.That(dotnetInbox.Items[^1], Does.StartWith("Thank you for talking with us."), "the reason reached the seeker as the last message");
         });
+
+        // Away: a third person starts waiting; the queue shows them, but no chat is offered and no tone sounds.
+        await browser.SendAsync(new { cmd = "availability" });
+        Assert.That((await browser.WaitForAsync("availability")).GetProperty("pressed").GetString(), Is.EqualTo("false"));
+        var third = world.Seeker();
+        await third.OpenAsync("en").WaitAsync(TimeSpan.FromSeconds(15));
+        await browser.SendAsync(new { cmd = "queue", count = 1 });
+        var away = await browser.WaitForAsync("queue");
+        Assert.Multiple(() =>
+        {
+            Assert.That(away.GetProperty("takeDisabled").GetBoolean(), Is.True, "no new chats while away");
+            Assert.That(away.GetProperty("chimes").GetInt32(), Is.EqualTo(2), "no tone while away");
+            Assert.That(away.GetProperty("title").GetString(), Does.Not.StartWith("(1)"));
+        });
+        await browser.SendAsync(new { cmd = "availability" });
+        Assert.That((await browser.WaitForAsync("availability")).GetProperty("pressed").GetString(), Is.EqualTo("true"));
 
         await browser.SendAsync(new { cmd = "audit" });
         var audit = await browser.WaitForAsync("audit");

@@ -182,15 +182,20 @@ async function handle(c) {
         urgent: await page.$$eval('#queue-list li.urgent', (els) => els.length),
         title: await page.title(),
         chimes: Number(await page.evaluate(() => document.body.dataset.chimes ?? 0)),
+        takeDisabled: await page.isDisabled('#take-next'),
         screenshot: c.shot ? await shot(page, c.shot) : null,
       });
       break;
     }
+    case 'availability':
+      await page.click('#availability');
+      emit('availability', { label: await text('#availability'), pressed: await page.getAttribute('#availability', 'aria-pressed') });
+      break;
     case 'take-next': {
       const before = (await tabs()).length;
       await page.keyboard.press('Alt+T');
       await page.waitForFunction((n) => document.querySelectorAll('#tabs [role="tab"]').length === n + 1, before, { timeout });
-      emit('taken', { tabs: await tabs(), info: await text('.chat-info') });
+      emit('taken', { tabs: await tabs(), info: await text('.chat-info'), labelled: await page.$$eval('select, textarea, input', (els) => els.every((e) => e.labels && e.labels.length > 0)) });
       break;
     }
     case 'take': {
@@ -214,7 +219,10 @@ async function handle(c) {
     }
     case 'expect':
       await page.waitForFunction((n) => document.querySelectorAll('#log .msg.them').length >= n, c.count, { timeout });
-      emit('received', { texts: await page.$$eval('#log .msg.them .text', (els) => els.map((e) => e.textContent)) });
+      emit('received', {
+        texts: await page.$$eval('#log .msg.them .text', (els) => els.map((e) => e.textContent)),
+        elements: await page.$$eval('#log .msg.them .text *', (els) => els.length),
+      });
       break;
     case 'unread':
       // Wait until the tab numbered c.tab (1-based) shows c.count unread.
