@@ -85,6 +85,7 @@ public sealed class ConsolePageTests
 
         await browser.SendAsync(new { cmd = "sign-in", key, cert, passphrase = Passphrase });
         var signedIn = await browser.WaitForAsync("signed-in", 40);
+        await TestContext.Out.WriteLineAsync($"Sign-in with a default-cost key file (Argon2id 64 MiB, 3 passes, WebAssembly) took {signedIn.GetProperty("ms").GetInt32()} ms.");
         Assert.Multiple(() =>
         {
             Assert.That(signedIn.GetProperty("org").GetString(), Is.EqualTo("Test organisation"));

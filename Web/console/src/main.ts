@@ -178,6 +178,7 @@ async function signIn(keyText: string, certificates: { issuer: Uint8Array; respo
   client.events.on('status', (status) => {
     connection = status;
     renderStatus();
+    renderQueue();
   });
   try {
     const entries = await client.getQueue({ signal: AbortSignal.timeout(10_000) });
