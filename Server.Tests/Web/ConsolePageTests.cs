@@ -276,6 +276,7 @@ public sealed class ConsolePageTests
         {
             Assert.That(locked.GetProperty("consoleHidden").GetBoolean(), Is.True, "the console is hidden behind the lock");
             Assert.That(after.GetProperty("found").GetInt32(), Is.Zero, $"no copy of the key is left in the page's memory ({after.GetRawText()})");
+            Assert.That(after.GetProperty("wrappingFound").GetInt32(), Is.Zero, "nor of the passphrase-derived key that opens the key file the page keeps");
         });
 
         await browser.SendAsync(new { cmd = "unlock", passphrase = "wrong passphrase" });

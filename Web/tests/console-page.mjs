@@ -124,17 +124,17 @@ async function signIn(c) {
   }
 }
 
-/** The key file's seed, opened here (Argon2id over the passphrase's UTF-16LE code units, as KeyFile.cs does). */
-async function seedOf(path, passphrase) {
+/** The key file's seed and the key that wraps it, opened here (Argon2id over the passphrase's UTF-16LE code units, as KeyFile.cs does). */
+async function secretsOf(path, passphrase) {
   const file = JSON.parse(readFileSync(path, 'utf8'));
   const salt = Buffer.from(file.kdf.salt, 'base64');
   const ad = Buffer.from(`trustline-private-key/v1|${file.kind}|${file.publicKey}|argon2id|${file.kdf.memoryKiB}|${file.kdf.passes}|${file.kdf.salt}|xchacha20-poly1305`);
   const key = await argon2id({ password: Buffer.from(passphrase, 'utf16le'), salt, parallelism: 1, iterations: file.kdf.passes, memorySize: file.kdf.memoryKiB, hashLength: 32, outputType: 'binary' });
-  return xchacha20poly1305(key, Buffer.from(file.nonce, 'base64'), ad).decrypt(Buffer.from(file.ciphertext, 'base64'));
+  return { seed: xchacha20poly1305(key, Buffer.from(file.nonce, 'base64'), ad).decrypt(Buffer.from(file.ciphertext, 'base64')), wrapping: key };
 }
 
-/** How many copies of the key are alive in the console's memory after a full garbage collection. */
-async function keyCopies(seed) {
+/** How many copies of the key (and of the passphrase-derived key that opens the file) are alive in the console's memory after a full garbage collection. */
+async function keyCopies({ seed, wrapping }) {
   const cdp = await context.newCDPSession(page);
   try {
     await cdp.send('HeapProfiler.enable');
@@ -143,7 +143,9 @@ async function keyCopies(seed) {
   } finally {
     await cdp.detach().catch(() => undefined);
   }
-  return page.evaluate((needle) => window.__tlFind(needle), [...seed]);
+  const key = await page.evaluate((needle) => window.__tlFind(needle), [...seed]);
+  const opener = await page.evaluate((needle) => window.__tlFind(needle), [...wrapping]);
+  return { buffers: key.buffers, found: key.found, wrappingFound: opener.found };
 }
 
 async function tabs() {
@@ -250,7 +252,7 @@ async function handle(c) {
       emit('shot', { screenshot: await shot(page, c.name) });
       break;
     case 'key-copies':
-      emit('key-copies', await keyCopies(await seedOf(c.key, c.passphrase)));
+      emit('key-copies', await keyCopies(await secretsOf(c.key, c.passphrase)));
       break;
     case 'await-locked': {
       await page.waitForSelector('body[data-state="locked"]', { timeout: c.seconds * 1000 });

@@ -1,7 +1,7 @@
 // The Development demo organisation (INSECURE): its root, issuer and responder keys are the public secret keys
 // of RFC 8032 §7.1 TEST 1, 2 and 3 (PROTOCOL.md §8), so anyone can answer for it. The page makes the demo
 // certificates itself, for one hour, only when the server says it serves that demo organisation.
-import { fromHex, issueCertificate, ROLE_ISSUER, ROLE_RESPONDER } from '@trustline/client';
+import { fromHex, issueCertificate, ROLE_ISSUER, ROLE_RESPONDER, wipe } from '@trustline/client';
 import { ed25519 } from '@noble/curves/ed25519.js';
 
 export const DEMO_ORG_ID = '11111111111111111111111111111111';
@@ -17,5 +17,7 @@ export function demoCertificates(responderPublicKey: Uint8Array, now: number): {
   const issuerSeed = fromHex(ISSUER_SEED);
   const issuer = issueCertificate(root, ROLE_ISSUER, orgId, ed25519.getPublicKey(issuerSeed), now - 60, now + 86400);
   const responder = issueCertificate(issuerSeed, ROLE_RESPONDER, orgId, responderPublicKey, now - 60, now + 3600);
+  wipe(root);
+  wipe(issuerSeed);
   return { issuer, responder };
 }
