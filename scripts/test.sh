@@ -33,7 +33,7 @@ if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
 fi
 
-# The web side from its lock file: the SDK (and its tests) and the seeker page; the package must pack.
+# The web side from its lock file: the SDK (and its tests), the seeker page and the console; the package must pack.
 (cd Web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) || exit 1
 (cd Web/sdk && npm pack --dry-run --silent >/dev/null 2>&1) || { echo "npm pack of Web/sdk failed."; exit 1; }
 

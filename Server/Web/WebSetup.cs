@@ -5,10 +5,20 @@ using TrustLine.Server.Organisations;
 
 namespace TrustLine.Server.Web;
 
-/// <summary>The seeker page's settings (section <c>Web</c>).</summary>
+/// <summary>The seeker page's and the counsellor console's settings (section <c>Web</c>).</summary>
 public sealed class WebOptions
 {
     public const string Section = "Web";
+
+    /// <summary>Serve the counsellor console at <c>/console/</c>. Unset means on in Development and off elsewhere.</summary>
+    public bool? Console { get; set; }
+
+    /// <summary>The folder of the built console; empty means <c>Web/console/dist</c> of this repository, beside the content root.</summary>
+    public string ConsoleRoot { get; set; } = "";
+
+    /// <summary>The console locks itself (and forgets the key) after this long without a key press, click or touch.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "08:00:00")]
+    public TimeSpan ConsoleIdleLock { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Serve the seeker page at <c>/</c>. Unset means on in Development and off elsewhere.</summary>
     public bool? Seeker { get; set; }
@@ -60,25 +70,30 @@ public static partial class WebSetup
     {
         var options = app.ServiceProvider.GetRequiredService<IOptions<WebOptions>>().Value;
         var environment = app.ServiceProvider.GetRequiredService<IHostEnvironment>();
-        if (!(options.Seeker ?? environment.IsDevelopment()))
+        var logger = app.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("TrustLine.Server.Web");
+        if (options.Seeker ?? environment.IsDevelopment())
         {
-            return app;
+            MapSeekerPage(app, options, environment, logger);
         }
 
-        var root = string.IsNullOrEmpty(options.SeekerRoot)
-            ? Path.GetFullPath(Path.Combine(environment.ContentRootPath, "..", "Web", "seeker", "dist"))
-            : Path.GetFullPath(options.SeekerRoot, environment.ContentRootPath);
-        var logger = app.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("TrustLine.Server.Web");
+        if (options.Console ?? environment.IsDevelopment())
+        {
+            MapConsole(app, options, environment, logger);
+        }
+
+        return app;
+    }
+
+    private static void MapSeekerPage(IEndpointRouteBuilder app, WebOptions options, IHostEnvironment environment, ILogger logger)
+    {
+        var root = BuiltFolder(options.SeekerRoot, "seeker", environment);
         if (!File.Exists(Path.Combine(root, "index.html")))
         {
             WebLog.PageNotBuilt(logger);
-            return app;
+            return;
         }
 
-        // Only the files of the built page, listed once at start; nothing else under the folder is reachable.
-        var files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-            .Where(f => ContentTypes.ContainsKey(Path.GetExtension(f)))
-            .ToDictionary(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/'), f => f, StringComparer.Ordinal);
+        var files = ListFiles(root);
         var directory = app.ServiceProvider.GetRequiredService<OrganisationDirectory>();
         var config = new
         {
@@ -100,19 +115,78 @@ public static partial class WebSetup
         });
         app.MapGet("/seeker/{**file}", (HttpContext context, string file) => Serve(context, files, file));
         WebLog.PageServed(logger);
-        return app;
     }
 
-    private static IResult Serve(HttpContext context, Dictionary<string, string> files, string file)
+    /// <summary>
+    /// The counsellor console at <c>/console/</c>: the same headers as the seeker page, except that its script may
+    /// compile WebAssembly (<c>'wasm-unsafe-eval'</c>, not <c>'unsafe-eval'</c>): the key file's Argon2id runs in WASM.
+    /// The demo organisation's INSECURE key file is offered only when that organisation is configured.
+    /// </summary>
+    private static void MapConsole(IEndpointRouteBuilder app, WebOptions options, IHostEnvironment environment, ILogger logger)
     {
-        Protect(context);
+        var root = BuiltFolder(options.ConsoleRoot, "console", environment);
+        if (!File.Exists(Path.Combine(root, "index.html")))
+        {
+            WebLog.ConsoleNotBuilt(logger);
+            return;
+        }
+
+        var files = ListFiles(root);
+        var directory = app.ServiceProvider.GetRequiredService<OrganisationDirectory>();
+        var demo = directory.All.Any(o => o.Insecure && o.OrgIdHex == DemoOrgIdHex) && File.Exists(Path.Combine(root, "demo", "responder.key"));
+        var config = new
+        {
+            organisations = directory.All.Select(o => new
+            {
+                id = o.OrgIdHex,
+                name = o.Name,
+                insecure = o.Insecure,
+                roots = o.Pin.Roots.Select(Convert.ToHexStringLower),
+            }).ToArray(),
+            idleLockSeconds = (int)Math.Ceiling(options.ConsoleIdleLock.TotalSeconds),
+            demo,
+        };
+
+        // Routing treats "/console" and "/console/" alike; the page's own paths are absolute, so both work.
+        app.MapGet("/console/", (HttpContext context) => Serve(context, files, "index.html", wasm: true));
+        app.MapGet("/console/config.json", (HttpContext context) =>
+        {
+            Protect(context, wasm: true);
+            return Results.Json(config);
+        });
+        app.MapGet("/console/demo/responder.key", (HttpContext context) =>
+        {
+            Protect(context, wasm: true);
+            return demo ? Results.File(Path.Combine(root, "demo", "responder.key"), "application/json; charset=utf-8") : Results.NotFound();
+        });
+        app.MapGet("/console/{**file}", (HttpContext context, string file) => Serve(context, files, file, wasm: true));
+        WebLog.ConsoleServed(logger);
+    }
+
+    // The Development demo organisation (appsettings.Development.json), whose keys are the public RFC 8032 test keys.
+    private const string DemoOrgIdHex = "11111111111111111111111111111111";
+
+    private static string BuiltFolder(string configured, string name, IHostEnvironment environment) =>
+        string.IsNullOrEmpty(configured)
+            ? Path.GetFullPath(Path.Combine(environment.ContentRootPath, "..", "Web", name, "dist"))
+            : Path.GetFullPath(configured, environment.ContentRootPath);
+
+    // Only the files of a built page, listed once at start; nothing else under the folder is reachable.
+    private static Dictionary<string, string> ListFiles(string root) =>
+        Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .Where(f => ContentTypes.ContainsKey(Path.GetExtension(f)))
+            .ToDictionary(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/'), f => f, StringComparer.Ordinal);
+
+    private static IResult Serve(HttpContext context, Dictionary<string, string> files, string file, bool wasm = false)
+    {
+        Protect(context, wasm);
         return files.TryGetValue(file, out var path)
             ? Results.File(path, ContentTypes[Path.GetExtension(path)])
             : Results.NotFound();
     }
 
     /// <summary>Headers for every response of the page: nothing cached, no referrer, nothing but its own bundle.</summary>
-    private static void Protect(HttpContext context)
+    private static void Protect(HttpContext context, bool wasm = false)
     {
         var headers = context.Response.Headers;
 
@@ -121,7 +195,7 @@ public static partial class WebSetup
         var host = context.Request.Host.Value;
         var sockets = host is not null && PlainHost().IsMatch(host) ? $" ws://{host} wss://{host}" : "";
         headers.ContentSecurityPolicy =
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'none'; " +
+            $"default-src 'none'; script-src 'self'{(wasm ? " 'wasm-unsafe-eval'" : "")}; style-src 'self'; img-src 'self'; font-src 'none'; " +
             $"connect-src 'self'{sockets}; manifest-src 'none'; worker-src 'none'; " +
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
         headers.CacheControl = "no-store";
@@ -146,4 +220,11 @@ internal static partial class WebLog
 
     [LoggerMessage(EventId = 9002, Level = LogLevel.Information, Message = "The seeker page is served at /.")]
     public static partial void PageServed(ILogger logger);
+
+    [LoggerMessage(EventId = 9003, Level = LogLevel.Warning,
+        Message = "The counsellor console is not built, so /console/ serves nothing: install Node.js 20 or later with npm, then build again (dotnet build Server), or run 'npm ci && npm run build' in Web/.")]
+    public static partial void ConsoleNotBuilt(ILogger logger);
+
+    [LoggerMessage(EventId = 9004, Level = LogLevel.Information, Message = "The counsellor console is served at /console/.")]
+    public static partial void ConsoleServed(ILogger logger);
 }
