@@ -24,6 +24,13 @@ public sealed class OrganisationSettings
 
     [Range(1, 100_000)]
     public int QueueCapacity { get; set; } = 200;
+
+    /// <summary>
+    /// The most sessions that wait as urgent at once; an urgent one past it waits in order of arrival, so a
+    /// flood of "urgent" sessions cannot stand in front of every real urgent seeker.
+    /// </summary>
+    [Range(0, 100_000)]
+    public int UrgentCapacity { get; set; } = 20;
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -44,6 +51,7 @@ public sealed class Organisation
     public required OrganisationPin Pin { get; init; }
     public required IReadOnlySet<string> DeniedFingerprints { get; init; }
     public required int QueueCapacity { get; init; }
+    public required int UrgentCapacity { get; init; }
 
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
@@ -128,6 +136,7 @@ public sealed class OrganisationDirectory
         Pin = new OrganisationPin(Convert.FromHexString(s.Id), s.Roots.Select(Convert.FromHexString)),
         DeniedFingerprints = s.DeniedResponders.Select(NormaliseFingerprint).ToHashSet(),
         QueueCapacity = s.QueueCapacity,
+        UrgentCapacity = s.UrgentCapacity,
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -181,6 +190,11 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             if (org.QueueCapacity is < 1 or > 100_000)
             {
                 failures.Add($"{at}:QueueCapacity must be between 1 and 100000.");
+            }
+
+            if (org.UrgentCapacity is < 0 or > 100_000)
+            {
+                failures.Add($"{at}:UrgentCapacity must be between 0 and 100000.");
             }
         }
 
