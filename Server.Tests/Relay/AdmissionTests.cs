@@ -129,6 +129,28 @@ public sealed class AdmissionTests(StoreUnderTest store)
     }
 
     [Test]
+    public async Task ABurstOfConcurrentOpensOnACalmLineLetsOnlyTheThresholdsWorthInWithoutAPuzzle()
+    {
+        // 1 open a second over a 10-second window: 10 may come in calm, however many arrive at once.
+        await using var world = await World.StartAsync(store, extra: new Dictionary<string, string?> { ["Admission:OpenRateThreshold"] = "1.0" });
+        var hubs = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => ConnectAsync(world)));
+        try
+        {
+            var codes = await Task.WhenAll(hubs.Select(hub => CodeOfAsync(OpenAsync(hub, world, Msg1(world), [], []))));
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(codes.Count(c => c == "accepted"), Is.EqualTo(10));
+                Assert.That(codes.Count(c => c == ErrorCodes.PuzzleRequired), Is.EqualTo(30));
+            });
+        }
+        finally
+        {
+            await Task.WhenAll(hubs.Select(h => h.DisposeAsync().AsTask()));
+        }
+    }
+
+    [Test]
     public async Task TheSeekerSdkSolvesThePuzzleWhenAskedAndIsAnswered()
     {
         await using var world = await World.StartAsync(store, extra: Busy);

@@ -49,7 +49,7 @@ public sealed class PuzzleBook : IDisposable
     {
         if (request.Puzzle is not { Length: > 0 } bytes)
         {
-            return policy.Difficulty(orgIdHex) == 0
+            return policy.TryAdmitWithoutPuzzle(orgIdHex)
                 ? null
                 : Refuse.With(ErrorCodes.PuzzleRequired, "The line is busy: solve an admission puzzle (GetPuzzle) and open again with it.");
         }
