@@ -5,7 +5,7 @@ namespace TrustLine.Server.Admission;
 
 /// <summary>
 /// How hard opening a session is for one organisation, from what this node sees: the rate of opens over the
-/// last window and how full the organisation's queue was at the last open. Calm gives 0 (no puzzle);
+/// last window and how full the organisation's queue was when last read (at an open, or by the fill probe). Calm gives 0 (no puzzle);
 /// pressure at the threshold gives the base difficulty, and every doubling of pressure two more bits, up to
 /// the maximum. Pressure ends by itself: opens age out of the window, and a queue figure older than the
 /// window no longer counts. Keeps counts only, per organisation; nothing about who opened.
