@@ -151,6 +151,26 @@ public sealed class AdmissionTests(StoreUnderTest store)
     }
 
     [Test]
+    public async Task APuzzleFetchedWhileCalmDoesNotOpenASessionOnceTheLineIsBusy()
+    {
+        await using var world = await World.StartAsync(store, extra: new Dictionary<string, string?>
+        {
+            ["Admission:OpenRateThreshold"] = "0.01",
+            ["Admission:BaseDifficulty"] = "8",
+            ["Admission:MaxDifficulty"] = "10",
+        });
+        await using var hub = await ConnectAsync(world);
+        var banked = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
+        Assert.That(Difficulty(banked), Is.Zero, "calm: a puzzle of difficulty 0");
+        await PressureAsync(world);
+        var msg1 = Msg1(world);
+
+        Assert.That(await CodeOfAsync(OpenAsync(hub, world, msg1, banked, Solve(banked, msg1))), Is.EqualTo(ErrorCodes.PuzzleRequired));
+        var fresh = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
+        Assert.That((await OpenAsync(hub, world, msg1, fresh, Solve(fresh, msg1))).ResumeToken, Is.Not.Empty, "a puzzle of the difficulty now opens it");
+    }
+
+    [Test]
     public async Task TheSeekerSdkSolvesThePuzzleWhenAskedAndIsAnswered()
     {
         await using var world = await World.StartAsync(store, extra: Busy);
