@@ -40,6 +40,11 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return result
         """;
 
+    private const string NotUrgentScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'urg', 0) end
+        return 1
+        """;
+
     private const string ClaimScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
@@ -183,7 +188,8 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         if (queued == 2)
         {
             // The record's own slot, a second step: until it lands the record still says urgent (shown only).
-            await Db.HashSetAsync(keys.Session(session.Id), "urg", 0);
+            // Only while the record exists: a session ended meanwhile must not come back as a key without a TTL.
+            await Db.ScriptEvaluateAsync(NotUrgentScript, [keys.Session(session.Id)]);
             return CreateOutcome.CreatedNotUrgent;
         }
 
