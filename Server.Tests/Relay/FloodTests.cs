@@ -27,6 +27,7 @@ public sealed class FloodTests
         var refusals = new ConcurrentDictionary<string, int>();
         var admitted = 0;
         using var stop = new CancellationTokenSource();
+        var flooding = System.Diagnostics.Stopwatch.StartNew();
 
         // Half the attackers open one session each and hold it; the other half open and drop as fast as they
         // can, from fresh connections. None solves the puzzle.
@@ -96,13 +97,15 @@ public sealed class FloodTests
 
         await stop.CancelAsync();
         await Task.WhenAll(attackers).WaitAsync(TimeSpan.FromSeconds(30));
+        // Without a puzzle, at most the threshold's worth (1 a second over a 10-second window) per window begun.
+        var calmAllowance = 10 * (1 + (int)Math.Ceiling(flooding.Elapsed.TotalSeconds / 10));
         await TestContext.Out.WriteLineAsync($"flood: {admitted} admitted, refusals {string.Join(", ", refusals.Select(r => $"{r.Key} {r.Value}"))}; real seeker at place {place.Position} of {place.Waiting}, taken at take {takes}");
         Assert.Multiple(() =>
         {
             Assert.That(taken, Is.EqualTo(seeker.SessionId), "a counsellor took the real seeker");
             Assert.That(refusals.GetValueOrDefault(ErrorCodes.PuzzleRequired), Is.GreaterThan(Connections), "the flood was refused puzzle_required, counted");
             Assert.That(refusals.ContainsKey(ErrorCodes.QueueFull), Is.False, "the flood never filled the queue");
-            Assert.That(admitted, Is.LessThan(Connections / 2), "a burst of opens does not all pass as calm");
+            Assert.That(admitted, Is.LessThanOrEqualTo(calmAllowance), "a burst of opens does not all pass as calm");
             Assert.That(place.Waiting, Is.LessThan(200));
         });
     }
