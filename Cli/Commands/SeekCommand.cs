@@ -128,6 +128,8 @@ internal static class SeekCommand
         EndReasons.ResponderAbandoned => "The counsellor's connection was lost for too long.",
         EndReasons.Idle => "The chat ended after a long silence.",
         EndReasons.MaxLifetime => "The chat reached its maximum length.",
+        EndReasons.QueueTimeout => "No counsellor became free in time, so your place in the line has ended. Please try again later.",
+        EndReasons.SeekerAbandoned => "Your connection was away for too long, so your place has ended. Please start a new chat.",
         SessionEndReasons.MessagesMissing => "Messages went missing on the way, so the chat was ended to be safe. Please start a new one.",
         SessionEndReasons.ConnectionLost => "The connection could not be restored.",
         SessionEndReasons.ResumeRefused => "The chat ended while your connection was away.",

@@ -192,6 +192,12 @@ public sealed class OpenSessionResult
 
     /// <summary>The seeker's place in the queue (1 is next).</summary>
     [Key(1)] public QueueStatus Queue { get; set; } = new();
+
+    /// <summary>
+    /// Whether the session waits as urgent. False when it asked to be urgent but the organisation's urgent
+    /// places were all taken: it then waits in order of arrival with the others.
+    /// </summary>
+    [Key(2)] public bool Urgent { get; set; }
 }
 
 /// <summary>A seeker's place in the queue.</summary>
@@ -335,4 +341,10 @@ public static class EndReasons
 
     /// <summary>The session reached its maximum lifetime.</summary>
     public const string MaxLifetime = "max_lifetime";
+
+    /// <summary>
+    /// The session waited in the queue for the longest wait the organisation allows and nobody could take it;
+    /// the seeker may try again later.
+    /// </summary>
+    public const string QueueTimeout = "queue_timeout";
 }

@@ -37,4 +37,36 @@ public sealed class HarnessSmokeTests
             Assert.That(text, Does.Contain("session opens"));
         });
     }
+
+    [Test]
+    public async Task FloodWorkloadRunsEveryPhaseInSmokeMode()
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Relay.Bench.dll"));
+        start.ArgumentList.Add("--flood");
+        start.ArgumentList.Add("--smoke");
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+
+        var text = await output;
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(process.ExitCode, Is.Zero, await errors);
+            foreach (var phase in new[] { "calm", "flood, puzzles not solved", "flood, puzzles solved" })
+            {
+                Assert.That(text, Does.Contain($"| {phase} |"), phase);
+            }
+
+            Assert.That(text, Does.Contain("puzzle_required"), "the flood met the puzzle");
+            Assert.That(text, Does.Contain("open p99 without the puzzle time / calm p99:"));
+        });
+    }
 }

@@ -13,7 +13,7 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public virtual Task<SessionRecord?> GetAsync(Guid id) => inner.GetAsync(id);
 
-    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity) => inner.CreateAsync(session, queueCapacity);
+    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue) => inner.CreateAsync(session, queueCapacity, urgentCapacity);
 
     public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max) => inner.GetQueueAsync(orgId, max);
 

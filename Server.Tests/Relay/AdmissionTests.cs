@@ -128,6 +128,48 @@ public sealed class AdmissionTests(StoreUnderTest store)
     }
 
     [Test]
+    public async Task ABurstOfConcurrentOpensOnACalmLineLetsOnlyTheThresholdsWorthInWithoutAPuzzle()
+    {
+        // 1 open a second over a 10-second window: 10 may come in calm, however many arrive at once.
+        await using var world = await World.StartAsync(store, extra: new Dictionary<string, string?> { ["Admission:OpenRateThreshold"] = "1.0" });
+        var hubs = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => RawHub.SeekerAsync(world.Nodes[0])));
+        try
+        {
+            var codes = await Task.WhenAll(hubs.Select(hub => RawHub.CodeOfAsync(OpenAsync(hub, world, Msg1(world), [], []))));
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(codes.Count(c => c == "accepted"), Is.EqualTo(10));
+                Assert.That(codes.Count(c => c == ErrorCodes.PuzzleRequired), Is.EqualTo(30));
+            });
+        }
+        finally
+        {
+            await Task.WhenAll(hubs.Select(h => h.DisposeAsync().AsTask()));
+        }
+    }
+
+    [Test]
+    public async Task APuzzleFetchedWhileCalmDoesNotOpenASessionOnceTheLineIsBusy()
+    {
+        await using var world = await World.StartAsync(store, extra: new Dictionary<string, string?>
+        {
+            ["Admission:OpenRateThreshold"] = "0.01",
+            ["Admission:BaseDifficulty"] = "8",
+            ["Admission:MaxDifficulty"] = "10",
+        });
+        await using var hub = await RawHub.SeekerAsync(world.Nodes[0]);
+        var banked = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
+        Assert.That(Difficulty(banked), Is.Zero, "calm: a puzzle of difficulty 0");
+        await PressureAsync(world);
+        var msg1 = Msg1(world);
+
+        Assert.That(await RawHub.CodeOfAsync(OpenAsync(hub, world, msg1, banked, Solve(banked, msg1))), Is.EqualTo(ErrorCodes.PuzzleRequired));
+        var fresh = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, world.Org.OrgId);
+        Assert.That((await OpenAsync(hub, world, msg1, fresh, Solve(fresh, msg1))).ResumeToken, Is.Not.Empty, "a puzzle of the difficulty now opens it");
+    }
+
+    [Test]
     public async Task TheSeekerSdkSolvesThePuzzleWhenAskedAndIsAnswered()
     {
         await using var world = await World.StartAsync(store, extra: Busy);

@@ -104,7 +104,7 @@ public sealed class LifecycleTests
     [Test]
     public async Task QueuedSeekerKeepsItsPlaceWhileWithinGrace()
     {
-        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2, extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:00:30" });
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2, extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:00:30", ["Sessions:QueueGrace"] = "00:00:30" });
         var first = world.Seeker();
         var second = world.Seeker();
         await first.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));

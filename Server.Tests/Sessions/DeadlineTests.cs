@@ -40,7 +40,7 @@ public sealed class DeadlineTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         FailingStore? failing = null;
         await using var world = await World.StartAsync(StoreUnderTest.Redis, time: time,
-            extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:01:00" },
+            extra: new Dictionary<string, string?> { ["Sessions:Grace"] = "00:01:00", ["Sessions:QueueGrace"] = "00:01:00" },
             services: s => s.AddSingleton<ISessionStore>(sp => failing = new FailingStore(sp.GetRequiredService<RedisSessionStore>())));
         var observer = new RedisSessionStore(TestRedis.Connection, new RedisKeys(world.Prefix), time);
         var seeker = world.Seeker();

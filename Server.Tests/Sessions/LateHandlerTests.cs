@@ -21,7 +21,7 @@ namespace TrustLine.Server.Tests.Sessions;
 /// </summary>
 public sealed class LateHandlerTests
 {
-    private static readonly Dictionary<string, string?> ShortGrace = new() { ["Sessions:Grace"] = "00:01:00" };
+    private static readonly Dictionary<string, string?> ShortGrace = new() { ["Sessions:Grace"] = "00:01:00", ["Sessions:QueueGrace"] = "00:01:00" };
 
     [Test]
     public async Task AResumeFinishingAfterItsConnectionClosedLeavesTheSeekerAwayUntilAbandoned()

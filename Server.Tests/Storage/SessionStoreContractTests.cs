@@ -84,6 +84,43 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task AnUrgentSessionPastTheUrgentCapacityJoinsAsNotUrgentAndItsRecordSaysSo()
+    {
+        var calm = Session();
+        await store.CreateAsync(calm, 10, urgentCapacity: 1);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var first = Session(urgent: true);
+        var second = Session(urgent: true);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.CreateAsync(first, 10, urgentCapacity: 1), Is.EqualTo(CreateOutcome.Created));
+            Assert.That(await store.CreateAsync(second, 10, urgentCapacity: 1), Is.EqualTo(CreateOutcome.CreatedNotUrgent));
+            Assert.That((await store.GetQueueAsync(org, 10)).Select(q => (q.Id, q.Urgent)), Is.EqualTo(new[] { (first.Id, true), (calm.Id, false), (second.Id, false) }));
+            Assert.That((await store.GetAsync(second.Id))!.Urgent, Is.False);
+        });
+
+        // The urgent place frees when its session leaves the queue.
+        await store.ClaimAsync(org, first.Id, "r", "c");
+        Assert.That(await store.CreateAsync(Session(urgent: true), 10, urgentCapacity: 1), Is.EqualTo(CreateOutcome.Created));
+    }
+
+    [Test]
+    public async Task ConcurrentUrgentOpensNeverHoldMoreThanTheUrgentCapacity()
+    {
+        var sessions = Enumerable.Range(0, 300).Select(_ => Session(urgent: true)).ToList();
+
+        var outcomes = await Task.WhenAll(sessions.Select(s => store.CreateAsync(s, 1000, urgentCapacity: 20))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(outcomes.Count(o => o == CreateOutcome.Created), Is.EqualTo(20));
+            Assert.That(outcomes.Count(o => o == CreateOutcome.CreatedNotUrgent), Is.EqualTo(280));
+        });
+        Assert.That((await store.GetQueueAsync(org, 1000)).Count(q => q.Urgent), Is.EqualTo(20));
+    }
+
+    [Test]
     public async Task OnlyOneClaimWins()
     {
         var session = Session();

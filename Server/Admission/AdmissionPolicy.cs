@@ -5,7 +5,7 @@ namespace TrustLine.Server.Admission;
 
 /// <summary>
 /// How hard opening a session is for one organisation, from what this node sees: the rate of opens over the
-/// last window and how full the organisation's queue was at the last open. Calm gives 0 (no puzzle);
+/// last window and how full the organisation's queue was when last read (at an open, or by the fill probe). Calm gives 0 (no puzzle);
 /// pressure at the threshold gives the base difficulty, and every doubling of pressure two more bits, up to
 /// the maximum. Pressure ends by itself: opens age out of the window, and a queue figure older than the
 /// window no longer counts. Keeps counts only, per organisation; nothing about who opened.
@@ -40,8 +40,27 @@ public sealed class AdmissionPolicy(IOptions<AdmissionOptions> options, TimeProv
     }
 
     /// <summary>Counts one admitted open attempt, with the queue's fill after it (0–1) when known.</summary>
+    /// <summary>
+    /// True, and the open counted at once, when the organisation is calm enough to open without a puzzle.
+    /// Checking and counting are one step, so a burst of concurrent opens cannot all pass as calm before any
+    /// of them is counted: at most the threshold's worth in a window do.
+    /// </summary>
+    public bool TryAdmitWithoutPuzzle(string orgIdHex)
+    {
+        var o = options.Value;
+        return loads.GetOrAdd(orgIdHex, _ => new OrgLoad()).TryAddCalm(time.GetUtcNow(), o.Window,
+            (rate, fill) => Math.Max(rate / o.OpenRateThreshold, fill / o.QueueFillThreshold) < 1);
+    }
+
     public void RecordOpen(string orgIdHex, double? queueFill) =>
         loads.GetOrAdd(orgIdHex, _ => new OrgLoad()).Add(time.GetUtcNow(), options.Value.Window, queueFill);
+
+    /// <summary>
+    /// The queue's fill as read from the store, with no open: while the puzzle keeps a flood out, no open gets
+    /// through to refresh it, and a full queue must keep its pressure until it drains.
+    /// </summary>
+    public void RecordFill(string orgIdHex, double queueFill) =>
+        loads.GetOrAdd(orgIdHex, _ => new OrgLoad()).SetFill(time.GetUtcNow(), queueFill);
 
     /// <summary>Opens in buckets of a tenth of the window, and the last queue fill seen.</summary>
     private sealed class OrgLoad
@@ -70,6 +89,30 @@ public sealed class AdmissionPolicy(IOptions<AdmissionOptions> options, TimeProv
                     fill = known;
                     fillAt = now;
                 }
+            }
+        }
+
+        public bool TryAddCalm(DateTimeOffset now, TimeSpan window, Func<double, double, bool> calm)
+        {
+            lock (gate)
+            {
+                var (rate, fill) = Read(now, window);
+                if (!calm(rate, fill))
+                {
+                    return false;
+                }
+
+                Add(now, window, null);
+                return true;
+            }
+        }
+
+        public void SetFill(DateTimeOffset now, double queueFill)
+        {
+            lock (gate)
+            {
+                fill = queueFill;
+                fillAt = now;
             }
         }
 

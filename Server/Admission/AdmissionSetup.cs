@@ -15,6 +15,7 @@ public static class AdmissionSetup
         builder.Services.AddOptions<AdmissionOptions>().BindConfiguration(AdmissionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<AdmissionPolicy>();
         builder.Services.AddSingleton<PuzzleBook>();
+        builder.Services.AddSingleton<QueueFillProbe>();
         builder.Services.AddSingleton<ISpentTokens>(sp => sp.GetRequiredService<StoreMode>().Kind == StoreKind.Redis
             ? ActivatorUtilities.CreateInstance<RedisSpentTokens>(sp)
             : ActivatorUtilities.CreateInstance<EmbeddedSpentTokens>(sp));
@@ -26,27 +27,67 @@ public static class AdmissionSetup
 public sealed record GetPuzzleQuery(byte[]? OrgId) : IQuery<Outcome<byte[]>>;
 
 /// <summary>A fresh puzzle for an organisation this server serves.</summary>
-public sealed class GetPuzzleHandler(OrganisationDirectory organisations, PuzzleBook puzzles) : IQueryHandler<GetPuzzleQuery, Outcome<byte[]>>
+public sealed class GetPuzzleHandler(OrganisationDirectory organisations, PuzzleBook puzzles, QueueFillProbe fill) : IQueryHandler<GetPuzzleQuery, Outcome<byte[]>>
 {
-    public ValueTask<Outcome<byte[]>> Handle(GetPuzzleQuery query, CancellationToken cancellationToken)
+    public async ValueTask<Outcome<byte[]>> Handle(GetPuzzleQuery query, CancellationToken cancellationToken)
     {
         if (query.OrgId is not { Length: Wire.OrgIdSize } orgId)
         {
-            return ValueTask.FromResult<Outcome<byte[]>>(Refuse.With(ErrorCodes.BadRequest, "An organisation id is 16 bytes."));
+            return Refuse.With(ErrorCodes.BadRequest, "An organisation id is 16 bytes.");
         }
 
-        return ValueTask.FromResult<Outcome<byte[]>>(organisations.Find(orgId) is { } org
-            ? puzzles.Issue(org.OrgId, org.OrgIdHex)
-            : Refuse.With(ErrorCodes.UnknownOrganisation, "This server does not serve that organisation."));
+        if (organisations.Find(orgId) is not { } org)
+        {
+            return Refuse.With(ErrorCodes.UnknownOrganisation, "This server does not serve that organisation.");
+        }
+
+        await fill.RefreshAsync(org);
+        return puzzles.Issue(org.OrgId, org.OrgIdHex);
     }
 }
 
 /// <summary>
-/// Before a session opens: the organisation must be open (or queue while closed), and a well-formed
-/// <c>msg1</c> for it must bring a valid puzzle solution whenever it is under pressure. Opens that reach the
-/// queue feed the policy.
+/// Reads an organisation's queue length from the store at most once a second per node, so the queue-fill
+/// pressure holds while the puzzle keeps every open out (and sees what other nodes added or took).
 /// </summary>
-internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy policy, OrganisationDirectory organisations, TimeProvider time)
+public sealed class QueueFillProbe(ISessionStore store, AdmissionPolicy policy, TimeProvider time, ILogger<QueueFillProbe> logger)
+{
+    private static readonly long Every = TimeSpan.FromSeconds(1).Ticks;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> probedAt = new();
+
+    public async ValueTask RefreshAsync(Organisation org)
+    {
+        var now = time.GetUtcNow().UtcTicks;
+        var last = probedAt.GetOrAdd(org.OrgIdHex, 0);
+        if (now - last < Every || !probedAt.TryUpdate(org.OrgIdHex, now, last))
+        {
+            return; // read recently, or being read by another call right now
+        }
+
+        try
+        {
+            var (_, waiting) = await store.GetQueuePositionAsync(org.OrgId, Guid.Empty);
+            policy.RecordFill(org.OrgIdHex, (double)waiting / org.QueueCapacity);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            AdmissionLog.FillProbeFailed(logger, e.GetType().Name); // the last figure stands until the next read
+        }
+    }
+}
+
+internal static partial class AdmissionLog
+{
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Reading the queue's fill for the admission puzzle failed ({ErrorType}).")]
+    public static partial void FillProbeFailed(ILogger logger, string errorType);
+}
+
+/// <summary>
+/// Before a session opens: the organisation must be open (or queue while closed), and a well-formed
+/// <c>msg1</c> for it must bring a valid puzzle solution whenever it is under pressure. An open let in without a puzzle is counted as it is
+/// let in; one with a puzzle when it reaches the queue. Each feeds the policy the queue's fill it found.
+/// </summary>
+internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy policy, OrganisationDirectory organisations, QueueFillProbe probe, TimeProvider time)
     : IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(
@@ -66,6 +107,7 @@ internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy pol
             return Refuse.With(ErrorCodes.Closed, "The organisation is closed now; the directory says when it opens and where else to turn.");
         }
 
+        await probe.RefreshAsync(org);
         if (await puzzles.AdmitAsync(request, org.OrgId, org.OrgIdHex, sessionId.ToByteArray(bigEndian: true)) is { } refusal)
         {
             return refusal;
@@ -75,7 +117,14 @@ internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy pol
         double? fill = outcome.Succeeded ? (double)outcome.Value!.Queue.Waiting / org.QueueCapacity
             : outcome.Code == ErrorCodes.QueueFull ? 1.0
             : null;
-        policy.RecordOpen(org.OrgIdHex, fill);
+        if (request.Puzzle is { Length: > 0 })
+        {
+            policy.RecordOpen(org.OrgIdHex, fill);
+        }
+        else if (fill is { } known)
+        {
+            policy.RecordFill(org.OrgIdHex, known); // the open itself was counted when it was let in without a puzzle
+        }
         return outcome;
     }
 }

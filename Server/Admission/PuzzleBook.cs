@@ -19,6 +19,9 @@ namespace TrustLine.Server.Admission;
 /// </summary>
 public sealed class PuzzleBook : IDisposable
 {
+    /// <summary>How many bits easier than the difficulty now a solved puzzle may be (16 times fewer hashes).</summary>
+    internal const int DifficultySlack = 4;
+
     private readonly Key macKey = Key.Create(MacAlgorithm.HmacSha256);
     private readonly AdmissionPolicy policy;
     private readonly ISpentTokens spent;
@@ -69,7 +72,7 @@ public sealed class PuzzleBook : IDisposable
     {
         if (request.Puzzle is not { Length: > 0 } bytes)
         {
-            return policy.Difficulty(orgIdHex) == 0
+            return policy.TryAdmitWithoutPuzzle(orgIdHex)
                 ? null
                 : Refuse.With(ErrorCodes.PuzzleRequired, "The line is busy: solve an admission puzzle (GetPuzzle) and open again with it.");
         }
@@ -95,6 +98,14 @@ public sealed class PuzzleBook : IDisposable
         if (!puzzle.IsSolvedBy(sessionId, request.Solution))
         {
             return Refuse.With(ErrorCodes.BadPuzzle, "The solution does not solve the puzzle for this session.");
+        }
+
+        // A puzzle handed out while the line was calm (difficulty 0) or quiet must not open a session once a
+        // flood is on: puzzles fetched ahead and solved later would let it in cheaply. Some slack, so that a
+        // seeker whose puzzle was handed out just before the pressure rose still gets in.
+        if (puzzle.Difficulty < policy.Difficulty(orgIdHex) - DifficultySlack)
+        {
+            return Refuse.With(ErrorCodes.PuzzleRequired, "The line got busier while you solved: solve a new puzzle (GetPuzzle) and open again with it.");
         }
 
         var until = DateTimeOffset.FromUnixTimeSeconds(puzzle.ExpiresUnixSeconds + 1);

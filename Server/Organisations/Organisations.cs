@@ -27,6 +27,12 @@ public sealed class OrganisationSettings
 
     /// <summary>When the organisation answers; none means around the clock.</summary>
     public OpeningHoursSettings? Hours { get; set; }
+    /// <summary>
+    /// The most sessions that wait as urgent at once; an urgent one past it waits in order of arrival, so a
+    /// flood of "urgent" sessions cannot stand in front of every real urgent seeker.
+    /// </summary>
+    [Range(0, 100_000)]
+    public int UrgentCapacity { get; set; } = 20;
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -48,6 +54,7 @@ public sealed class Organisation
     public required IReadOnlySet<string> DeniedFingerprints { get; init; }
     public required int QueueCapacity { get; init; }
     public required OpeningHours Hours { get; init; }
+    public required int UrgentCapacity { get; init; }
 
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
@@ -133,6 +140,7 @@ public sealed class OrganisationDirectory
         DeniedFingerprints = s.DeniedResponders.Select(NormaliseFingerprint).ToHashSet(),
         QueueCapacity = s.QueueCapacity,
         Hours = OpeningHours.TryParse(s.Hours, out var hours) is null ? hours : OpeningHours.Always,
+        UrgentCapacity = s.UrgentCapacity,
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -191,6 +199,11 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             if (OpeningHours.TryParse(org.Hours, out _) is { } hoursError)
             {
                 failures.Add($"{at}:{hoursError}");
+            }
+
+            if (org.UrgentCapacity is < 0 or > 100_000)
+            {
+                failures.Add($"{at}:UrgentCapacity must be between 0 and 100000.");
             }
         }
 

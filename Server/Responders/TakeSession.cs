@@ -46,6 +46,11 @@ public sealed class TakeSessionHandler(
             }
 
             var id = new Guid(named, bigEndian: true);
+            if (await store.GetAsync(id) is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
+            {
+                return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
+            }
+
             rank = Math.Max(0, (await store.GetQueuePositionAsync(grant.OrgId, id)).Position - 1);
             taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
@@ -55,16 +60,30 @@ public sealed class TakeSessionHandler(
         }
         else
         {
-            // Losing a race for the head of the queue just means trying the next one.
-            foreach (var candidate in await store.GetQueueAsync(grant.OrgId, 16))
+            // Losing a race for the head of the queue just means trying the next one. A seeker who is away
+            // (a phone that switched apps, or a flood that opened and dropped) keeps its place but is passed
+            // over until it is back: reading a longer stretch of the queue each round finds the first seeker
+            // who is there, however many away ones stand before it.
+            var seen = new HashSet<Guid>();
+            for (var look = 16; taken is null; look *= 4)
             {
-                taken = await store.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId);
-                if (taken is not null)
+                var candidates = await store.GetQueueAsync(grant.OrgId, look);
+                rank = 0;
+                foreach (var candidate in candidates)
+                {
+                    if (seen.Add(candidate.Id) && candidate.SeekerConnection is not null
+                        && (taken = await store.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId)) is not null)
+                    {
+                        break;
+                    }
+
+                    rank++;
+                }
+
+                if (candidates.Count < look)
                 {
                     break;
                 }
-
-                rank++;
             }
 
             if (taken is null)

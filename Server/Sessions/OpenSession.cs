@@ -66,18 +66,23 @@ public sealed class OpenSessionHandler(
             LastActivity = now,
         };
 
-        switch (await store.CreateAsync(session, org.QueueCapacity))
+        switch (await store.CreateAsync(session, org.QueueCapacity, org.UrgentCapacity))
         {
             case CreateOutcome.Exists:
                 return Refuse.With(ErrorCodes.SessionExists, "A session with this id exists; start a new handshake.");
             case CreateOutcome.QueueFull:
                 return Refuse.With(ErrorCodes.QueueFull, "The organisation's queue is full; please try again in a few minutes.");
+            case CreateOutcome.CreatedNotUrgent:
+                // The urgent places are all taken: the seeker still gets a place, in order of arrival, and is told so.
+                session = session with { Urgent = false };
+                SessionLog.UrgentCapReached(logger);
+                break;
         }
 
         await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
-        SessionLog.Opened(logger, request.Urgent ? "urgent" : "not urgent");
+        SessionLog.Opened(logger, session.Urgent ? "urgent" : "not urgent");
         if (!connection.TryAdd(link))
         {
             // The connection closed while this ran: the resume token never reached anyone, so nobody could
@@ -90,7 +95,7 @@ public sealed class OpenSessionHandler(
 
         // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
         var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
-        await queue.ChangedAsync(orgId, request.Urgent ? position : null);
-        return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting } };
+        await queue.ChangedAsync(orgId, session.Urgent ? position : null);
+        return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting }, Urgent = session.Urgent };
     }
 }

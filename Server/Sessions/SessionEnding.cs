@@ -51,20 +51,101 @@ public sealed class SessionEnding(
     }
 }
 
-/// <summary>Tells queued seekers their place and the organisation's responders the queue, after any change.</summary>
+/// <summary>
+/// Tells queued seekers their place and the organisation's responders the queue, after any change. Notices
+/// are coalesced per organisation: the first change after a quiet spell is sent at once, and changes within
+/// <see cref="SessionLimits.QueueNoticeInterval"/> of the last notice wait and go out together in one, so
+/// any churn of opens and closes costs each counsellor at most a few notices a second.
+/// </summary>
 public sealed class QueueNotifier(
     ISessionStore store,
     PeerRoutes routes,
     Microsoft.AspNetCore.SignalR.IHubContext<Responders.ResponderHub, IResponderClient> responders,
-    TimeProvider time)
+    IOptions<SessionLimits> options,
+    TimeProvider time,
+    ILogger<QueueNotifier> logger)
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Pending> pending = new();
+
     public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
 
     /// <summary>
     /// Responders get the queue's length and head. Waiting seekers from 0-based rank
     /// <paramref name="movedFrom"/> on get their new places; null when no place moved (a join at the end).
+    /// Returns once the notice is sent, or, within the interval of the last one, once it is scheduled.
     /// </summary>
-    public async Task ChangedAsync(byte[] orgId, int? movedFrom)
+    public Task ChangedAsync(byte[] orgId, int? movedFrom)
+    {
+        var state = pending.GetOrAdd(Convert.ToHexStringLower(orgId), _ => new Pending(orgId));
+        TimeSpan wait;
+        lock (state)
+        {
+            state.Dirty = true;
+            state.MovedFrom = movedFrom is { } from ? Math.Min(from, state.MovedFrom ?? from) : state.MovedFrom;
+            if (state.Flushing)
+            {
+                return Task.CompletedTask; // the running notice sends this one after it
+            }
+
+            state.Flushing = true;
+            wait = state.LastSent + options.Value.QueueNoticeInterval - time.GetUtcNow();
+        }
+
+        return wait <= TimeSpan.Zero ? FlushAsync(state) : LaterAsync(state, wait);
+    }
+
+    private Task LaterAsync(Pending state, TimeSpan wait)
+    {
+        _ = Task.Run(async () =>
+        {
+            await Task.Delay(wait, time);
+            await FlushAsync(state);
+        });
+        return Task.CompletedTask;
+    }
+
+    private async Task FlushAsync(Pending state)
+    {
+        int? movedFrom;
+        lock (state)
+        {
+            movedFrom = state.MovedFrom;
+            state.MovedFrom = null;
+            state.Dirty = false;
+            state.LastSent = time.GetUtcNow();
+        }
+
+        try
+        {
+            await SendAsync(state.OrgId, movedFrom);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            SessionLog.StoreFailed(logger, "QueueChanged", e.GetType().Name);
+        }
+        finally
+        {
+            TimeSpan? again = null;
+            lock (state)
+            {
+                if (state.Dirty)
+                {
+                    again = state.LastSent + options.Value.QueueNoticeInterval - time.GetUtcNow();
+                }
+                else
+                {
+                    state.Flushing = false;
+                }
+            }
+
+            if (again is { } wait)
+            {
+                _ = LaterAsync(state, wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
+            }
+        }
+    }
+
+    private async Task SendAsync(byte[] orgId, int? movedFrom)
     {
         var head = await store.GetQueueAsync(orgId, 20);
         var now = time.GetUtcNow();
@@ -86,6 +167,16 @@ public sealed class QueueNotifier(
         }
 
         await Task.WhenAll(sends);
+    }
+
+    /// <summary>One organisation's changes not yet told (guarded by locking the instance).</summary>
+    private sealed class Pending(byte[] orgId)
+    {
+        public byte[] OrgId { get; } = orgId;
+        public bool Dirty { get; set; }
+        public bool Flushing { get; set; }
+        public int? MovedFrom { get; set; }
+        public DateTimeOffset LastSent { get; set; } = DateTimeOffset.MinValue;
     }
 
     public static QueueEntry ToEntry(QueuedSession q, DateTimeOffset now) => new()
@@ -115,6 +206,9 @@ internal static partial class SessionLog
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "{Party} connection dropped; grace period started.")]
     public static partial void Dropped(ILogger logger, string party);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Urgent places all taken: a session asking to be urgent waits in order of arrival.")]
+    public static partial void UrgentCapReached(ILogger logger);
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "The store failed during {Method} ({ErrorType}).")]
     public static partial void StoreFailed(ILogger logger, string method, string errorType);

@@ -11,6 +11,24 @@ public sealed class SessionLimits
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Sessions:Grace must be between 1 second and 1 hour.")]
     public TimeSpan Grace { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long a queued seeker whose connection dropped keeps its place (a phone that switched apps for a
+    /// moment). Apart from <see cref="Grace"/>, which holds for answered sessions.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Sessions:QueueGrace must be between 1 second and 1 hour.")]
+    public TimeSpan QueueGrace { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The longest a session waits in the queue; then the seeker is told (<c>queue_timeout</c>) and it ends.</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00", ErrorMessage = "Sessions:MaxQueueWait must be between 10 seconds and 1 day.")]
+    public TimeSpan MaxQueueWait { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The least time between two queue notices of one organisation from one node: changes in between are
+    /// sent together, so churn costs each counsellor a few notices a second at most.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10", ErrorMessage = "Sessions:QueueNoticeInterval must be between 0 and 10 seconds.")]
+    public TimeSpan QueueNoticeInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>A session with no activity this long ends.</summary>
     [Range(typeof(TimeSpan), "00:00:05", "1.00:00:00", ErrorMessage = "Sessions:IdleTimeout must be between 5 seconds and 1 day.")]
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(30);

@@ -22,9 +22,14 @@ public static class SessionTimers
             return EndReasons.MaxLifetime;
         }
 
-        if (s.SeekerGoneAt is { } seekerGone && now >= seekerGone + o.Grace)
+        if (s.SeekerGoneAt is { } seekerGone && now >= seekerGone + SeekerGrace(s, o))
         {
             return EndReasons.SeekerAbandoned;
+        }
+
+        if (s.State == SessionState.Queued && now >= s.CreatedAt + o.MaxQueueWait)
+        {
+            return EndReasons.QueueTimeout;
         }
 
         if (s.ResponderGoneAt is { } responderGone && now >= responderGone + o.Grace)
@@ -32,7 +37,7 @@ public static class SessionTimers
             return EndReasons.ResponderAbandoned;
         }
 
-        // A queued seeker is waiting, not idle: only the lifetime and the grace period apply.
+        // A queued seeker is waiting, not idle: only the lifetime, the queue grace and the longest wait apply.
         return s.State == SessionState.Active && now >= s.LastActivity + o.IdleTimeout ? EndReasons.Idle : null;
     }
 
@@ -40,9 +45,14 @@ public static class SessionTimers
     public static DateTimeOffset Next(SessionRecord s, SessionLimits o)
     {
         var next = s.Deadline - LifetimeMargin;
-        if (s.SeekerGoneAt is { } seekerGone && seekerGone + o.Grace < next)
+        if (s.SeekerGoneAt is { } seekerGone && seekerGone + SeekerGrace(s, o) < next)
         {
-            next = seekerGone + o.Grace;
+            next = seekerGone + SeekerGrace(s, o);
+        }
+
+        if (s.State == SessionState.Queued && s.CreatedAt + o.MaxQueueWait < next)
+        {
+            next = s.CreatedAt + o.MaxQueueWait;
         }
 
         if (s.ResponderGoneAt is { } responderGone && responderGone + o.Grace < next)
@@ -57,6 +67,9 @@ public static class SessionTimers
 
         return next;
     }
+
+    /// <summary>A waiting seeker's grace is the queue's (a place is cheap to keep, a phone may be away a while); an answered one's is the chat's.</summary>
+    private static TimeSpan SeekerGrace(SessionRecord s, SessionLimits o) => s.State == SessionState.Queued ? o.QueueGrace : o.Grace;
 }
 
 /// <summary>

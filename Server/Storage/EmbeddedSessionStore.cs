@@ -8,6 +8,8 @@ namespace TrustLine.Server.Storage;
 /// </summary>
 internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, IAccessStore
 {
+    private const long NotUrgentOffset = 10_000_000_000_000; // as in the Redis store: urgent sorts first
+
     private readonly Lock gate = new();
     private readonly Dictionary<Guid, Expiring<SessionRecord>> sessions = [];
     private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
@@ -18,7 +20,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
 
     private DateTimeOffset Now => time.GetUtcNow();
 
-    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
+    public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
     {
         lock (gate)
         {
@@ -34,9 +36,10 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(CreateOutcome.QueueFull);
             }
 
-            sessions[session.Id] = new(session with { LastActivity = Now }, session.Deadline);
-            queue[session.Id] = (org, session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : 10_000_000_000_000));
-            return Task.FromResult(CreateOutcome.Created);
+            var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
+            sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
+            queue[session.Id] = (org, session.CreatedAt.ToUnixTimeMilliseconds() + (urgent ? 0 : NotUrgentOffset));
+            return Task.FromResult(urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent);
         }
     }
 

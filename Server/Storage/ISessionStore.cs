@@ -85,6 +85,9 @@ public enum AppendOutcome
 public enum CreateOutcome
 {
     Created,
+
+    /// <summary>Created and queued, but as not urgent: it asked to be urgent and the urgent places were all taken.</summary>
+    CreatedNotUrgent,
     Exists,
     QueueFull,
 }
@@ -99,8 +102,12 @@ public sealed record QueuedSession(Guid Id, string Language, string Topic, bool 
 /// </summary>
 public interface ISessionStore
 {
-    /// <summary>Creates the session and queues it, unless its id exists or the queue holds <paramref name="queueCapacity"/>.</summary>
-    Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity);
+    /// <summary>
+    /// Creates the session and queues it, unless its id exists or the queue holds <paramref name="queueCapacity"/>.
+    /// An urgent session joins as not urgent when the queue already holds <paramref name="urgentCapacity"/>
+    /// urgent ones (checked atomically with the add), and its record says so.
+    /// </summary>
+    Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue);
 
     Task<SessionRecord?> GetAsync(Guid id);
 

@@ -25,10 +25,23 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     // The capacity check and the add are one step, so concurrent opens on any number of nodes never
     // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
+    // An urgent entry (score below the offset, ARGV[6]) past the urgent capacity (ARGV[5]) joins with its
+    // not-urgent score (ARGV[7]) instead, in the same step: no flood can hold more urgent places than that.
     private const string EnqueueScript = """
         if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-        redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[3])
+        local score = ARGV[2]
+        local result = 1
+        if ARGV[5] ~= '' and redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[6]) >= tonumber(ARGV[5]) then
+          score = ARGV[7]
+          result = 2
+        end
+        redis.call('ZADD', KEYS[1], 'NX', score, ARGV[3])
         if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+        return result
+        """;
+
+    private const string NotUrgentScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'urg', 0) end
         return 1
         """;
 
@@ -135,7 +148,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     private IDatabase Db => redis.GetDatabase();
 
-    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity)
+    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
     {
         // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
         // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
@@ -162,13 +175,22 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return CreateOutcome.Exists;
         }
 
-        var score = session.CreatedAt.ToUnixTimeMilliseconds() + (session.Urgent ? 0 : NotUrgentOffset);
+        var arrived = session.CreatedAt.ToUnixTimeMilliseconds();
         var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
-            [queueCapacity, score, session.Id.ToString("N"), lifetime]);
+            [queueCapacity, arrived + (session.Urgent ? 0 : NotUrgentOffset), session.Id.ToString("N"), lifetime,
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, arrived + NotUrgentOffset]);
         if (queued == 0)
         {
             await Db.KeyDeleteAsync(keys.Session(session.Id));
             return CreateOutcome.QueueFull;
+        }
+
+        if (queued == 2)
+        {
+            // The record's own slot, a second step: until it lands the record still says urgent (shown only).
+            // Only while the record exists: a session ended meanwhile must not come back as a key without a TTL.
+            await Db.ScriptEvaluateAsync(NotUrgentScript, [keys.Session(session.Id)]);
+            return CreateOutcome.CreatedNotUrgent;
         }
 
         return CreateOutcome.Created;

@@ -9,6 +9,7 @@ internal static class BenchMain
     {
         // The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
         // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K]
+        //        dotnet run -c Release --project bench/Relay.Bench -- --flood [--quick] [--attackers N]
         if (args.Length > 1 && args[0] == "--serve")
         {
             var redisArg = Array.IndexOf(args, "--redis") is var r and >= 0 ? args[r + 1] : null;
@@ -25,6 +26,22 @@ internal static class BenchMain
             Opens: Option("--opens", smoke ? 5 : quick ? 100 : 500),
             Sizes: quick ? [299] : [299, 1067, 4139],
             OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10);
+        if (args.Contains("--flood"))
+        {
+            // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.
+            Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}. All processes share these cores.");
+            var started = Stopwatch.StartNew();
+            await using var floodRedis = await RedisProcess.StartAsync();
+            using var floodOrg = new BenchOrganisation();
+            await Flood.RunAsync(floodRedis, floodOrg, new Flood.Options(
+                Attackers: Option("--attackers", smoke ? 10 : 200),
+                PhaseSeconds: smoke ? 5 : quick ? 40 : 120,
+                SeekerEvery: TimeSpan.FromSeconds(smoke ? 1 : 1.5),
+                Settle: TimeSpan.FromSeconds(smoke ? 0 : 11)));
+            Console.WriteLine($"Elapsed: {started.Elapsed.TotalSeconds:0} s.");
+            return 0;
+        }
+
         var clock = Stopwatch.StartNew();
         Console.WriteLine($"TrustLine relay bench ({(smoke ? "smoke" : quick ? "quick" : "full")}): {options.Pairs} pairs × {options.Messages} messages per size, closed loop; " +
             $"open loop at 25/50/75 % of TrustLine's saturation; {options.Idle} idle connections; {options.Opens} session opens.");

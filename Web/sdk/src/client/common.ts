@@ -18,6 +18,7 @@ export const EndReasons = {
   responderAbandoned: 'responder_abandoned',
   idle: 'idle_timeout',
   maxLifetime: 'max_lifetime',
+  queueTimeout: 'queue_timeout',
   messagesMissing: 'messages_missing',
   connectionLost: 'connection_lost',
   resumeRefused: 'resume_refused',
