@@ -209,6 +209,12 @@ public sealed class QueueStatus
 
     /// <summary>How many sessions of the organisation are waiting.</summary>
     [Key(1)] public int Waiting { get; set; }
+
+    /// <summary>The likely wait as a range: its short end in whole seconds, or −1 when the server cannot estimate it now.</summary>
+    [Key(2)] public int WaitLowSeconds { get; set; } = -1;
+
+    /// <summary>The likely wait's long end in whole seconds, or −1 when the server cannot estimate it now.</summary>
+    [Key(3)] public int WaitHighSeconds { get; set; } = -1;
 }
 
 /// <summary>Resumes a session on a new connection.</summary>

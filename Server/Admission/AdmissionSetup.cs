@@ -20,6 +20,8 @@ public static class AdmissionSetup
             ? ActivatorUtilities.CreateInstance<RedisSpentTokens>(sp)
             : ActivatorUtilities.CreateInstance<EmbeddedSpentTokens>(sp));
         builder.Services.AddSingleton<IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>, AdmissionBehaviour>();
+        builder.Services.AddSingleton<WaitEstimator>();
+        builder.Services.AddSingleton<IPipelineBehavior<Responders.TakeSessionCommand, Outcome<TakenSession?>>, TakeRateBehaviour>();
         return builder;
     }
 }
@@ -125,6 +127,22 @@ internal sealed class AdmissionBehaviour(PuzzleBook puzzles, AdmissionPolicy pol
         {
             policy.RecordFill(org.OrgIdHex, known); // the open itself was counted when it was let in without a puzzle
         }
+        return outcome;
+    }
+}
+
+/// <summary>Feeds the wait estimate with each take: its time and organisation, nothing of the session.</summary>
+internal sealed class TakeRateBehaviour(WaitEstimator waits) : IPipelineBehavior<Responders.TakeSessionCommand, Outcome<TakenSession?>>
+{
+    public async ValueTask<Outcome<TakenSession?>> Handle(
+        Responders.TakeSessionCommand message, MessageHandlerDelegate<Responders.TakeSessionCommand, Outcome<TakenSession?>> next, CancellationToken cancellationToken)
+    {
+        var outcome = await next(message, cancellationToken);
+        if (outcome.Succeeded && outcome.Value is not null && message.Connection.Grant is { } grant)
+        {
+            waits.Taken(Convert.ToHexStringLower(grant.OrgId));
+        }
+
         return outcome;
     }
 }

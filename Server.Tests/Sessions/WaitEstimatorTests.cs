@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Time.Testing;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Admission;
+
+namespace TrustLine.Server.Tests.Sessions;
+
+/// <summary>The wait shown to a waiting seeker: a range from the recent take rate, or nothing when the data are thin.</summary>
+public sealed class WaitEstimatorTests
+{
+    private const string Org = "11111111111111111111111111111111";
+
+    [Test]
+    public void WithFewerThanFiveTakesInTheLastHourThereIsNoEstimate()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var waits = new WaitEstimator(clock);
+        for (var i = 0; i < WaitEstimator.MinimumTakes - 1; i++)
+        {
+            waits.Taken(Org);
+            clock.Advance(TimeSpan.FromMinutes(1));
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(waits.Estimate(Org, 1), Is.Null);
+            Assert.That(waits.Fill(new QueueStatus { Position = 1 }, Org).WaitLowSeconds, Is.EqualTo(-1));
+        });
+    }
+
+    [Test]
+    public void ATakeEveryMinuteGivesARangeAroundThePlaceInMinutes()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var waits = new WaitEstimator(clock);
+        for (var i = 0; i < 60; i++)
+        {
+            clock.Advance(TimeSpan.FromMinutes(1));
+            waits.Taken(Org);
+        }
+
+        var third = waits.Estimate(Org, 3)!.Value;
+        var tenth = waits.Estimate(Org, 10)!.Value;
+
+        Assert.Multiple(() =>
+        {
+            // Erlang(3, 1/min): median about 2.7 min, 90th percentile about 5.3 min.
+            Assert.That(third.Low.TotalMinutes, Is.InRange(2.4, 3.0));
+            Assert.That(third.High.TotalMinutes, Is.InRange(4.8, 6.0));
+            Assert.That(tenth.Low, Is.GreaterThan(third.High), "a later place waits longer");
+            Assert.That(tenth.High - tenth.Low, Is.GreaterThan(TimeSpan.FromMinutes(2)), "a range, never one confident number");
+        });
+    }
+
+    [Test]
+    public void TakesOlderThanAnHourAgeOutAndTheEstimateGoesAway()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var waits = new WaitEstimator(clock);
+        for (var i = 0; i < 10; i++)
+        {
+            waits.Taken(Org);
+        }
+
+        Assert.That(waits.Estimate(Org, 1), Is.Not.Null);
+        clock.Advance(TimeSpan.FromMinutes(61));
+
+        Assert.That(waits.Estimate(Org, 1), Is.Null);
+    }
+
+    [Test]
+    public void ABurstOfTakesDoesNotPromiseAWaitOfSeconds()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var waits = new WaitEstimator(clock);
+        for (var i = 0; i < 10; i++)
+        {
+            waits.Taken(Org);
+        }
+
+        Assert.That(waits.Estimate(Org, 1)!.Value.High, Is.GreaterThan(TimeSpan.FromMinutes(1)), "the rate is taken over at least a quarter of the hour");
+    }
+}
