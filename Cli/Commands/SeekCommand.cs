@@ -25,7 +25,7 @@ internal static class SeekCommand
             var (name, organisationPin) = Pins.Resolve(result.GetValue(org)!, result.GetValue(pin));
             await using var client = new SeekerClient(Shell.ServerUri(result.GetValue(server)!), organisationPin);
             var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            client.QueueChanged += q => Shell.Say("yellow", $"[waiting] You are number {q.Position} in the queue ({q.Waiting} waiting).");
+            client.QueueChanged += q => Shell.Say("yellow", $"[waiting] You are number {q.Position} in the queue ({q.Waiting} waiting). {Wait(q)}");
             client.MessageReceived += text => Shell.Say("cyan", $"counsellor: {text}");
             client.StateChanged += state =>
             {
@@ -56,7 +56,7 @@ internal static class SeekCommand
             try
             {
                 var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), checking, cancellationToken);
-                Shell.Say("yellow", $"[waiting] You are number {place.Position} in the queue ({place.Waiting} waiting).");
+                Shell.Say("yellow", $"[waiting] You are number {place.Position} in the queue ({place.Waiting} waiting). {Wait(place)}");
             }
             catch (TrustLineException e) when (e.Code == ErrorCodes.UnknownOrganisation)
             {
@@ -118,6 +118,19 @@ internal static class SeekCommand
                 : client.State == SeekerState.Ended ? ExitCodes.Refused : ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>The likely wait in plain words: a range of minutes, or an honest "cannot say".</summary>
+    public static string Wait(QueueStatus status)
+    {
+        if (status.WaitLowSeconds < 0 || status.WaitHighSeconds < 0)
+        {
+            return "We cannot estimate the wait right now.";
+        }
+
+        var low = (int)Math.Max(1, Math.Floor(status.WaitLowSeconds / 60.0));
+        var high = (int)Math.Max(low + 1, Math.Ceiling(status.WaitHighSeconds / 60.0));
+        return $"The wait is likely about {low}–{high} minutes.";
     }
 
     public static string Describe(string? reason) => reason switch

@@ -80,3 +80,53 @@ public sealed class WaitEstimatorTests
         Assert.That(waits.Estimate(Org, 1)!.Value.High, Is.GreaterThan(TimeSpan.FromMinutes(1)), "the rate is taken over at least a quarter of the hour");
     }
 }
+
+/// <summary>The range reaches a waiting seeker through the hub.</summary>
+public sealed class WaitRangeThroughTheHubTests
+{
+    [Test]
+    public async Task AfterFiveTakesANewSeekerIsToldARangeAndBeforeThemNothing()
+    {
+        await using var world = await Infrastructure.World.StartAsync(Infrastructure.StoreUnderTest.Embedded);
+        var hubs = new List<Microsoft.AspNetCore.SignalR.Client.HubConnection>();
+        try
+        {
+            var first = await OpenAsync(world, hubs);
+            for (var i = 0; i < 5; i++)
+            {
+                await OpenAsync(world, hubs);
+            }
+
+            var responder = await world.ResponderAsync();
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.That(await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)), Is.Not.Null);
+            }
+
+            var later = await OpenAsync(world, hubs);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That((first.Queue.WaitLowSeconds, first.Queue.WaitHighSeconds), Is.EqualTo((-1, -1)), "no takes yet: no estimate");
+                Assert.That(later.Queue.WaitLowSeconds, Is.GreaterThanOrEqualTo(0));
+                Assert.That(later.Queue.WaitHighSeconds, Is.GreaterThan(later.Queue.WaitLowSeconds), "a range");
+            });
+        }
+        finally
+        {
+            foreach (var hub in hubs)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<OpenSessionResult> OpenAsync(Infrastructure.World world, List<Microsoft.AspNetCore.SignalR.Client.HubConnection> hubs)
+    {
+        var hub = await Infrastructure.RawHub.SeekerAsync(world.Nodes[0]);
+        hubs.Add(hub);
+        using var handshake = Protocol.Crypto.SeekerHandshake.Start(world.Org.Pin);
+        return await Microsoft.AspNetCore.SignalR.Client.HubConnectionExtensions.InvokeAsync<OpenSessionResult>(hub, SeekerHubMethods.OpenSession,
+            new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+}

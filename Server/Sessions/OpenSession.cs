@@ -23,6 +23,7 @@ public sealed class OpenSessionHandler(
     SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time,
+    Admission.WaitEstimator waits,
     ILogger<OpenSessionHandler> logger) : ICommandHandler<OpenSessionCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(OpenSessionCommand command, CancellationToken cancellationToken)
@@ -96,6 +97,6 @@ public sealed class OpenSessionHandler(
         // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
         var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
         await queue.ChangedAsync(orgId, session.Urgent ? position : null);
-        return new OpenSessionResult { ResumeToken = token, Queue = new QueueStatus { Position = position, Waiting = waiting }, Urgent = session.Urgent };
+        return new OpenSessionResult { ResumeToken = token, Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(orgId)), Urgent = session.Urgent };
     }
 }

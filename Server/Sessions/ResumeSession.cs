@@ -21,6 +21,7 @@ public sealed class ResumeSessionHandler(
     Departures departures,
     IOptions<SessionLimits> options,
     TimeProvider time,
+    Admission.WaitEstimator waits,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
 {
     private static readonly TimeSpan FollowUpDelay = TimeSpan.FromMilliseconds(500);
@@ -122,7 +123,7 @@ public sealed class ResumeSessionHandler(
             Msg2 = party == Party.Seeker ? record.Msg2 : null,
             Msg1 = party == Party.Responder ? record.Msg1 : null,
             NextSequence = link.NextSend,
-            Queue = new QueueStatus { Position = position, Waiting = waiting },
+            Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(record.OrgId)),
         };
     }
 

@@ -63,6 +63,7 @@ public sealed class QueueNotifier(
     Microsoft.AspNetCore.SignalR.IHubContext<Responders.ResponderHub, IResponderClient> responders,
     IOptions<SessionLimits> options,
     TimeProvider time,
+    Admission.WaitEstimator waits,
     ILogger<QueueNotifier> logger)
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Pending> pending = new();
@@ -161,7 +162,7 @@ public sealed class QueueNotifier(
             {
                 if (routes.Seeker(connections[i]) is { } seeker)
                 {
-                    sends.Add(seeker.QueuePosition(new QueueStatus { Position = from + i + 1, Waiting = waiting }));
+                    sends.Add(seeker.QueuePosition(waits.Fill(new QueueStatus { Position = from + i + 1, Waiting = waiting }, Convert.ToHexStringLower(orgId))));
                 }
             }
         }
