@@ -157,6 +157,13 @@ public sealed class ResponderClient : IAsyncDisposable
                 session.OnDelivered(sequence);
             }
         });
+        hub.On<byte[], bool>(nameof(IResponderClient.SeekerConnection), (id, connected) =>
+        {
+            if (id is { Length: Wire.SessionIdSize } && sessions.TryGetValue(new Guid(id, bigEndian: true), out var session))
+            {
+                session.OnSeekerConnection(connected);
+            }
+        });
         hub.On<SessionEnd>(nameof(IResponderClient.SessionEnded), end =>
         {
             if (end.SessionId.Length == Wire.SessionIdSize && sessions.TryRemove(new Guid(end.SessionId, bigEndian: true), out var session))
@@ -267,6 +274,12 @@ public sealed class ResponderSession : IAsyncDisposable
     /// </summary>
     public event Action<string>? Ended;
 
+    /// <summary>The seeker's connection dropped (false; it may come back within the grace period) or is back (true).</summary>
+    public event Action<bool>? SeekerConnectionChanged;
+
+    /// <summary>False while the seeker's connection is away.</summary>
+    public bool SeekerConnected { get; private set; } = true;
+
     /// <summary>The seeker's HELLO, once received.</summary>
     public SeekerHello? Hello { get; private set; }
 
@@ -293,6 +306,15 @@ public sealed class ResponderSession : IAsyncDisposable
     public ValueTask DisposeAsync() => engine.DisposeAsync();
 
     internal Task OnEnvelopeAsync(byte[] envelope) => engine.OnEnvelopeAsync(envelope);
+
+    internal void OnSeekerConnection(bool connected)
+    {
+        if (SeekerConnected != connected && EndReason is null)
+        {
+            SeekerConnected = connected;
+            SeekerConnectionChanged?.Invoke(connected);
+        }
+    }
 
     internal void OnDelivered(ulong sequence) => engine.OnDelivered(sequence);
 

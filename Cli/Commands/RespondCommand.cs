@@ -242,6 +242,9 @@ internal static class RespondCommand
                 CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             session.MessageReceived += text => Shell.Say("cyan", $"[session {number}] seeker: {text}");
             session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {Describe(reason)}");
+            session.SeekerConnectionChanged += connected => Shell.Say("yellow", connected
+                ? $"[session {number}] the seeker is back."
+                : $"[session {number}] the seeker's connection dropped; they may come back in a moment.");
         }
 
         private static int Index(string text, int count, string what) =>

@@ -158,6 +158,12 @@ public interface IResponderClient
 
     /// <summary>A held session ended.</summary>
     Task SessionEnded(SessionEnd end);
+
+    /// <summary>
+    /// The seeker of a held session lost its connection (<paramref name="connected"/> false: it may come back
+    /// within the grace period) or is back (true).
+    /// </summary>
+    Task SeekerConnection(byte[] sessionId, bool connected);
 }
 
 /// <summary>Opens a session on the seeker hub.</summary>

@@ -386,6 +386,9 @@ internal sealed class ManualSeeker : IAsyncDisposable
 
     public Inbox<string> ResponderInbox { get; }
 
+    /// <summary>The resume token the open returned.</summary>
+    public byte[] ResumeToken { get; private init; } = [];
+
     public static async Task<ManualSeeker> ConnectAsync(World world)
     {
         var hub = new HubConnectionBuilder()
@@ -396,7 +399,7 @@ internal sealed class ManualSeeker : IAsyncDisposable
         hub.On<byte[]>(nameof(ISeekerClient.Answered), msg2 => answered.TrySetResult(msg2));
         await hub.StartAsync().WaitAsync(TimeSpan.FromSeconds(10));
         using var handshake = SeekerHandshake.Start(world.Org.Pin);
-        await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" });
+        var opened = await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" });
         var responder = await world.ResponderAsync();
         var session = await responder.TakeAsync(handshake.SessionGuid.ToByteArray(bigEndian: true));
         var inbox = new Inbox<string>();
@@ -405,7 +408,7 @@ internal sealed class ManualSeeker : IAsyncDisposable
         Assert.That(result.Succeeded, Is.True);
         var channel = result.Channel!;
         await hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, channel.SealHello());
-        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder, session);
+        return new ManualSeeker(hub, channel, handshake.SessionGuid, inbox, responder, session) { ResumeToken = opened.ResumeToken };
     }
 
     public async ValueTask DisposeAsync()

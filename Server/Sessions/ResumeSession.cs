@@ -89,6 +89,10 @@ public sealed class ResumeSessionHandler(
         }
 
         SessionLog.Resumed(logger, party.ToString());
+        if (party == Party.Seeker && record.Msg2 is not null)
+        {
+            await departures.TellResponderAsync(sessionId, connected: true);
+        }
 
         // Deliver what was missed, in order, before the answer completes.
         var after = Math.Max(request.ReceivedThrough, record.Acked(receives));
@@ -193,5 +197,18 @@ public sealed class Departures(
         }
 
         SessionLog.Dropped(logger, party.ToString());
+        if (party == Party.Seeker)
+        {
+            await TellResponderAsync(sessionId, connected: false);
+        }
+    }
+
+    /// <summary>Tells the counsellor holding the session, wherever it is connected, that the seeker went away or came back.</summary>
+    public async Task TellResponderAsync(Guid sessionId, bool connected)
+    {
+        if (routes.Responder(await routes.ConnectionOfAsync(sessionId, Party.Responder)) is { } responder)
+        {
+            await responder.SeekerConnection(sessionId.ToByteArray(bigEndian: true), connected);
+        }
     }
 }

@@ -439,6 +439,10 @@ function adopt(session: ResponderSession): void {
     renderTabs();
     updateTitle();
   });
+  session.events.on('seekerConnection', () => {
+    if (chats[active] === chat) renderChats();
+    else renderTabs();
+  });
   session.events.on('ended', (reason) => {
     chat.ended = reason;
     if (chats[active] === chat) {
@@ -501,7 +505,10 @@ function renderChats(): void {
     `${language(chat.session.language)} · ${chat.session.topic || 'no topic'}`,
     chat.session.urgent ? h('strong', { class: 'badge', text: 'Urgent' }) : null,
     chat.returning ? h('strong', { id: 'returning', class: 'badge returning', text: 'Returning person (verified)' }) : null,
-    chat.established ? null : h('span', { class: 'muted', text: ' · setting up the secure connection…' }));
+    chat.established ? null : h('span', { class: 'muted', text: ' · setting up the secure connection…' }),
+    !chat.ended && !chat.session.seekerConnected
+      ? h('span', { id: 'seeker-away', role: 'status', class: 'badge away', text: 'The person’s connection dropped; they may come back in a moment. Messages you send now wait for them.' })
+      : null);
   log = h('div', { id: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': `Chat ${chat.number}` });
   for (const line of chat.lines) appendLine(line);
   const panel = h('div', { id: 'chat-panel', role: 'tabpanel', 'aria-labelledby': `tab-${chat.number}` }, info, log);

@@ -22,6 +22,8 @@ export interface ResponderSessionEvents {
   established: (hello: SeekerHello) => void;
   message: (text: string) => void;
   ended: (reason: string) => void;
+  /** The seeker's connection dropped (false; it may come back within the grace period) or is back (true). */
+  seekerConnection: (connected: boolean) => void;
 }
 
 /** The sign-in exchange alone (challenge, signature over `"TrustLine/v1/responder-sign-in\0" ‖ challenge`): returns the access token. */
@@ -164,6 +166,9 @@ export class ResponderClient {
     hub.on('Delivered', guard((id: unknown, sequence: unknown) => {
       if (id instanceof Uint8Array) this.held.get(toHex(id))?.onDelivered(Number(sequence));
     }));
+    hub.on('SeekerConnection', guard((id: unknown, connected: unknown) => {
+      if (id instanceof Uint8Array && typeof connected === 'boolean') this.held.get(toHex(id))?.onSeekerConnection(connected);
+    }));
     hub.on('SessionEnded', guard((end: unknown) => {
       const { sessionId, reason } = readSessionEnd(end);
       const id = toHex(sessionId);
@@ -209,7 +214,20 @@ export class ResponderSession {
   private readonly gaps: GapWatch;
   private reason: string | null = null;
   private seekerHello: SeekerHello | null = null;
+  private seekerAway = false;
   private establishedWaiters: Array<(hello: SeekerHello) => void> = [];
+
+  /** False while the seeker's connection is away. */
+  get seekerConnected(): boolean {
+    return !this.seekerAway;
+  }
+
+  /** @internal */
+  onSeekerConnection(connected: boolean): void {
+    if (this.reason !== null || this.seekerAway === !connected) return;
+    this.seekerAway = !connected;
+    this.events.emit('seekerConnection', connected);
+  }
 
   /** @internal */
   constructor(private readonly client: ResponderClient, entry: QueueEntry, private readonly channel: SecureChannel) {
