@@ -69,7 +69,7 @@ test('open without a puzzle first; on puzzle_required fetch one, solve it for th
   assert.deepEqual(second[4], puzzle);
   const sid = (second[0] as Uint8Array).subarray(19, 35);
   assert.ok(checkSolution(puzzle, sid, second[5] as Uint8Array), 'the solution holds for this session id');
-  assert.deepEqual(queue, { position: 3, waiting: 3 });
+  assert.deepEqual(queue, { position: 3, waiting: 3, wait: null });
   assert.equal(client.state, 'waiting');
   assert.ok(progress.length > 0, 'progress was reported');
   await client.dispose();
@@ -160,3 +160,11 @@ async function waitFor(condition: () => boolean, ms = 2000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+test('a queue status carries the likely wait as a range, or none when the server cannot say', async () => {
+  const { readQueueStatus } = await import('../src/client/common.js');
+  assert.deepEqual(readQueueStatus([2, 5, 120, 480]), { position: 2, waiting: 5, wait: { lowSeconds: 120, highSeconds: 480 } });
+  assert.deepEqual(readQueueStatus([2, 5, -1, -1]), { position: 2, waiting: 5, wait: null });
+  assert.deepEqual(readQueueStatus([2, 5]), { position: 2, waiting: 5, wait: null }, 'an older server sends no range');
+  assert.deepEqual(readQueueStatus([2, 5, 'x', {}]), { position: 2, waiting: 5, wait: null }, 'nonsense is no range, never a throw');
+});

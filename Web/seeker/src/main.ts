@@ -66,6 +66,7 @@ let lines: Line[] = [];
 let textsSent = 0;
 let deliveredThrough = 0;
 let position = 0;
+let wait: { lowSeconds: number; highSeconds: number } | null = null;
 let ending: string | null = null;
 let reconnecting = false;
 let exiting = false;
@@ -220,9 +221,18 @@ function waitingView(): void {
   leave.addEventListener('click', () => void client?.close({ signal: AbortSignal.timeout(10000) }).catch(() => undefined));
   screen(t.waitingHeading,
     h('p', { class: 'status', role: 'status', id: 'position', text: position <= 1 ? t.positionNext : fill(t.position, { position }) }),
+    h('p', { id: 'wait', text: waitText() }),
     h('p', { text: fill(t.waitingNext, { org: chosen!.name }) }),
     h('p', { class: 'hint', text: t.reloadWarning }),
     leave);
+}
+
+/** The likely wait in whole minutes, as a range; never one confident number, and honest when there is none. */
+function waitText(): string {
+  if (!wait) return t.waitUnknown;
+  const low = Math.max(1, Math.floor(wait.lowSeconds / 60));
+  const high = Math.max(low + 1, Math.ceil(wait.highSeconds / 60));
+  return fill(t.waitRange, { low, high });
 }
 
 function lineElement(line: Line): HTMLElement {
@@ -306,6 +316,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
   ending = null;
   reconnecting = false;
   position = 0;
+  wait = null;
   const server = config!.server ?? location.origin;
   const seeker = new SeekerClient(server, { orgId: fromHex(org.id), roots: org.roots.map(fromHex) });
   client = seeker;
@@ -313,6 +324,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
   seeker.events.on('puzzle', (tried, expected) => preparingView(Math.min(99, Math.floor((100 * tried) / expected))));
   seeker.events.on('queue', (q) => {
     position = q.position;
+    wait = q.wait;
     if (document.body.dataset.state === 'waiting') render();
   });
   seeker.events.on('state', (state: SeekerState) => {
@@ -350,6 +362,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
   try {
     const queue = await seeker.open({ language, topic, urgent, signal: AbortSignal.timeout(60000) });
     position = queue.position;
+    wait = queue.wait;
     if (seeker.state === 'waiting') show(waitingView, 'waiting');
   } catch (e) {
     if (client !== seeker) return;

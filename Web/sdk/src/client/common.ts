@@ -28,6 +28,8 @@ export const EndReasons = {
 export interface QueueStatus {
   position: number;
   waiting: number;
+  /** The likely wait as a range in seconds (its median to 90th percentile), or null when the server cannot estimate it. */
+  wait: { lowSeconds: number; highSeconds: number } | null;
 }
 
 export interface QueueEntry {
@@ -52,7 +54,10 @@ export function bytesOf(value: unknown): Uint8Array {
 
 export function readQueueStatus(value: unknown): QueueStatus {
   const a = (Array.isArray(value) ? value : []) as unknown[];
-  return { position: Number(a[0] ?? 0), waiting: Number(a[1] ?? 0) };
+  const low = Number(a[2] ?? -1);
+  const high = Number(a[3] ?? -1);
+  const wait = Number.isFinite(low) && Number.isFinite(high) && low >= 0 && high >= low ? { lowSeconds: low, highSeconds: high } : null;
+  return { position: Number(a[0] ?? 0), waiting: Number(a[1] ?? 0), wait };
 }
 
 export function readQueueEntry(value: unknown): QueueEntry {
