@@ -335,4 +335,10 @@ public static class EndReasons
 
     /// <summary>The session reached its maximum lifetime.</summary>
     public const string MaxLifetime = "max_lifetime";
+
+    /// <summary>
+    /// The server's store lost the session's state (a restart of a store without persistence): nothing more can
+    /// be relayed. Messages not yet shown as delivered may not have arrived; a new session starts afresh.
+    /// </summary>
+    public const string StoreLost = "store_lost";
 }

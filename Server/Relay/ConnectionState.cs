@@ -89,6 +89,7 @@ public sealed class ConnectionState
             }
 
             links[link.SessionId] = link;
+            link.Owner = this;
             return true;
         }
     }
@@ -134,6 +135,9 @@ public sealed class SessionLink(Guid sessionId, byte[] orgId, DateTimeOffset dea
 
     /// <summary>When this link last refreshed the session's activity.</summary>
     public DateTimeOffset LastTouch { get; set; }
+
+    /// <summary>The connection that holds this link, once added to it: where this node tells the party news.</summary>
+    public ConnectionState? Owner { get; set; }
 
     /// <summary>Set when the session ended on any node; the link then refuses everything.</summary>
     public volatile bool Ended;
