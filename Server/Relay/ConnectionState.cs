@@ -139,6 +139,9 @@ public sealed class SessionLink(Guid sessionId, byte[] orgId, DateTimeOffset dea
     /// <summary>The connection that holds this link, once added to it: where this node tells the party news.</summary>
     public ConnectionState? Owner { get; set; }
 
+    /// <summary>Set before <see cref="Ended"/> when the store lost the session, so refusals can say so.</summary>
+    public volatile bool Lost;
+
     /// <summary>Set when the session ended on any node; the link then refuses everything.</summary>
     public volatile bool Ended;
 }

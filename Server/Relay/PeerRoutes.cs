@@ -158,6 +158,7 @@ public sealed class PeerRoutes(
         List<SessionLink> live = links.TryGetValue(sessionId, out var set) ? [.. set.Keys.Where(link => !link.Ended)] : [];
         foreach (var link in live)
         {
+            link.Lost = true;
             if (link.Owner is not { } owner)
             {
                 continue;

@@ -37,9 +37,10 @@ public sealed class SendEnvelopeHandler(
             return Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's.");
         }
 
-        if (connection.Find(header.SessionId) is not { } link || link.Ended)
+        var link = connection.Find(header.SessionId);
+        if (link is null || link.Ended)
         {
-            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
+            return link is { Lost: true } ? StoreWatch.LostRefusal : Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
         }
 
         var now = time.GetUtcNow();
@@ -102,8 +103,8 @@ public sealed class SendEnvelopeHandler(
         if (stored == AppendOutcome.SessionGone)
         {
             // Ended on another node, whose word has not reached this one yet; or the store lost the session.
-            return await watch.SessionGoneAsync(link)
-                ? Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: the service lost its state.")
+            return await watch.SessionGoneAsync(link) || link.Lost
+                ? StoreWatch.LostRefusal
                 : Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
         }
 
@@ -173,7 +174,7 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, S
 
         if (link is null || link.Ended)
         {
-            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
+            return link is { Lost: true } ? StoreWatch.LostRefusal : Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
         }
 
         if (through >= Wire.SequenceCap)
@@ -190,8 +191,8 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, S
 
         if (acked < -1)
         {
-            return await watch.SessionGoneAsync(link)
-                ? Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: the service lost its state.")
+            return await watch.SessionGoneAsync(link) || link.Lost
+                ? StoreWatch.LostRefusal
                 : Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
         }
 

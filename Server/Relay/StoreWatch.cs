@@ -34,6 +34,10 @@ public sealed class StoreWatch(
 
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
+    /// <summary>The refusal of a call on a session the store lost; the party has been told with <c>SessionEnded</c> too.</summary>
+    public static readonly Refusal LostRefusal =
+        Refuse.With(Protocol.Contracts.ErrorCodes.StoreLost, "The service lost this session's state (its store restarted); start a new one.");
+
     private readonly Lock gate = new();
     private readonly HashSet<string> failed = [];
     private TaskCompletionSource incident = new(TaskCreationOptions.RunContinuationsAsynchronously);
