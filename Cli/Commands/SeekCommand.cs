@@ -89,6 +89,7 @@ internal static class SeekCommand
         EndReasons.ResponderAbandoned => "The counsellor's connection was lost for too long.",
         EndReasons.Idle => "The chat ended after a long silence.",
         EndReasons.MaxLifetime => "The chat reached its maximum length.",
+        EndReasons.StoreLost => "The service lost this chat when its storage restarted. Messages not yet marked delivered may not have arrived; please start a new chat.",
         "messages_missing" => "Messages went missing on the way, so the chat was ended to be safe. Please start a new one.",
         "connection_lost" => "The connection could not be restored.",
         { } r when r.StartsWith("handshake_failed", StringComparison.Ordinal) =>

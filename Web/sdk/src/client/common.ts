@@ -18,6 +18,8 @@ export const EndReasons = {
   responderAbandoned: 'responder_abandoned',
   idle: 'idle_timeout',
   maxLifetime: 'max_lifetime',
+  /** The server's store lost the session (a restart without persistence): start a new one. */
+  storeLost: 'store_lost',
   messagesMissing: 'messages_missing',
   connectionLost: 'connection_lost',
   resumeRefused: 'resume_refused',
