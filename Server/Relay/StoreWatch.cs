@@ -62,11 +62,12 @@ public sealed class StoreWatch(
     /// </summary>
     public async Task<bool> SessionGoneAsync(SessionLink link)
     {
+        // The wall clock, not the TimeProvider: this waits for a message on the network, which no test clock moves.
         var waited = TimeSpan.Zero;
         var step = TimeSpan.FromMilliseconds(50);
         while (!link.Ended && waited < EndNoticeWait)
         {
-            await Task.Delay(step, time);
+            await Task.Delay(step);
             waited += step;
         }
 
