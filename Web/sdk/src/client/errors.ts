@@ -46,7 +46,7 @@ export async function sendRetrying(send: () => Promise<unknown>, ended: () => bo
     } catch (e) {
       const refused = refusalOf(e);
       if (!(refused instanceof TrustLineError) || refused.code !== 'unavailable' || ended()) throw e;
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
+      await new Promise<void>((resolve) => setTimeout(() => resolve(), RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
     }
   }
 }
