@@ -446,7 +446,8 @@ internal sealed class SessionEngine : IAsyncDisposable
             }
             catch (TrustLineException e) when (IsTransient(e.Code))
             {
-                await PauseAsync(signal, failures++);
+                // The store failing over answers again within seconds: retry it at least every second.
+                await PauseAsync(signal, e.Code == ErrorCodes.Unavailable ? Math.Min(failures++, 2) : failures++);
             }
             catch (TrustLineException e) when (e.Code == ErrorCodes.OutOfOrder && ++outOfOrder < MaxOutOfOrder)
             {
@@ -458,10 +459,10 @@ internal sealed class SessionEngine : IAsyncDisposable
 
                 await PauseAsync(signal, failures++);
             }
-            catch (TrustLineException)
+            catch (TrustLineException e)
             {
                 // The session is gone on the server or the envelope is unacceptable: nothing later can be delivered.
-                End(SessionEndReasons.SendRefused);
+                End(e.Code == ErrorCodes.StoreLost ? EndReasons.StoreLost : SessionEndReasons.SendRefused);
                 return;
             }
             catch (Exception e) when (IsOffline(e))

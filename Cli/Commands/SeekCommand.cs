@@ -149,6 +149,7 @@ internal static class SeekCommand
         SessionEndReasons.SendRefused => "The server could not take your message, so the chat was ended. Please start a new one.",
         { } r when r.StartsWith(SessionEndReasons.HandshakeFailed + ":", StringComparison.Ordinal) =>
             $"The other side could not prove it belongs to the organisation ({r[(SessionEndReasons.HandshakeFailed.Length + 1)..]}); the chat was stopped before anything was sent.",
+        EndReasons.StoreLost => "The service lost this chat when its storage restarted. Messages not yet marked delivered may not have arrived; please start a new chat.",
         _ => $"The chat ended ({reason}).",
     };
 }

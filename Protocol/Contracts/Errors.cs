@@ -86,4 +86,10 @@ public static class ErrorCodes
 
     /// <summary>The store is unreachable; try again.</summary>
     public const string Unavailable = "unavailable";
+
+    /// <summary>
+    /// The store lost the session's state (a restart without persistence): it has ended, as
+    /// <see cref="EndReasons.StoreLost"/>, which the server also sends as <c>SessionEnded</c>.
+    /// </summary>
+    public const string StoreLost = "store_lost";
 }

@@ -359,4 +359,10 @@ public static class EndReasons
     /// the seeker may try again later.
     /// </summary>
     public const string QueueTimeout = "queue_timeout";
+
+    /// <summary>
+    /// The server's store lost the session's state (a restart of a store without persistence): nothing more can
+    /// be relayed. Messages not yet shown as delivered may not have arrived; a new session starts afresh.
+    /// </summary>
+    public const string StoreLost = "store_lost";
 }

@@ -13,11 +13,20 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private Process? process;
     private readonly string directory;
+    private readonly string[] extraArguments;
+    private readonly string? configFile;
 
-    private RedisServer(int port)
+    private RedisServer(int port, string[] extraArguments, string? configFile)
     {
         Port = port;
         directory = Directory.CreateTempSubdirectory("trustline-redis-").FullName;
+        this.extraArguments = extraArguments;
+        if (configFile is not null)
+        {
+            // A sentinel rewrites its configuration file, so it gets a writable one of its own.
+            this.configFile = Path.Combine(directory, "redis.conf");
+            File.WriteAllText(this.configFile, configFile);
+        }
     }
 
     public int Port { get; }
@@ -25,11 +34,44 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>The StackExchange.Redis configuration string for this server.</summary>
     public string Configuration => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    public static Task<RedisServer> StartAsync() => StartAsync([]);
+
+    /// <summary>
+    /// Starts a redis-server with more arguments (e.g. <c>--replicaof</c>, <c>--cluster-enabled yes</c>), or a
+    /// sentinel when <paramref name="sentinelConfig"/> is given (its <c>port</c> line is added here).
+    /// </summary>
+    public static async Task<RedisServer> StartAsync(string[] extraArguments, string? sentinelConfig = null)
     {
-        var server = new RedisServer(FreePort.Next());
-        await server.StartAgainAsync();
+        var port = FreePort.Next();
+        var config = sentinelConfig is null ? null : $"port {port.ToString(System.Globalization.CultureInfo.InvariantCulture)}\nbind 127.0.0.1\n{sentinelConfig}";
+        var server = new RedisServer(port, extraArguments, config);
+        try
+        {
+            await server.StartAgainAsync();
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+
         return server;
+    }
+
+    /// <summary>Whether redis-server runs in <paramref name="mode"/> here ("sentinel" or "cluster"); null when it does, else why not.</summary>
+    public static async Task<string?> CannotRunAsync(string mode)
+    {
+        try
+        {
+            await using var probe = mode == "sentinel"
+                ? await StartAsync([], "sentinel monitor probe 127.0.0.1 1 2\n")
+                : await StartAsync(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException or OperationCanceledException or System.ComponentModel.Win32Exception)
+        {
+            return $"redis-server cannot run in {mode} mode here: {e.Message}";
+        }
     }
 
     public async Task StartAgainAsync()
@@ -46,14 +88,18 @@ public sealed class RedisServer : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = directory,
         };
-        foreach (var arg in new[]
-                 {
-                     "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                     "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no",
-                     "--daemonize", "no", "--protected-mode", "yes",
-                     "--dir", directory, "--loglevel", "warning",
-                 })
+        string[] arguments = configFile is not null
+            ? [configFile, "--sentinel", "--daemonize", "no", "--dir", directory, "--loglevel", "warning"]
+            :
+            [
+                "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--protected-mode", "yes",
+                "--dir", directory, "--loglevel", "warning",
+                .. extraArguments,
+            ];
+        foreach (var arg in arguments)
         {
             start.ArgumentList.Add(arg);
         }

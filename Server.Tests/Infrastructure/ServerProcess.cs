@@ -10,6 +10,7 @@ namespace TrustLine.Server.Tests.Infrastructure;
 public sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process process;
+    private readonly Queue<string> recent = new();
 
     private ServerProcess(Process process, Uri baseAddress)
     {
@@ -19,18 +20,30 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The last lines the process wrote (standard output and error), for a failing test to show.</summary>
+    public string RecentOutput
+    {
+        get
+        {
+            lock (recent)
+            {
+                return string.Join('\n', recent);
+            }
+        }
+    }
+
     /// <summary>Starts the server and waits until it answers <paramref name="waitFor"/> with success.</summary>
     public static async Task<ServerProcess> StartAsync(IReadOnlyDictionary<string, string?> settings, string waitFor = "/health/ready")
     {
         var port = FreePort.Next();
         var start = StartInfo(port, settings);
         var process = Process.Start(start) ?? throw new InvalidOperationException("The server process did not start.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"));
+        process.OutputDataReceived += (_, e) => server.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         await Eventually.TrueAsync(async () =>
         {
@@ -90,6 +103,23 @@ public sealed class ServerProcess : IAsyncDisposable
 
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         return start;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (recent)
+        {
+            recent.Enqueue(line);
+            if (recent.Count > 200)
+            {
+                recent.Dequeue();
+            }
+        }
     }
 
     /// <summary>SIGKILL: the process is gone at once.</summary>

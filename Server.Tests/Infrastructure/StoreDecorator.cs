@@ -29,8 +29,8 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<long?> MarkGoneAsync(Guid id, Party party, string connectionId, DateTimeOffset goneAt) => inner.MarkGoneAsync(id, party, connectionId, goneAt);
 
-    public Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true) =>
-        inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt, awaitReply);
+    public virtual Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt) =>
+        inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt);
 
     public Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window) =>
         inner.GetEnvelopesAsync(id, direction, after, window);

@@ -49,7 +49,10 @@ public static class OperationsSetup
     }
 }
 
-/// <summary>Ready only while Redis answers a PING on the shared connection within the probe timeout.</summary>
+/// <summary>
+/// Ready only while a Redis primary answers a PING on the shared connection within the probe timeout: a replica
+/// that answers while the primary is down cannot take writes, so the node cannot serve sessions.
+/// </summary>
 internal sealed class RedisHealthCheck(IConnectionMultiplexer redis, IOptions<RedisOptions> options) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -61,12 +64,12 @@ internal sealed class RedisHealthCheck(IConnectionMultiplexer redis, IOptions<Re
 
         try
         {
-            await redis.GetDatabase().PingAsync().WaitAsync(options.Value.ProbeTimeout, cancellationToken);
+            await redis.GetDatabase().PingAsync(CommandFlags.DemandMaster).WaitAsync(options.Value.ProbeTimeout, cancellationToken);
             return HealthCheckResult.Healthy();
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            return HealthCheckResult.Unhealthy("Redis did not answer.");
+            return HealthCheckResult.Unhealthy("No Redis primary answered.");
         }
     }
 }

@@ -98,6 +98,7 @@ public sealed class ConnectionState
             }
 
             links[link.SessionId] = link;
+            link.Owner = this;
             return true;
         }
     }
@@ -143,6 +144,12 @@ public sealed class SessionLink(Guid sessionId, byte[] orgId, DateTimeOffset dea
 
     /// <summary>When this link last refreshed the session's activity.</summary>
     public DateTimeOffset LastTouch { get; set; }
+
+    /// <summary>The connection that holds this link, once added to it: where this node tells the party news.</summary>
+    public ConnectionState? Owner { get; set; }
+
+    /// <summary>Set before <see cref="Ended"/> when the store lost the session, so refusals can say so.</summary>
+    public volatile bool Lost;
 
     /// <summary>Set when the session ended on any node; the link then refuses everything.</summary>
     public volatile bool Ended;

@@ -90,17 +90,36 @@ public sealed class PeerRoutes(
         return channel.PublishAsync(message);
     }
 
+    /// <summary>
+    /// The store lost the session's record (found missing while this node still held a live link): every node ends
+    /// its links and tells its own parties <see cref="EndReasons.StoreLost"/>. The record is gone, so nobody else
+    /// knows where the parties are connected; each node knows its own connections.
+    /// </summary>
+    public async Task LostAsync(Guid sessionId)
+    {
+        var message = new RouteMessage(RouteChange.Lost, sessionId, Party.Seeker, null, 0);
+        await TellLostAsync(sessionId);
+        try
+        {
+            await channel.PublishAsync(message);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // The other nodes find it missing themselves when the store is back (StoreWatch).
+        }
+    }
+
     internal void Apply(RouteMessage message)
     {
-        if (message.Change == RouteChange.Ended)
+        if (message.Change is RouteChange.Ended or RouteChange.Lost)
         {
-            routes.TryRemove(message.SessionId, out _);
-            if (links.TryRemove(message.SessionId, out var set))
+            if (message.Change == RouteChange.Lost)
             {
-                foreach (var link in set.Keys)
-                {
-                    link.Ended = true;
-                }
+                _ = TellLostAsync(message.SessionId);
+            }
+            else
+            {
+                Stop(message.SessionId);
             }
 
             return;
@@ -116,6 +135,53 @@ public sealed class PeerRoutes(
             }
         }
     }
+
+    /// <summary>Forgets the session's route and ends this node's links to it.</summary>
+    private void Stop(Guid sessionId)
+    {
+        routes.TryRemove(sessionId, out _);
+        if (links.TryRemove(sessionId, out var set))
+        {
+            foreach (var link in set.Keys)
+            {
+                link.Ended = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tells this node's parties of the session why it ended, then ends the links: a call that meets the ended link
+    /// is refused only after its connection has been told (a connection's messages keep their order).
+    /// </summary>
+    private async Task TellLostAsync(Guid sessionId)
+    {
+        List<SessionLink> live = links.TryGetValue(sessionId, out var set) ? [.. set.Keys.Where(link => !link.Ended)] : [];
+        foreach (var link in live)
+        {
+            link.Lost = true;
+            if (link.Owner is not { } owner)
+            {
+                continue;
+            }
+
+            var end = new SessionEnd { SessionId = link.SessionId.ToByteArray(bigEndian: true), Reason = EndReasons.StoreLost };
+            try
+            {
+                await (owner.Party == Party.Seeker
+                    ? seekers.Clients.Client(owner.ConnectionId).SessionEnded(end)
+                    : responders.Clients.Client(owner.ConnectionId).SessionEnded(end));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+            {
+                // Local connections need no store; a connection that is closing hears nothing more.
+            }
+        }
+
+        Stop(sessionId);
+    }
+
+    /// <summary>The links this node holds for live sessions (for <see cref="StoreWatch"/>).</summary>
+    internal IEnumerable<SessionLink> LocalLinks() => links.Values.SelectMany(set => set.Keys).Where(link => !link.Ended && link.Owner is not null);
 
     /// <summary>Each party's connection and the epoch it is known at; −1 while not known yet.</summary>
     private sealed record Route(string? Seeker, long SeekerEpoch, string? Responder, long ResponderEpoch)
@@ -138,13 +204,16 @@ public enum RouteChange
 {
     Moved,
     Ended,
+
+    /// <summary>The store lost the session: each node tells its own parties.</summary>
+    Lost,
 }
 
 /// <summary>A route change between nodes; <see cref="Epoch"/> is the session record's epoch after a move.</summary>
 public sealed record RouteMessage(RouteChange Change, Guid SessionId, Party Party, string? ConnectionId, long Epoch)
 {
     public string Encode() =>
-        string.Create(CultureInfo.InvariantCulture, $"{(Change == RouteChange.Ended ? 'e' : 'm')}|{SessionId:N}|{(Party == Party.Seeker ? 's' : 'r')}|{ConnectionId}|{Epoch}");
+        string.Create(CultureInfo.InvariantCulture, $"{Change switch { RouteChange.Ended => 'e', RouteChange.Lost => 'l', _ => 'm' }}|{SessionId:N}|{(Party == Party.Seeker ? 's' : 'r')}|{ConnectionId}|{Epoch}");
 
     public static RouteMessage? Decode(string text)
     {
@@ -155,7 +224,7 @@ public sealed record RouteMessage(RouteChange Change, Guid SessionId, Party Part
             return null;
         }
 
-        return new RouteMessage(parts[0] == "e" ? RouteChange.Ended : RouteChange.Moved, id,
+        return new RouteMessage(parts[0] switch { "e" => RouteChange.Ended, "l" => RouteChange.Lost, _ => RouteChange.Moved }, id,
             parts[2] == "s" ? Party.Seeker : Party.Responder, parts[3].Length == 0 ? null : parts[3], epoch);
     }
 }

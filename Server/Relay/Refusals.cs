@@ -16,7 +16,7 @@ namespace TrustLine.Server.Relay;
 /// <see cref="RefusalReply"/> that <see cref="RefusingHubProtocol"/> writes as the completion's error. Logs one
 /// Information line per refusal (code and method only), rate-limited.
 /// </summary>
-internal sealed class RefusalFilter(RefusalLog log, ILogger<RefusalFilter> logger) : IHubFilter
+internal sealed class RefusalFilter(RefusalLog log, StoreWatch watch, ILogger<RefusalFilter> logger) : IHubFilter
 {
     public async ValueTask<object?> InvokeMethodAsync(HubInvocationContext context, Func<HubInvocationContext, ValueTask<object?>> next)
     {
@@ -32,6 +32,7 @@ internal sealed class RefusalFilter(RefusalLog log, ILogger<RefusalFilter> logge
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             SessionLog.StoreFailed(logger, context.HubMethodName, e.GetType().Name);
+            watch.Reported(); // live forwards may have been lost meanwhile: re-deliver from the buffer once it answers
             return new RefusalReply(ErrorCodes.Unavailable, "The service cannot reach its store just now; try again shortly.");
         }
     }

@@ -60,6 +60,8 @@ public static class RelaySetup
         builder.Services.AddSingleton<SessionEnding>();
         builder.Services.AddSingleton<Departures>();
         builder.Services.AddHostedService<RouteSubscription>();
+        builder.Services.AddSingleton<StoreWatch>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreWatch>());
         builder.Services.AddHostedService<SessionReaper>();
 
         builder.Services.AddAuthentication().AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ResponderToken>(ResponderToken.SchemeName, null);

@@ -11,13 +11,15 @@ public sealed record SendEnvelopeCommand(ConnectionState Connection, byte[] Enve
 
 /// <summary>
 /// The hot path. Checks the clear header only (PROTOCOL.md §5) against the connection's own state, keeps
-/// the ciphertext until the peer acknowledges it (one Redis command), and forwards it to the peer's
-/// connection. A resend of a stored seq is acknowledged and never relayed twice.
+/// the ciphertext until the peer acknowledges it (one Redis command, awaited: a send is answered only once
+/// the envelope is buffered), and forwards it to the peer's connection. A resend of a seq the sender was
+/// told was accepted is acknowledged and not relayed again; a resend after a failed send is accepted.
 /// </summary>
 public sealed class SendEnvelopeHandler(
     ISessionStore store,
     PeerRoutes routes,
     SessionEnding ending,
+    StoreWatch watch,
     IOptions<SessionLimits> options,
     Operations.Metrics.TrustLineMetrics metrics,
     TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
@@ -36,9 +38,10 @@ public sealed class SendEnvelopeHandler(
             return Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's.");
         }
 
-        if (connection.Find(header.SessionId) is not { } link || link.Ended)
+        var link = connection.Find(header.SessionId);
+        if (link is null || link.Ended)
         {
-            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
+            return link is { Lost: true } ? StoreWatch.LostRefusal : Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id.");
         }
 
         var now = time.GetUtcNow();
@@ -83,33 +86,35 @@ public sealed class SendEnvelopeHandler(
         var expires = Min(now + options.Value.EnvelopeMaxAge, link.Deadline);
         var peer = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);
 
-        // While the peer is connected, delivery is live and the buffer is the fallback: the write is pipelined
-        // without waiting for Redis's reply. While the peer is away, the buffer is the delivery: wait for it.
-        var stored = await store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires, awaitReply: peer is null);
+        // Accepted means buffered: the send is answered, and its seq used up, only once the buffer holds it. The
+        // live forward runs alongside the write rather than after it, so waiting costs one round trip, not two.
+        // A forward of an envelope that then turns out a duplicate or too late is dropped by the receiving channel.
+        var write = store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires);
+        var forward = ForwardAsync(connection.Party, peer, envelope);
+        AppendOutcome stored;
+        try
+        {
+            stored = await write;
+        }
+        finally
+        {
+            await forward;
+        }
+
         if (stored == AppendOutcome.SessionGone)
         {
-            // Ended on another node, whose word has not reached this one yet.
-            link.Ended = true;
-            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
+            // Ended on another node, whose word has not reached this one yet; or the store lost the session.
+            return await watch.SessionGoneAsync(link) || link.Lost
+                ? StoreWatch.LostRefusal
+                : Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
         }
 
+        // A duplicate here is the resend of a send whose answer was lost (or failed after the write landed): it is
+        // in the buffer, and was forwarded again above.
         link.NextSend = header.Sequence + 1;
-        if (stored != AppendOutcome.Stored)
+        if (stored == AppendOutcome.Stored)
         {
-            return new SendResult { Sequence = header.Sequence, Duplicate = true };
-        }
-
-        metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
-        if (connection.Party == Party.Seeker)
-        {
-            if (routes.Responder(peer) is { } responder)
-            {
-                await responder.Envelope(envelope);
-            }
-        }
-        else if (routes.Seeker(peer) is { } seeker)
-        {
-            await seeker.Envelope(envelope);
+            metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
         }
 
         // Activity keeps the session from idling out; refreshed now and then, not per envelope.
@@ -119,16 +124,42 @@ public sealed class SendEnvelopeHandler(
             await store.TouchAsync(link.SessionId, now, link.Deadline);
         }
 
-        return new SendResult { Sequence = header.Sequence };
+        return new SendResult { Sequence = header.Sequence, Duplicate = stored == AppendOutcome.Duplicate };
     }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    /// <summary>
+    /// Hands the envelope to the peer's connection, through the backplane when it is on another node. A failed
+    /// forward is not a failed send (the envelope is buffered): the watch re-delivers from the buffer.
+    /// </summary>
+    private async Task ForwardAsync(Party from, string? peer, byte[] envelope)
+    {
+        try
+        {
+            if (from == Party.Seeker)
+            {
+                if (routes.Responder(peer) is { } responder)
+                {
+                    await responder.Envelope(envelope);
+                }
+            }
+            else if (routes.Seeker(peer) is { } seeker)
+            {
+                await seeker.Envelope(envelope);
+            }
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            watch.Reported();
+        }
+    }
 }
 
 public sealed record AcknowledgeCommand(ConnectionState Connection, byte[]? SessionId, ulong Through) : ICommand<Outcome<Done>>;
 
 /// <summary>The recipient confirms envelopes up to a seq (cumulative): they are forgotten, and the sender is told.</summary>
-public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, IOptions<SessionLimits> options)
+public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, StoreWatch watch, IOptions<SessionLimits> options)
     : ICommandHandler<AcknowledgeCommand, Outcome<Done>>
 {
     public async ValueTask<Outcome<Done>> Handle(AcknowledgeCommand command, CancellationToken cancellationToken)
@@ -148,7 +179,7 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
 
         if (link is null || link.Ended)
         {
-            return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
+            return link is { Lost: true } ? StoreWatch.LostRefusal : Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
         }
 
         if (through >= Wire.SequenceCap)
@@ -165,7 +196,9 @@ public sealed class AcknowledgeHandler(ISessionStore store, PeerRoutes routes, I
 
         if (acked < -1)
         {
-            return Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
+            return await watch.SessionGoneAsync(link) || link.Lost
+                ? StoreWatch.LostRefusal
+                : Refuse.With(ErrorCodes.NoSuchSession, "The session has ended.");
         }
 
         var sender = await routes.ConnectionOfAsync(link.SessionId, connection.Party == Party.Seeker ? Party.Responder : Party.Seeker);

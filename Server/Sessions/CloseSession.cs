@@ -9,7 +9,7 @@ namespace TrustLine.Server.Sessions;
 public sealed record CloseSessionCommand(ConnectionState Connection, byte[]? SessionId) : ICommand<Outcome<Done>>;
 
 /// <summary>Either party ends the session (a queued seeker thereby leaves the queue); every key goes at once.</summary>
-public sealed class CloseSessionHandler(ISessionStore store, SessionEnding ending) : ICommandHandler<CloseSessionCommand, Outcome<Done>>
+public sealed class CloseSessionHandler(ISessionStore store, SessionEnding ending, StoreWatch watch) : ICommandHandler<CloseSessionCommand, Outcome<Done>>
 {
     public async ValueTask<Outcome<Done>> Handle(CloseSessionCommand command, CancellationToken cancellationToken)
     {
@@ -34,7 +34,12 @@ public sealed class CloseSessionHandler(ISessionStore store, SessionEnding endin
         }
 
         connection.Remove(link.SessionId);
-        await ending.EndAsync(link.SessionId, reason);
+        if (!await ending.EndAsync(link.SessionId, reason) && !link.Ended)
+        {
+            // No record to delete, and no end announced from elsewhere: the store lost it; the peer is told so.
+            await watch.SessionGoneAsync(link);
+        }
+
         return new Done();
     }
 }

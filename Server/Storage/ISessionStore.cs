@@ -141,10 +141,8 @@ public interface ISessionStore
     /// <summary>
     /// Keeps an envelope until acknowledged, only while the session exists (checked atomically with the
     /// write, so a write in flight cannot land after the session's delete); a stored seq is never replaced.
-    /// With <paramref name="awaitReply"/> false the write is pipelined without waiting for the store's
-    /// answer (and reports <see cref="AppendOutcome.Stored"/>); the same conditions still hold.
     /// </summary>
-    Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true);
+    Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt);
 
     /// <summary>Undelivered envelopes after <paramref name="after"/>, in order (at most <paramref name="window"/> seqs past the ack).</summary>
     Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window);

@@ -146,6 +146,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // Every command goes to the primary, reads included: a replica may lag (or, during a failover, answer for
+    // a primary that is gone), and a stale "no such record" would end a live session as lost.
+    private const CommandFlags Primary = CommandFlags.DemandMaster;
+
     private IDatabase Db => redis.GetDatabase();
 
     public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
@@ -169,7 +173,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             args.Add(connection);
         }
 
-        var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], [.. args]);
+        var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], [.. args], flags: Primary);
         if (created == 0)
         {
             return CreateOutcome.Exists;
@@ -178,10 +182,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var arrived = session.CreatedAt.ToUnixTimeMilliseconds();
         var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
             [queueCapacity, arrived + (session.Urgent ? 0 : NotUrgentOffset), session.Id.ToString("N"), lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, arrived + NotUrgentOffset]);
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, arrived + NotUrgentOffset], flags: Primary);
         if (queued == 0)
         {
-            await Db.KeyDeleteAsync(keys.Session(session.Id));
+            await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
             return CreateOutcome.QueueFull;
         }
 
@@ -198,15 +202,15 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> GetAsync(Guid id)
     {
-        var fields = await Db.HashGetAllAsync(keys.Session(id));
+        var fields = await Db.HashGetAllAsync(keys.Session(id), flags: Primary);
         return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
     }
 
     public async Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank)
     {
-        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), fromRank);
+        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), fromRank, flags: Primary);
         var batch = Db.CreateBatch();
-        var reads = members.Select(m => batch.HashGetAsync(keys.Session(Guid.ParseExact(m.ToString(), "N")), "sc")).ToList();
+        var reads = members.Select(m => batch.HashGetAsync(keys.Session(Guid.ParseExact(m.ToString(), "N")), "sc", flags: Primary)).ToList();
         batch.Execute();
         var connections = new List<string?>(reads.Count);
         foreach (var read in reads)
@@ -220,10 +224,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
     {
-        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), 0, max - 1);
+        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), 0, max - 1, flags: Primary);
         var ids = members.Select(m => Guid.ParseExact(m.ToString(), "N")).ToList();
         var batch = Db.CreateBatch();
-        var reads = ids.Select(id => batch.HashGetAsync(keys.Session(id), ["lang", "topic", "urg", "cr", "sc"])).ToList();
+        var reads = ids.Select(id => batch.HashGetAsync(keys.Session(id), ["lang", "topic", "urg", "cr", "sc"], flags: Primary)).ToList();
         batch.Execute();
         var queued = new List<QueuedSession>(ids.Count);
         for (var i = 0; i < ids.Count; i++)
@@ -244,8 +248,8 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id)
     {
         var batch = Db.CreateBatch();
-        var rank = batch.SortedSetRankAsync(keys.Queue(orgId), id.ToString("N"));
-        var length = batch.SortedSetLengthAsync(keys.Queue(orgId));
+        var rank = batch.SortedSetRankAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary);
+        var length = batch.SortedSetLengthAsync(keys.Queue(orgId), flags: Primary);
         batch.Execute();
         var position = await rank;
         return (position is { } r ? (int)r + 1 : 0, (int)await length);
@@ -254,24 +258,24 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
         // ZREM is atomic: across all nodes exactly one claimer removes the entry.
-        if (!await Db.SortedSetRemoveAsync(keys.Queue(orgId), id.ToString("N")))
+        if (!await Db.SortedSetRemoveAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary))
         {
             return null;
         }
 
         var claimed = (long)await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
-            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()]);
+            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
         return claimed == 1 ? await GetAsync(id) : null;
     }
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
-        (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2]) == 1;
+        (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2], flags: Primary) == 1;
 
     public async Task<long?> SetConnectionAsync(Guid id, Party party, string? connectionId, DateTimeOffset? goneAt)
     {
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
         var epoch = (long)await Db.ScriptEvaluateAsync(ConnectionScript, [keys.Session(id)],
-            [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0]);
+            [connectionField, connectionId ?? "", goneField, goneAt?.ToUnixTimeMilliseconds() ?? 0], flags: Primary);
         return epoch < 0 ? null : epoch;
     }
 
@@ -279,34 +283,27 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     {
         var (connectionField, goneField) = party == Party.Seeker ? ("sc", "sg") : ("rc", "rg");
         var epoch = (long)await Db.ScriptEvaluateAsync(GoneScript, [keys.Session(id)],
-            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()]);
+            [connectionField, connectionId, goneField, goneAt.ToUnixTimeMilliseconds()], flags: Primary);
         return epoch < 0 ? null : epoch;
     }
 
-    public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt, bool awaitReply = true)
+    public async Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt)
     {
         var ttl = expiresAt - time.GetUtcNow();
         var expiry = (long)Math.Max(1, ttl.TotalMilliseconds);
         RedisKey[] scriptKeys = [keys.Session(id), keys.Envelope(id, direction, sequence)];
         RedisValue[] args = [envelope, expiry, direction == Direction.ClientToServer ? "h1" : "h2", (long)sequence];
-        if (awaitReply)
+        return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, flags: Primary) switch
         {
-            return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args) switch
-            {
-                1 => AppendOutcome.Stored,
-                0 => AppendOutcome.Duplicate,
-                _ => AppendOutcome.SessionGone,
-            };
-        }
-
-        // Pipelined: commands on one connection run in order, so an ack or a delete issued later still wins.
-        _ = Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, CommandFlags.FireAndForget);
-        return AppendOutcome.Stored;
+            1 => AppendOutcome.Stored,
+            0 => AppendOutcome.Duplicate,
+            _ => AppendOutcome.SessionGone,
+        };
     }
 
     public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
     {
-        var values = await Db.StringGetAsync(keys.Envelopes(id, direction, after, window));
+        var values = await Db.StringGetAsync(keys.Envelopes(id, direction, after, window), flags: Primary);
         var found = new List<(ulong, byte[])>();
         for (var i = 0; i < values.Length; i++)
         {
@@ -325,17 +322,17 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var from = Math.Max(-1, (long)through - window);
         var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
         return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
-            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2"]);
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2"], flags: Primary);
     }
 
     public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
-        Db.ScriptEvaluateAsync(TouchScript, [keys.Session(id)], [now.ToUnixTimeMilliseconds(), keyExpiry.ToUnixTimeMilliseconds()]);
+        Db.ScriptEvaluateAsync(TouchScript, [keys.Session(id)], [now.ToUnixTimeMilliseconds(), keyExpiry.ToUnixTimeMilliseconds()], flags: Primary);
 
     public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
     {
         var record = await GetAsync(id);
         // DEL is atomic: the node whose DEL removed the record is the one that ends the session.
-        if (record is null || !await Db.KeyDeleteAsync(keys.Session(id)))
+        if (record is null || !await Db.KeyDeleteAsync(keys.Session(id), flags: Primary))
         {
             return null;
         }
@@ -346,9 +343,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             .. keys.Envelopes(id, Direction.ServerToClient, record.AckedServerToClient, window),
         ];
         var batch = Db.CreateBatch();
-        var deletes = batch.KeyDeleteAsync(envelopeKeys);
-        var queue = batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"));
-        var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"));
+        var deletes = batch.KeyDeleteAsync(envelopeKeys, flags: Primary);
+        var queue = batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"), flags: Primary);
+        var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
         batch.Execute();
         await Task.WhenAll(deletes, queue, timer);
         return record;
@@ -356,33 +353,33 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) =>
         Db.ScriptEvaluateAsync(ScheduleScript, [keys.Timers],
-            [when.ToUnixTimeMilliseconds(), id.ToString("N"), (long)Math.Max(1, (keyExpiry - time.GetUtcNow()).TotalMilliseconds)]);
+            [when.ToUnixTimeMilliseconds(), id.ToString("N"), (long)Math.Max(1, (keyExpiry - time.GetUtcNow()).TotalMilliseconds)], flags: Primary);
 
     public async Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
     {
-        var due = await Db.SortedSetRangeByScoreAsync(keys.Timers, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max);
+        var due = await Db.SortedSetRangeByScoreAsync(keys.Timers, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max, flags: Primary);
         return [.. due.Select(d => Guid.ParseExact(d.ToString(), "N"))];
     }
 
     public async Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) =>
         (long)await Db.ScriptEvaluateAsync(TakeTimerScript, [keys.Timers],
-            [id.ToString("N"), now.ToUnixTimeMilliseconds(), leaseUntil.ToUnixTimeMilliseconds()]) == 1;
+            [id.ToString("N"), now.ToUnixTimeMilliseconds(), leaseUntil.ToUnixTimeMilliseconds()], flags: Primary) == 1;
 
     public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) =>
         Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
-            [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""]);
+            [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary);
 
     public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime) =>
-        Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime);
+        Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime, flags: Primary);
 
-    public Task<bool> ConsumeChallengeAsync(byte[] challenge) => Db.KeyDeleteAsync(keys.Challenge(challenge));
+    public Task<bool> ConsumeChallengeAsync(byte[] challenge) => Db.KeyDeleteAsync(keys.Challenge(challenge), flags: Primary);
 
     public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime) =>
-        Db.StringSetAsync(keys.Token(tokenHash), JsonSerializer.Serialize(new StoredGrant(Convert.ToHexStringLower(grant.OrgId), grant.ResponderId, grant.ExpiresAt)), lifetime);
+        Db.StringSetAsync(keys.Token(tokenHash), JsonSerializer.Serialize(new StoredGrant(Convert.ToHexStringLower(grant.OrgId), grant.ResponderId, grant.ExpiresAt)), lifetime, flags: Primary);
 
     public async Task<ResponderGrant?> GetTokenAsync(byte[] tokenHash)
     {
-        var value = await Db.StringGetAsync(keys.Token(tokenHash));
+        var value = await Db.StringGetAsync(keys.Token(tokenHash), flags: Primary);
         if (value.IsNull)
         {
             return null;

@@ -29,6 +29,10 @@ public static class StoreSetup
                 configuration.AbortOnConnectFail = false;
                 // Exception texts must never carry key names (they contain session ids) into logs.
                 configuration.IncludeDetailInExceptions = false;
+                // While no connection to a key's primary is up (a failover, a restart), fail at once with
+                // `unavailable`, which clients retry, rather than hold the command for the whole timeout: a
+                // failover then costs its own length, not that plus the timeout.
+                configuration.BacklogPolicy = BacklogPolicy.FailFast;
                 return ConnectionMultiplexer.Connect(configuration);
             });
             builder.Services.AddSingleton(new StoreMode(StoreKind.Redis));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Events, parseRefusal, refusalOf, TrustLineError } from '../src/index.js';
 import { AckBatcher } from '../src/client/common.js';
+import { sendRetrying } from '../src/client/errors.js';
 
 test('a refusal is read in today\'s prefixed form and in the plain "code: sentence" form', () => {
   const prefixed = "An unexpected error occurred invoking 'OpenSession' on the server. HubException: puzzle_required: Solve an admission puzzle first.";
@@ -19,6 +20,26 @@ test('a lost connection is not mistaken for a refusal', () => {
   assert.equal(refusalOf(lost), lost);
   const notConnected = new Error("Cannot send data if the connection is not in the 'Connected' State.");
   assert.equal(refusalOf(notConnected), notConnected);
+});
+
+test('a send refused unavailable is tried again until it goes through; any other refusal is thrown at once', async () => {
+  let calls = 0;
+  await sendRetrying(async () => {
+    calls++;
+    if (calls < 3) throw new Error('unavailable: The service cannot reach its store just now; try again shortly.');
+  }, () => false);
+  assert.equal(calls, 3);
+
+  calls = 0;
+  await assert.rejects(sendRetrying(async () => {
+    calls++;
+    throw new Error('no_such_session: The session has ended.');
+  }, () => false), /no_such_session/);
+  assert.equal(calls, 1);
+
+  await assert.rejects(sendRetrying(async () => {
+    throw new Error('unavailable: The service cannot reach its store just now; try again shortly.');
+  }, () => true), /unavailable/, 'not after the session ended');
 });
 
 test('a throwing listener does not stop the others', () => {

@@ -19,6 +19,8 @@ export const EndReasons = {
   idle: 'idle_timeout',
   maxLifetime: 'max_lifetime',
   queueTimeout: 'queue_timeout',
+  /** The server's store lost the session (a restart without persistence): start a new one. */
+  storeLost: 'store_lost',
   messagesMissing: 'messages_missing',
   connectionLost: 'connection_lost',
   resumeRefused: 'resume_refused',

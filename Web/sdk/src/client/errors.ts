@@ -32,6 +32,25 @@ export function refusalOf(e: unknown): unknown {
   return e;
 }
 
+const RETRY_MS = [250, 500, 1000]; // a store failing over answers again within seconds
+
+/**
+ * Sends one envelope, again and again while the server answers `unavailable` (its store is failing over or
+ * restarting), with back-off; anything else is thrown as it came. Call it under the send gate, so order holds.
+ */
+export async function sendRetrying(send: () => Promise<unknown>, ended: () => boolean): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await send();
+      return;
+    } catch (e) {
+      const refused = refusalOf(e);
+      if (!(refused instanceof TrustLineError) || refused.code !== 'unavailable' || ended()) throw e;
+      await new Promise<void>((resolve) => setTimeout(() => resolve(), RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
+    }
+  }
+}
+
 /** A typed event source: `on` returns a function that removes the listener. Listener errors never reach the SDK. */
 export class Events<M extends { [K in keyof M]: (...args: never[]) => void }> {
   private readonly listeners = new Map<keyof M, Set<M[keyof M]>>();

@@ -10,7 +10,7 @@ import {
   AckBatcher, EndReasons, GapWatch, readQueueEntry, readQueueSnapshot, readSessionEnd, Routes, type QueueEntry, type QueueSnapshot,
 } from './common.js';
 import { type ClientOptions, type ConnectionStatus, joinUrl, ReconnectingConnection } from './connection.js';
-import { Events, Gate, refusalOf, TrustLineError, withSignal } from './errors.js';
+import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 
 export interface ResponderEvents {
   queue: (snapshot: QueueSnapshot) => void;
@@ -268,7 +268,7 @@ export class ResponderSession {
       if (this.reason) throw new Error('The session has ended.');
       const envelope = this.channel.sealText(text);
       try {
-        await this.client.hub.invoke('Send', envelope);
+        await sendRetrying(() => this.client.hub.invoke('Send', envelope), () => Boolean(this.reason));
       } catch (e) {
         const refused = refusalOf(e);
         if (refused instanceof TrustLineError) throw refused;

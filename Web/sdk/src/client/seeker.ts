@@ -8,7 +8,7 @@ import { SeekerHandshake } from '../handshake.js';
 import { solvePuzzle, type SolveOptions } from '../puzzle.js';
 import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, Routes, type QueueStatus } from './common.js';
 import { type ClientOptions, type ConnectionStatus, ReconnectingConnection } from './connection.js';
-import { Events, Gate, refusalOf, TrustLineError, withSignal } from './errors.js';
+import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 
 export type SeekerState = 'new' | 'waiting' | 'connected' | 'reconnecting' | 'ended';
 
@@ -274,7 +274,7 @@ export class SeekerClient {
 
   private async sendEnvelope(envelope: Uint8Array): Promise<void> {
     try {
-      await this.connection.hub.invoke('Send', envelope);
+      await sendRetrying(() => this.connection.hub.invoke('Send', envelope), () => this.currentState === 'ended');
     } catch (e) {
       const refused = refusalOf(e);
       if (refused instanceof TrustLineError && this.currentState !== 'ended') throw refused;
