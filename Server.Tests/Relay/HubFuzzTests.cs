@@ -19,6 +19,7 @@ namespace TrustLine.Server.Tests.Relay;
 [TestFixture(StoreUnderTest.Embedded)]
 public sealed class HubFuzzTests(StoreUnderTest store)
 {
+    // Per store; the two fixtures make it 100,000 inputs in all.
     private const int Inputs = 50_000;
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(60);
 
@@ -40,46 +41,65 @@ public sealed class HubFuzzTests(StoreUnderTest store)
         var token = await world.SignInTokenAsync();
 
         var random = new Random(20261128);
-        var sent = 0;
-        var reconnects = 0;
+        var processed = 0;
+        var connections = 0;
         var clock = Stopwatch.StartNew();
-        while (sent < Inputs && clock.Elapsed < Budget)
+        while (processed < Inputs && clock.Elapsed < Budget)
         {
             var responder = random.Next(3) == 0;
+            var methods = responder ? ResponderMethods : SeekerMethods;
             using var socket = await OpenAsync(world, responder ? Routes.ResponderHub + "?access_token=" + token : Routes.SeekerHub);
-            reconnects++;
-            var drain = DrainAsync(socket);
-            // Mostly well-framed invocations (the connection survives them); now and then a frame that must
-            // close the connection, after which the fuzzer connects again.
-            for (var i = 0; i < 2000 && sent < Inputs && socket.State == WebSocketState.Open; i++)
+            connections++;
+            var answers = new Answers(socket);
+            // Batches of well-framed invocations, each with an id, so every one is answered (a result or a
+            // refusal) and counted only when its answer arrives: the server read and handled it. Now and then
+            // a batch ends with a frame that must close the connection (garbage, truncated, oversized, deeply
+            // nested, not an invocation); its close counts as its answer, and the fuzzer connects again.
+            while (socket.State == WebSocketState.Open && processed < Inputs && clock.Elapsed < Budget)
             {
-                var frame = random.Next(100) switch
+                var batch = Enumerable.Range(0, 50).Select(_ => Invocation(random, methods)).ToList();
+                var hostile = random.Next(4) == 0;
+                if (hostile)
                 {
-                    < 70 => Invocation(random, responder ? ResponderMethods : SeekerMethods),
-                    < 80 => Framed(RandomValue(random, 0)),
-                    < 85 => Invocation(random, responder ? ResponderMethods : SeekerMethods, nesting: 1 + random.Next(5000)),
-                    < 90 => Truncated(random, Invocation(random, responder ? ResponderMethods : SeekerMethods)),
-                    < 95 => Garbage(random),
-                    _ => Oversized(random),
-                };
+                    batch.Add(random.Next(5) switch
+                    {
+                        0 => Framed(RandomValue(random, 0)),
+                        1 => Invocation(random, methods, nesting: 1 + random.Next(5000)),
+                        2 => Truncated(random, Invocation(random, methods)),
+                        3 => Garbage(random),
+                        _ => Oversized(random),
+                    });
+                }
+
+                var before = answers.Count;
                 try
                 {
-                    await socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+                    foreach (var frame in batch)
+                    {
+                        await socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+                    }
                 }
                 catch (Exception e) when (e is WebSocketException or OperationCanceledException or TimeoutException)
                 {
-                    break;
                 }
 
-                sent++;
+                // Every invocation of a plain batch is answered. After a hostile frame the server either closes
+                // the connection or waits for the rest of a frame that never comes; either way the fuzzer drops
+                // the connection and counts the hostile frame as handled.
+                await answers.UntilAsync(before + 50, hostile ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(20), mustReach: !hostile);
+                processed += answers.Count - before + (hostile ? 1 : 0);
+                if (hostile || answers.Closed)
+                {
+                    break;
+                }
             }
 
             socket.Abort();
-            await drain;
+            await answers.Done;
         }
 
-        await TestContext.Out.WriteLineAsync($"{sent} inputs over {reconnects} connections in {clock.Elapsed.TotalSeconds:F1} s");
-        Assert.That(sent, Is.GreaterThanOrEqualTo(Inputs / 5), "the fuzzer got its inputs through");
+        await TestContext.Out.WriteLineAsync($"{processed} inputs answered over {connections} connections in {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.That(processed, Is.GreaterThanOrEqualTo(Inputs), "the fuzzer's inputs were read and answered within the time budget");
 
         // The conversation that was running is unharmed, and a new one works.
         await session.SendTextAsync("na");
@@ -107,33 +127,114 @@ public sealed class HubFuzzTests(StoreUnderTest store)
         return socket;
     }
 
-    private static async Task DrainAsync(ClientWebSocket socket)
+    /// <summary>Reads a connection's frames and counts the completions among them, until the connection closes.</summary>
+    private sealed class Answers
     {
-        var buffer = new byte[64 * 1024];
-        try
+        private readonly SemaphoreSlim arrived = new(0);
+        private int count;
+        private volatile bool closed;
+
+        public Answers(ClientWebSocket socket) => Done = ReadAsync(socket);
+
+        public int Count => Volatile.Read(ref count);
+
+        public bool Closed => closed;
+
+        public Task Done { get; }
+
+        public async Task UntilAsync(int target, TimeSpan limit, bool mustReach)
         {
-            while (socket.State == WebSocketState.Open)
+            using var deadline = new CancellationTokenSource(limit);
+            try
             {
-                var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
-                if (received.MessageType == WebSocketMessageType.Close)
+                while (Count < target && !closed)
                 {
-                    return;
+                    await arrived.WaitAsync(deadline.Token);
                 }
             }
+            catch (OperationCanceledException) when (!mustReach)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"The server neither answered every invocation nor closed the connection within {limit.TotalSeconds} s.");
+            }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+
+        private async Task ReadAsync(ClientWebSocket socket)
         {
+            var buffer = new byte[64 * 1024];
+            var pending = new List<byte>();
+            try
+            {
+                while (true)
+                {
+                    var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
+                    if (received.MessageType == WebSocketMessageType.Close)
+                    {
+                        break;
+                    }
+
+                    pending.AddRange(buffer.AsSpan(0, received.Count));
+                    if (received.EndOfMessage)
+                    {
+                        Tally(pending.ToArray());
+                        pending.Clear();
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                closed = true;
+                arrived.Release();
+            }
+        }
+
+        /// <summary>Counts completion messages (type 3) in a run of length-prefixed MessagePack frames; the handshake answer is JSON and skipped.</summary>
+        private void Tally(byte[] data)
+        {
+            var offset = 0;
+            if (data.Length > 0 && data[0] == (byte)'{')
+            {
+                offset = Array.IndexOf(data, (byte)0x1e) + 1;
+            }
+
+            while (offset < data.Length)
+            {
+                var length = 0;
+                var shift = 0;
+                byte b;
+                do
+                {
+                    b = data[offset++];
+                    length |= (b & 0x7f) << shift;
+                    shift += 7;
+                }
+                while ((b & 0x80) != 0 && offset < data.Length);
+
+                var reader = new MessagePackReader(data.AsMemory(offset, Math.Min(length, data.Length - offset)));
+                if (reader.ReadArrayHeader() > 0 && reader.ReadInt32() == 3)
+                {
+                    Interlocked.Increment(ref count);
+                    arrived.Release();
+                }
+
+                offset += length;
+            }
         }
     }
 
-    private static byte[] Invocation(Random random, string[] methods, int nesting = 0)
+    private static byte[] Invocation(Random random, string[] methods, int nesting = 0, bool withId = true)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
         writer.WriteArrayHeader(6);
         writer.Write(1); // Invocation
         writer.WriteMapHeader(0);
-        writer.Write(random.Next(2) == 0 ? null : random.Next().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        writer.Write(withId ? random.Next().ToString(System.Globalization.CultureInfo.InvariantCulture) : null);
         writer.Write(methods[random.Next(methods.Length)]);
         var args = random.Next(4);
         writer.WriteArrayHeader(args);

@@ -161,7 +161,7 @@ public sealed class ConsolePageTests
         });
 
         // The page's seeker is taken from the list by hand: a second tab.
-        await browser.SendAsync(new { cmd = "take", index = 0 });
+        await browser.SendAsync(new { cmd = "take", index = 0, expect = 1 });
         var second = await browser.WaitForAsync("taken");
         Assert.That(second.GetProperty("tabs").GetArrayLength(), Is.EqualTo(2));
         await browser.SendAsync(new { cmd = "seeker-connected" });

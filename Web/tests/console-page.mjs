@@ -202,6 +202,10 @@ async function handle(c) {
     }
     case 'take': {
       const before = (await tabs()).length;
+      // The list must show what the server says now (one notice per change, coalesced), not what it showed before.
+      if (c.expect !== undefined) {
+        await page.waitForFunction((n) => document.querySelectorAll('#queue-list li').length === n, c.expect, { timeout });
+      }
       await page.click(`#queue-list li:nth-child(${c.index + 1}) button.take`);
       await page.waitForFunction((n) => document.querySelectorAll('#tabs [role="tab"]').length === n + 1, before, { timeout });
       emit('taken', { tabs: await tabs(), info: await text('.chat-info') });
