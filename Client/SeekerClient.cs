@@ -117,7 +117,7 @@ public sealed class SeekerClient : IAsyncDisposable
         OpenSessionResult result;
         try
         {
-            result = await hub.OpenSession(request);
+            result = await OpenRetryingAsync(hub, request, cancellationToken);
         }
         catch (TrustLineException e) when (e.Code == ErrorCodes.PuzzleRequired)
         {
@@ -131,7 +131,7 @@ public sealed class SeekerClient : IAsyncDisposable
             admissionProgress?.Report(0);
             request.Puzzle = bytes;
             request.Solution = await Task.Run(() => puzzle.Solve(sessionId, admissionProgress, cancellationToken), cancellationToken);
-            result = await hub.OpenSession(request);
+            result = await OpenRetryingAsync(hub, request, cancellationToken);
         }
 
         resumeToken = result.ResumeToken;
@@ -139,6 +139,27 @@ public sealed class SeekerClient : IAsyncDisposable
         // A counsellor may have answered before this returned: never step back from Connected to Waiting.
         SetState(SeekerState.Waiting, onlyFrom: SeekerState.New);
         return result.Queue;
+    }
+
+    /// <summary>
+    /// Opens, and while the server says its store is briefly unavailable (a Redis failover or restart), tries
+    /// again after 0.5, 1, 2, 4 and 8 s before giving up, so a seeker is not turned away by a blip.
+    /// </summary>
+    private async Task<OpenSessionResult> OpenRetryingAsync(ISeekerHub hub, OpenSessionRequest request, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(500);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await hub.OpenSession(request);
+            }
+            catch (TrustLineException e) when (e.Code == ErrorCodes.Unavailable && attempt < 6)
+            {
+                await Task.Delay(delay, options.Time, cancellationToken);
+                delay *= 2;
+            }
+        }
     }
 
     /// <summary>

@@ -41,7 +41,35 @@ public sealed class AdmissionTests
         });
     }
 
-    private static async Task<WebApplication> StartAsync()
+    [Test]
+    public async Task OpenTriesAgainWhileTheServersStoreIsBrieflyUnavailable()
+    {
+        await using var app = await StartAsync<BlipHub>();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var seeker = new SeekerClient(Address(app), new OrganisationPin(Vectors.OrgId, [new byte[32]]), options: new ClientOptions { Time = clock });
+
+        var open = seeker.OpenAsync("nl");
+        var log = app.Services.GetRequiredService<PuzzleLog>();
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!open.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            // The SDK waits on its clock between tries; move it on whenever it has tried again.
+            await Task.Delay(20);
+            clock.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var place = await open.WaitAsync(Timeout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(place.Position, Is.EqualTo(1));
+            Assert.That(log.Opens, Is.EqualTo(3), "two refusals as unavailable, then admitted");
+        });
+    }
+
+    private static Task<WebApplication> StartAsync() => StartAsync<PuzzleHub>();
+
+    private static async Task<WebApplication> StartAsync<THub>()
+        where THub : Hub
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -49,7 +77,7 @@ public sealed class AdmissionTests
         builder.Services.AddSingleton<PuzzleLog>();
         var app = builder.Build();
         app.UseWebSockets();
-        app.MapHub<PuzzleHub>(Routes.SeekerHub, o => o.Transports = HttpTransportType.WebSockets);
+        app.MapHub<THub>(Routes.SeekerHub, o => o.Transports = HttpTransportType.WebSockets);
         await app.StartAsync().WaitAsync(Timeout);
         return app;
     }
@@ -65,6 +93,25 @@ public sealed class AdmissionTests
         public int Opens { get; set; }
 
         public bool Solved { get; set; }
+    }
+
+    /// <summary>A seeker hub whose store is unavailable for the first two opens.</summary>
+    internal sealed class BlipHub(PuzzleLog log) : Hub, ISeekerHub
+    {
+        public Task<byte[]> GetPuzzle(byte[] orgId) => Task.FromResult(PuzzleLog.Puzzle);
+
+        public Task<OpenSessionResult> OpenSession(OpenSessionRequest request) =>
+            ++log.Opens <= 2
+                ? throw new HubException($"{ErrorCodes.Unavailable}: The service cannot reach its store just now; try again shortly.")
+                : Task.FromResult(new OpenSessionResult { ResumeToken = [1], Queue = new QueueStatus { Position = 1, Waiting = 1 } });
+
+        public Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) => throw new HubException("bad_request: not here");
+
+        public Task<SendResult> Send(byte[] envelope) => throw new HubException("bad_request: not here");
+
+        public Task Acknowledge(ulong through) => Task.CompletedTask;
+
+        public Task Close() => Task.CompletedTask;
     }
 
     /// <summary>A seeker hub that admits only with a solved puzzle.</summary>
