@@ -8,24 +8,11 @@ public sealed class HarnessSmokeTests
     [Test]
     public async Task RelayHarnessRunsEveryTargetInSmokeMode()
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Relay.Bench.dll"));
-        start.ArgumentList.Add("--smoke");
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        var (exitCode, text, errors) = await RunHarnessAsync("--smoke");
 
-        var text = await output;
-        await Assert.MultipleAsync(async () =>
+        Assert.Multiple(() =>
         {
-            Assert.That(process.ExitCode, Is.Zero, await errors);
+            Assert.That(exitCode, Is.Zero, errors);
             foreach (var target in new[] { "B0 raw WebSocket relay", "B1 SignalR hub", "B2 SignalR + Redis, 2 nodes", "TrustLine embedded", "TrustLine Redis", "TrustLine Redis, 2 nodes" })
             {
                 Assert.That(text, Does.Contain($"| {target}"), target);
@@ -41,25 +28,11 @@ public sealed class HarnessSmokeTests
     [Test]
     public async Task FloodWorkloadRunsEveryPhaseInSmokeMode()
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Relay.Bench.dll"));
-        start.ArgumentList.Add("--flood");
-        start.ArgumentList.Add("--smoke");
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        var (exitCode, text, errors) = await RunHarnessAsync("--flood", "--smoke");
 
-        var text = await output;
-        await Assert.MultipleAsync(async () =>
+        Assert.Multiple(() =>
         {
-            Assert.That(process.ExitCode, Is.Zero, await errors);
+            Assert.That(exitCode, Is.Zero, errors);
             foreach (var phase in new[] { "calm", "flood, puzzles not solved", "flood, puzzles solved" })
             {
                 Assert.That(text, Does.Contain($"| {phase} |"), phase);
@@ -68,5 +41,28 @@ public sealed class HarnessSmokeTests
             Assert.That(text, Does.Contain("puzzle_required"), "the flood met the puzzle");
             Assert.That(text, Does.Contain("open p99 without the puzzle time / calm p99:"));
         });
+    }
+
+    /// <summary>The harness beside the tests as a process of its own, bounded to three minutes.</summary>
+    private static async Task<(int ExitCode, string Output, string Errors)> RunHarnessAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Relay.Bench.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        return (process.ExitCode, await output, await errors);
     }
 }

@@ -382,17 +382,26 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
-    public async Task ChallengesAreSingleUse()
+    public async Task ASpentTokenIsSpentOnceAndForgottenWhenItExpires()
     {
-        var challenge = RandomNumberGenerator.GetBytes(32);
-        await access.StoreChallengeAsync(challenge, TimeSpan.FromMinutes(1));
+        Admission.ISpentTokens spent = kind == StoreUnderTest.Redis
+            ? new Admission.RedisSpentTokens(TestRedis.Connection, new RedisKeys(TestRedis.NewPrefix()), time)
+            : new Admission.EmbeddedSpentTokens(time);
+        var token = RandomNumberGenerator.GetBytes(16);
+        var until = time.GetUtcNow().AddMinutes(1);
 
         await Assert.MultipleAsync(async () =>
         {
-            Assert.That(await access.ConsumeChallengeAsync(challenge), Is.True);
-            Assert.That(await access.ConsumeChallengeAsync(challenge), Is.False);
-            Assert.That(await access.ConsumeChallengeAsync(RandomNumberGenerator.GetBytes(32)), Is.False);
+            Assert.That(await spent.TrySpendAsync("pz", token, until), Is.True);
+            Assert.That(await spent.TrySpendAsync("pz", token, until), Is.False, "spent once");
+            Assert.That(await spent.TrySpendAsync("ch", token, until), Is.True, "kinds are apart");
         });
+
+        if (kind == StoreUnderTest.Embedded)
+        {
+            time.Advance(TimeSpan.FromMinutes(2));
+            Assert.That(await spent.TrySpendAsync("pz", token, time.GetUtcNow().AddMinutes(1)), Is.True, "an expired entry is forgotten");
+        }
     }
 
     [Test]

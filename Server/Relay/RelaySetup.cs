@@ -28,8 +28,7 @@ public static class RelaySetup
                 o.EnableDetailedErrors = false;
                 // MessagePack only: the JSON protocol is not offered (every client speaks MessagePack).
                 o.SupportedProtocols = [RefusingHubProtocol.ProtocolName];
-                // The largest envelope is 16427 bytes; leave room for framing, refuse anything bigger.
-                o.MaximumReceiveMessageSize = 20 * 1024;
+                // Frame size, timeouts and call limits: Server/Limits.
             });
         // The MessagePack protocol, registered as ours so a refusal is written as "code: sentence".
         builder.Services.AddOptions<MessagePackHubProtocolOptions>();

@@ -15,7 +15,6 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
     private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
     private readonly Dictionary<Guid, DateTimeOffset> timers = [];
-    private readonly Dictionary<string, DateTimeOffset> challenges = [];
     private readonly Dictionary<string, Expiring<ResponderGrant>> tokens = [];
 
     private DateTimeOffset Now => time.GetUtcNow();
@@ -293,26 +292,6 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime)
-    {
-        lock (gate)
-        {
-            challenges[Convert.ToHexString(challenge)] = Now + lifetime;
-            return Task.CompletedTask;
-        }
-    }
-
-    public Task<bool> ConsumeChallengeAsync(byte[] challenge)
-    {
-        lock (gate)
-        {
-            var key = Convert.ToHexString(challenge);
-            var valid = challenges.TryGetValue(key, out var expires) && expires > Now;
-            challenges.Remove(key);
-            return Task.FromResult(valid);
-        }
-    }
-
     public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime)
     {
         lock (gate)
@@ -378,11 +357,6 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         foreach (var key in envelopes.Where(e => e.Value.ExpiresAt <= now).Select(e => e.Key).ToList())
         {
             envelopes.Remove(key);
-        }
-
-        foreach (var key in challenges.Where(c => c.Value <= now).Select(c => c.Key).ToList())
-        {
-            challenges.Remove(key);
         }
 
         foreach (var key in tokens.Where(t => t.Value.ExpiresAt <= now).Select(t => t.Key).ToList())

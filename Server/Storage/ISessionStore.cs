@@ -182,14 +182,12 @@ public interface ISessionStore
     Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
 }
 
-/// <summary>What a responder's sign-in leaves: single-use challenges and hashed access tokens.</summary>
+/// <summary>
+/// What a responder's sign-in leaves: hashed access tokens. (Challenges are stateless, see
+/// <c>Responders/Challenges.cs</c>; a spent one is kept by <c>Admission.ISpentTokens</c>.)
+/// </summary>
 public interface IAccessStore
 {
-    Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime);
-
-    /// <summary>True once for a stored, unexpired challenge; it is gone afterwards.</summary>
-    Task<bool> ConsumeChallengeAsync(byte[] challenge);
-
     Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime);
 
     Task<ResponderGrant?> GetTokenAsync(byte[] tokenHash);

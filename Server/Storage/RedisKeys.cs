@@ -19,8 +19,6 @@ public sealed class RedisKeys(string prefix)
 
     public RedisKey Timers => $"{prefix}:timers";
 
-    public RedisKey Challenge(byte[] challenge) => $"{prefix}:ch:{Convert.ToHexStringLower(challenge)}";
-
     public RedisKey Token(byte[] tokenHash) => $"{prefix}:tok:{Convert.ToHexStringLower(tokenHash)}";
 
     public RedisChannel Routes => RedisChannel.Literal($"{prefix}:routes");

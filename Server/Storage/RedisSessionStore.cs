@@ -369,11 +369,6 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
             [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary);
 
-    public Task StoreChallengeAsync(byte[] challenge, TimeSpan lifetime) =>
-        Db.StringSetAsync(keys.Challenge(challenge), 1, lifetime, flags: Primary);
-
-    public Task<bool> ConsumeChallengeAsync(byte[] challenge) => Db.KeyDeleteAsync(keys.Challenge(challenge), flags: Primary);
-
     public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime) =>
         Db.StringSetAsync(keys.Token(tokenHash), JsonSerializer.Serialize(new StoredGrant(Convert.ToHexStringLower(grant.OrgId), grant.ResponderId, grant.ExpiresAt)), lifetime, flags: Primary);
 
