@@ -2,45 +2,16 @@
 // browser tests (Server.Tests/Web/ConsolePageTests.cs), and the seeker page in a second browser context as the
 // person on the other side. Commands arrive on stdin as JSON lines, events leave on stdout. Every wait is bounded.
 //   node tests/console-page.mjs --url http://127.0.0.1:PORT/ --shots DIR [--track-bytes] [--chromium PATH]
-import { existsSync, mkdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { argon2id } from 'hash-wasm';
+import { arg, argv, emit, launch, serve, timeout, watch } from './driver.mjs';
 
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback; };
 const url = arg('url');
 const shots = arg('shots');
-const onPath = (name) => (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, name)).find(existsSync);
-const executablePath = arg('chromium', process.env.CHROMIUM_PATH || onPath('chromium') || onPath('chromium-browser'));
-const timeout = 20_000;
 
-const emit = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + '\n');
-
-if (!executablePath) {
-  emit('error', { message: 'Chromium was not found: install Debian\'s chromium (apt-get install chromium) or set CHROMIUM_PATH.' });
-  process.exit(1);
-}
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required'] });
-
-// What a page must never do, counted from inside it: CSP violations and any use of browser storage.
-const watch = () => {
-  const w = window;
-  w.__tl = { violations: [], storage: [] };
-  document.addEventListener('securitypolicyviolation', (e) => w.__tl.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-  const note = (what) => w.__tl.storage.push(what);
-  for (const [owner, name] of [[Storage.prototype, 'setItem'], [IDBFactory.prototype, 'open'], [CacheStorage.prototype, 'open'], [ServiceWorkerContainer.prototype, 'register']]) {
-    const original = owner[name];
-    owner[name] = function (...args) { note(name); return original.apply(this, args); };
-  }
-  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
-  Object.defineProperty(Document.prototype, 'cookie', { get() { return cookie.get.call(this); }, set(v) { note('cookie'); cookie.set.call(this, v); } });
-};
+const browser = await launch(['--autoplay-policy=no-user-gesture-required']);
 
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB', serviceWorkers: 'allow' });
 context.setDefaultTimeout(timeout);
@@ -332,12 +303,4 @@ async function handle(c) {
   }
 }
 
-emit('launched', { chromium: browser.version() });
-for await (const line of createInterface({ input: process.stdin })) {
-  try {
-    await handle(JSON.parse(line));
-  } catch (e) {
-    emit('error', { message: e instanceof Error ? e.message : String(e) });
-  }
-}
-await browser.close();
+await serve(browser, handle);

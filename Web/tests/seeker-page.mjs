@@ -2,48 +2,21 @@
 // screen, for the .NET browser tests (Server.Tests/Web/SeekerPageTests.cs): commands arrive on stdin as JSON
 // lines, events leave on stdout as JSON lines. Every wait is bounded.
 //   node tests/seeker-page.mjs --url http://127.0.0.1:PORT/ --shots DIR [--chromium PATH]
-import { existsSync, mkdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { arg, emit, launch, serve, timeout, watch } from './driver.mjs';
 
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback; };
 const url = arg('url');
 const shots = arg('shots');
-// Debian's chromium from the PATH (or CHROMIUM_PATH / --chromium); never a downloaded browser.
-const onPath = (name) => (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, name)).find(existsSync);
-const executablePath = arg('chromium', process.env.CHROMIUM_PATH || onPath('chromium') || onPath('chromium-browser'));
 const neutral = 'https://neutral.example/';
-const timeout = 20_000;
 
-const emit = (event, data = {}) => process.stdout.write(JSON.stringify({ event, ...data }) + '\n');
-
-if (!executablePath) {
-  emit('error', { message: 'Chromium was not found: install Debian\'s chromium (apt-get install chromium) or set CHROMIUM_PATH.' });
-  process.exit(1);
-}
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+const browser = await launch();
 const context = await browser.newContext({
   viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'nl-NL', serviceWorkers: 'allow',
 });
 context.setDefaultTimeout(timeout);
 
 // What the page must never do, counted from inside it: CSP violations and any use of browser storage.
-await context.addInitScript(() => {
-  const w = window;
-  w.__tl = { violations: [], storage: [] };
-  document.addEventListener('securitypolicyviolation', (e) => w.__tl.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
-  const note = (what) => w.__tl.storage.push(what);
-  for (const [owner, name] of [[Storage.prototype, 'setItem'], [IDBFactory.prototype, 'open'], [CacheStorage.prototype, 'open'], [ServiceWorkerContainer.prototype, 'register']]) {
-    const original = owner[name];
-    owner[name] = function (...args) { note(name); return original.apply(this, args); };
-  }
-  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
-  Object.defineProperty(Document.prototype, 'cookie', { get() { return cookie.get.call(this); }, set(v) { note('cookie'); cookie.set.call(this, v); } });
-});
+await context.addInitScript(watch);
 
 // The page's WebSockets go through here, so a test can cut them as a lost signal would.
 let blocked = false;
@@ -214,12 +187,4 @@ async function handle(c) {
   }
 }
 
-emit('launched', { chromium: browser.version() });
-for await (const line of createInterface({ input: process.stdin })) {
-  try {
-    await handle(JSON.parse(line));
-  } catch (e) {
-    emit('error', { message: e instanceof Error ? e.message : String(e) });
-  }
-}
-await browser.close();
+await serve(browser, handle);
