@@ -90,6 +90,23 @@ if [ "$passed" -eq 0 ]; then
   status=1
 fi
 
+# Each failed test again, at the very end where a truncated log still shows it: its name and its message.
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  perl -0777 -ne '
+    while (/<UnitTestResult\b([^>]*)>(.*?)<\/UnitTestResult>/gs) {
+      my ($attrs, $body) = ($1, $2);
+      next unless $attrs =~ /outcome="(Failed|Error|Timeout|Aborted)"/;
+      my ($name) = $attrs =~ /testName="([^"]*)"/;
+      my ($message) = $body =~ /<Message>(.*?)<\/Message>/s;
+      my ($stack) = $body =~ /<StackTrace>(.*?)<\/StackTrace>/s;
+      for ($message, $stack) { $_ //= ""; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/\x27/g; s/&amp;/&/g; }
+      my @stack = (split /\n/, $stack)[0 .. 5];
+      print "FAILED $name\n", join("\n", grep { defined } (split /\n/, $message)[0 .. 14]), "\n", join("\n", grep { defined } @stack), "\n\n";
+    }' "$trx"
+done
+if [ -f "$results/web-sdk.tap" ]; then grep -E "^not ok " "$results/web-sdk.tap" | sed 's/^/FAILED (web sdk) /' || true; fi
+
 line="$passed passed, $failed failed"
 if [ "$skipped" -gt 0 ]; then line="$line, $skipped skipped"; fi
 echo "$line"
