@@ -84,6 +84,9 @@ public static class ErrorCodes
     /// <summary>Too many calls too fast; slow down and try again.</summary>
     public const string RateLimited = "rate_limited";
 
+    /// <summary>Connections from this network already hold as many places in the queues as one network may; try again later.</summary>
+    public const string TooManyWaiting = "too_many_waiting";
+
     /// <summary>The store is unreachable; try again.</summary>
     public const string Unavailable = "unavailable";
 

@@ -87,6 +87,8 @@ internal sealed class World : IAsyncDisposable
         // admission tests turn pressure back on.
         ["Admission:OpenRateThreshold"] = "10000",
         ["Admission:QueueFillThreshold"] = "1",
+        // Every test connection comes from 127.0.0.1; the tests of the per-address cap turn it back on.
+        ["Limits:PlacesPerAddress"] = "0",
     };
 
     public SeekerClient Seeker(int node = 0, Pseudonym? pseudonym = null)

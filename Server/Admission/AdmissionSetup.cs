@@ -19,6 +19,7 @@ public static class AdmissionSetup
         builder.Services.AddSingleton<ISpentTokens>(sp => sp.GetRequiredService<StoreMode>().Kind == StoreKind.Redis
             ? ActivatorUtilities.CreateInstance<RedisSpentTokens>(sp)
             : ActivatorUtilities.CreateInstance<EmbeddedSpentTokens>(sp));
+        builder.Services.AddSingleton<IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>, Limits.PlacesBehaviour>();
         builder.Services.AddSingleton<IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>, AdmissionBehaviour>();
         builder.Services.AddSingleton<WaitEstimator>();
         builder.Services.AddSingleton<IPipelineBehavior<Responders.TakeSessionCommand, Outcome<TakenSession?>>, TakeRateBehaviour>();

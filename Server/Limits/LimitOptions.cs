@@ -40,4 +40,21 @@ public sealed class LimitOptions
     /// the server's own. Requests without an <c>Origin</c> header (apps, the CLI) are always allowed.
     /// </summary>
     public List<string> AllowedOrigins { get; set; } = [];
+
+    /// <summary>
+    /// Places in the queues that connections from one network address may hold through this node at once; 0 turns
+    /// the cap off. The address is held only as a keyed hash (<see cref="AddressTags"/>), in memory.
+    /// </summary>
+    [Range(0, 100_000, ErrorMessage = "Limits:PlacesPerAddress must be between 0 (off) and 100000.")]
+    public int PlacesPerAddress { get; set; } = 16;
+
+    /// <summary>How long the key that hashes addresses lives before a new random one replaces it.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "1.00:00:00", ErrorMessage = "Limits:AddressKeyLifetime must be between 1 minute and 1 day.")]
+    public TimeSpan AddressKeyLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Addresses of reverse proxies (nginx) whose <c>X-Forwarded-For</c> names the client; from any other
+    /// address the header is ignored. Empty: the connection's own address counts.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
 }

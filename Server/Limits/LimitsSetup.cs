@@ -45,6 +45,8 @@ public static class LimitsSetup
         });
         builder.Services.AddSingleton<CallRateFilter>();
         builder.Services.AddSingleton<SilentConnections>();
+        builder.Services.AddSingleton<AddressTags>();
+        builder.Services.AddSingleton<PlaceHolders>();
         builder.Services.AddHostedService<SilentConnectionSweeper>();
         return builder;
     }
@@ -60,6 +62,11 @@ internal sealed class LimitOptionsValidator : IValidateOptions<LimitOptions>
         if (options.KeepAliveInterval >= options.ClientTimeout)
         {
             return ValidateOptionsResult.Fail("Limits:KeepAliveInterval must be shorter than Limits:ClientTimeout.");
+        }
+
+        if (options.TrustedProxies.FirstOrDefault(p => !System.Net.IPAddress.TryParse(p, out _)) is { } proxy)
+        {
+            return ValidateOptionsResult.Fail($"Limits:TrustedProxies holds '{proxy}', which is not an IP address such as 127.0.0.1.");
         }
 
         var bad = options.AllowedOrigins.FirstOrDefault(o => !OriginAndTransportGate.TryNormalise(o, out _));

@@ -34,6 +34,9 @@ public sealed class ConnectionState
     /// <summary>The responder's grant (organisation and key id); null for a seeker.</summary>
     public ResponderGrant? Grant { get; }
 
+    /// <summary>A seeker connection's address as a keyed hash (<see cref="Limits.AddressTags"/>); null when it has none.</summary>
+    public Limits.AddressTag? Address { get; set; }
+
     /// <summary>How many sessions this connection acts on: at most one for a seeker.</summary>
     public int LinkCount
     {

@@ -9,11 +9,11 @@ using TrustLine.Server.Storage;
 namespace TrustLine.Server.Sessions;
 
 /// <summary>The anonymous seeker hub: each method binds the connection's state into a command.</summary>
-public sealed class SeekerHub(IMediator mediator, SilentConnections silent) : Hub<ISeekerClient>, ISeekerHub
+public sealed class SeekerHub(IMediator mediator, SilentConnections silent, AddressTags addresses) : Hub<ISeekerClient>, ISeekerHub
 {
     public override Task OnConnectedAsync()
     {
-        ConnectionState.Attach(Context, Party.Seeker);
+        ConnectionState.Attach(Context, Party.Seeker).Address = addresses.Of(Context.GetHttpContext());
         silent.Connected(Context);
         return Task.CompletedTask;
     }

@@ -29,14 +29,15 @@ internal sealed class Node : IAsyncDisposable
         args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
         args.Add("--Operations:RuntimeDiagnostics=true");
         args.Add("--Logging:LogLevel:Default=Warning");
-        // The relay workloads measure the relay at full speed: the per-connection call rate and the admission
-        // puzzle are off unless a workload sets them (the flood workload does).
+        // The relay workloads measure the relay at full speed: the per-connection call rate, the admission
+        // puzzle and the per-address cap on places are off unless a workload sets them (the flood workload does).
         foreach (var (key, value) in new Dictionary<string, string>
         {
             ["Limits:CallBurst"] = "100000",
             ["Limits:CallsPerSecond"] = "100000",
             ["Admission:OpenRateThreshold"] = "10000",
             ["Admission:QueueFillThreshold"] = "1",
+            ["Limits:PlacesPerAddress"] = "0",
         })
         {
             if (!settings.ContainsKey(key))

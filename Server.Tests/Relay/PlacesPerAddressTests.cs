@@ -1,0 +1,170 @@
+using System.Net;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.Time.Testing;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Tests.Infrastructure;
+
+namespace TrustLine.Server.Tests.Relay;
+
+/// <summary>
+/// One network may hold only so many places in the queues through one node (<c>Limits:PlacesPerAddress</c>), so a
+/// host that solves every puzzle still cannot fill a queue; the address is kept only as a keyed hash in memory.
+/// Test connections stand for other networks by binding other loopback addresses.
+/// </summary>
+[TestFixture(StoreUnderTest.Redis)]
+[TestFixture(StoreUnderTest.Embedded)]
+public sealed class PlacesPerAddressTests(StoreUnderTest store)
+{
+    private static readonly IPAddress Attacker = IPAddress.Parse("127.0.0.2");
+    private static readonly IPAddress Neighbour = IPAddress.Parse("127.0.0.3");
+
+    private static readonly Dictionary<string, string?> CapOfThree = new()
+    {
+        ["Limits:PlacesPerAddress"] = "3",
+        ["Organisations:test:QueueCapacity"] = "50",
+    };
+
+    [Test]
+    public async Task ANetworkAtItsCapIsRefusedWhileOtherNetworksStillGetPlaces()
+    {
+        await using var world = await World.StartAsync(store, extra: CapOfThree);
+        var hubs = new List<HubConnection>();
+        try
+        {
+            var codes = new List<string>();
+            for (var i = 0; i < 5; i++)
+            {
+                var hub = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker);
+                hubs.Add(hub);
+                codes.Add(await RawHub.CodeOfAsync(OpenAsync(hub, world)));
+            }
+
+            var neighbour = await RawHub.SeekerAsync(world.Nodes[0], from: Neighbour);
+            hubs.Add(neighbour);
+            var result = await OpenAsync(neighbour, world);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(codes, Is.EqualTo(new[] { "accepted", "accepted", "accepted", ErrorCodes.TooManyWaiting, ErrorCodes.TooManyWaiting }));
+                Assert.That(result.Queue.Position, Is.EqualTo(4), "another network still gets a place, behind the three");
+                Assert.That(world.Logs.Entries.Select(e => e.Text), Has.None.Contain("127.0.0.2").And.None.Contain("127.0.0.3"), "no address is logged");
+            });
+        }
+        finally
+        {
+            foreach (var hub in hubs)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+    }
+
+    [Test]
+    public async Task APlaceThatWasTakenOrLeftNoLongerCounts()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await World.StartAsync(store, extra: CapOfThree, time: time);
+        var hubs = new List<HubConnection>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Attacker));
+                await OpenAsync(hubs[^1], world);
+            }
+
+            hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Attacker));
+            Assert.That(await RawHub.CodeOfAsync(OpenAsync(hubs[^1], world)), Is.EqualTo(ErrorCodes.TooManyWaiting));
+
+            // One seeker leaves the queue and a counsellor takes another: two places are free again.
+            await hubs[0].InvokeAsync(SeekerHubMethods.Close);
+            var responder = await world.ResponderAsync();
+            Assert.That(await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)), Is.Not.Null);
+            time.Advance(TimeSpan.FromSeconds(2)); // the cap is looked at again at most once a second
+
+            var codes = new List<string>();
+            for (var i = 0; i < 3; i++)
+            {
+                hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Attacker));
+                codes.Add(await RawHub.CodeOfAsync(OpenAsync(hubs[^1], world)));
+            }
+
+            Assert.That(codes, Is.EqualTo(new[] { "accepted", "accepted", ErrorCodes.TooManyWaiting }));
+        }
+        finally
+        {
+            foreach (var hub in hubs)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+    }
+
+    [Test]
+    public async Task TheCountStartsAfreshWhenTheAddressKeyRotates()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:PlacesPerAddress"] = "1", ["Limits:AddressKeyLifetime"] = "00:10:00" };
+        await using var world = await World.StartAsync(store, extra: extra, time: time);
+        await using var first = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker);
+        await using var second = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker);
+        await OpenAsync(first, world);
+        var before = await RawHub.CodeOfAsync(OpenAsync(second, world));
+
+        time.Advance(TimeSpan.FromMinutes(11));
+        await using var third = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker);
+        var after = await RawHub.CodeOfAsync(OpenAsync(third, world));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(before, Is.EqualTo(ErrorCodes.TooManyWaiting));
+            Assert.That(after, Is.EqualTo("accepted"), "a new key: nothing held before can be matched");
+        });
+    }
+
+    [Test]
+    public async Task BehindATrustedProxyTheForwardedAddressCountsAndFromAnyoneElseTheHeaderIsIgnored()
+    {
+        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:PlacesPerAddress"] = "1", ["Limits:TrustedProxies:0"] = "127.0.0.1" };
+        await using var world = await World.StartAsync(store, extra: extra);
+        var one = new Dictionary<string, string> { ["X-Forwarded-For"] = "198.51.100.7" };
+        var other = new Dictionary<string, string> { ["X-Forwarded-For"] = "203.0.113.9, 198.51.100.8" };
+        await using var a = await RawHub.SeekerAsync(world.Nodes[0], headers: one);
+        await using var b = await RawHub.SeekerAsync(world.Nodes[0], headers: one);
+        await using var c = await RawHub.SeekerAsync(world.Nodes[0], headers: other);
+        await using var d = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker, headers: other);
+        await using var e = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker, headers: one);
+
+        var codes = new List<string>();
+        foreach (var hub in new[] { a, b, c, d, e })
+        {
+            codes.Add(await RawHub.CodeOfAsync(OpenAsync(hub, world)));
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(codes[0], Is.EqualTo("accepted"));
+            Assert.That(codes[1], Is.EqualTo(ErrorCodes.TooManyWaiting), "the same forwarded address");
+            Assert.That(codes[2], Is.EqualTo("accepted"), "the last forwarded address is the one the proxy saw");
+            Assert.That(codes[3], Is.EqualTo("accepted"), "127.0.0.2 is no proxy: its own address counts, not the header");
+            Assert.That(codes[4], Is.EqualTo(ErrorCodes.TooManyWaiting), "and it is at its cap of one");
+        });
+    }
+
+    [TestCase("not-an-address")]
+    [TestCase("10.0.0.0/8")]
+    public async Task ATrustedProxyThatIsNoAddressStopsTheNodeAtStartup(string proxy)
+    {
+        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:TrustedProxies:0"] = proxy };
+        var failure = Assert.CatchAsync(async () => await (await World.StartAsync(store, extra: extra)).DisposeAsync());
+        Assert.That(failure!.ToString(), Does.Contain("Limits:TrustedProxies"));
+    }
+
+    private static Task<OpenSessionResult> OpenAsync(HubConnection hub, World world)
+    {
+        using var handshake = SeekerHandshake.Start(world.Org.Pin);
+        return hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession,
+            new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+}

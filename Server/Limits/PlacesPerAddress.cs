@@ -1,0 +1,225 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using Mediator;
+using Microsoft.Extensions.Options;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Storage;
+
+namespace TrustLine.Server.Limits;
+
+/// <summary>
+/// A keyed hash of a connection's network address, the only form in which an address is ever held: HMAC-SHA-256
+/// under a random key that lives in this node's memory and is replaced every <see cref="LimitOptions.AddressKeyLifetime"/>,
+/// so a tag cannot be turned back into an address, matched across nodes, or matched with a tag from before the last
+/// rotation. Tags are never written to a store, a log or a metric.
+/// </summary>
+public readonly record struct AddressTag(long Generation, UInt128 Value);
+
+/// <summary>Makes <see cref="AddressTag"/>s, and rotates their key.</summary>
+public sealed class AddressTags(IOptions<LimitOptions> options, TimeProvider time)
+{
+    private readonly Lock gate = new();
+    private byte[] key = RandomNumberGenerator.GetBytes(32);
+    private long generation;
+    private DateTimeOffset rotatedAt = time.GetUtcNow();
+    private readonly HashSet<IPAddress> proxies = [.. options.Value.TrustedProxies.Select(p => Normalise(IPAddress.Parse(p)))];
+
+    /// <summary>The key's generation now: a tag of an older generation is stale.</summary>
+    public long Generation
+    {
+        get
+        {
+            lock (gate)
+            {
+                Rotate();
+                return generation;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The tag of the connection's address; null when it has none (a test server). Behind a proxy listed in
+    /// <see cref="LimitOptions.TrustedProxies"/>, the address is the last one that proxy put in <c>X-Forwarded-For</c>.
+    /// </summary>
+    public AddressTag? Of(HttpContext? context)
+    {
+        if (context?.Connection.RemoteIpAddress is not { } address)
+        {
+            return null;
+        }
+
+        address = Normalise(address);
+        if (proxies.Contains(address) && LastForwarded(context.Request.Headers["X-Forwarded-For"].ToString()) is { } forwarded)
+        {
+            address = forwarded;
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out var written);
+        Span<byte> mac = stackalloc byte[32];
+        lock (gate)
+        {
+            Rotate();
+            HMACSHA256.HashData(key, bytes[..written], mac);
+            return new AddressTag(generation, System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(mac));
+        }
+    }
+
+    private void Rotate()
+    {
+        var now = time.GetUtcNow();
+        if (now - rotatedAt < options.Value.AddressKeyLifetime)
+        {
+            return;
+        }
+
+        CryptographicOperations.ZeroMemory(key);
+        key = RandomNumberGenerator.GetBytes(32);
+        generation++;
+        rotatedAt = now;
+    }
+
+    private static IPAddress Normalise(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+
+    private static IPAddress? LastForwarded(string header)
+    {
+        var last = header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
+        return last is not null && IPAddress.TryParse(last, out var parsed) ? Normalise(parsed) : null;
+    }
+}
+
+/// <summary>
+/// How many places in the queues the connections of one address (as a tag) hold through this node. One host
+/// opening sessions from many connections, solving every puzzle, would otherwise fill a queue that real people
+/// need; with the cap it holds at most <see cref="LimitOptions.PlacesPerAddress"/> places per node, generous for
+/// a shelter's or a carrier's shared address. Only session ids of places still waiting are kept, in memory, under
+/// the tag; a place that was taken or ended is dropped the next time the tag is at its cap, and all of it goes when
+/// the tag's key rotates.
+/// </summary>
+public sealed class PlaceHolders(IOptions<LimitOptions> options, ISessionStore store, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<UInt128, Holder> holders = new();
+    private long generation = -1;
+
+    /// <summary>True when the tag may take one more place now.</summary>
+    public async Task<bool> HasRoomAsync(AddressTag tag)
+    {
+        var cap = options.Value.PlacesPerAddress;
+        if (cap <= 0)
+        {
+            return true;
+        }
+
+        Forget(tag.Generation);
+        if (tag.Generation != Volatile.Read(ref generation) || !holders.TryGetValue(tag.Value, out var holder))
+        {
+            return true;
+        }
+
+        Guid[] held;
+        var now = time.GetUtcNow();
+        lock (holder)
+        {
+            if (holder.Sessions.Count < cap)
+            {
+                return true;
+            }
+
+            // At the cap: look again at most once a second, so a host refused in a loop costs no store reads.
+            if (now - holder.CheckedAt < TimeSpan.FromSeconds(1))
+            {
+                return false;
+            }
+
+            holder.CheckedAt = now;
+            held = [.. holder.Sessions];
+        }
+
+        var gone = new List<Guid>();
+        foreach (var id in held)
+        {
+            if (await store.GetAsync(id) is not { State: SessionState.Queued })
+            {
+                gone.Add(id);
+            }
+        }
+
+        lock (holder)
+        {
+            holder.Sessions.ExceptWith(gone);
+            return holder.Sessions.Count < cap;
+        }
+    }
+
+    public void Hold(AddressTag tag, Guid sessionId)
+    {
+        if (options.Value.PlacesPerAddress <= 0)
+        {
+            return;
+        }
+
+        Forget(tag.Generation);
+        if (tag.Generation != Volatile.Read(ref generation))
+        {
+            return; // a tag from before a rotation
+        }
+
+        var holder = holders.GetOrAdd(tag.Value, _ => new Holder());
+        lock (holder)
+        {
+            holder.Sessions.Add(sessionId);
+        }
+    }
+
+    /// <summary>Tags under which places are held now (for tests and the sampler; never the tags themselves).</summary>
+    public int Count => holders.Count;
+
+    private void Forget(long current)
+    {
+        var seen = Volatile.Read(ref generation);
+        if (current > seen && Interlocked.CompareExchange(ref generation, current, seen) == seen)
+        {
+            holders.Clear(); // the key rotated: nothing held under the old one can be matched any more
+        }
+    }
+
+    private sealed class Holder
+    {
+        public HashSet<Guid> Sessions { get; } = [];
+        public DateTimeOffset CheckedAt { get; set; } = DateTimeOffset.MinValue;
+    }
+}
+
+/// <summary>
+/// Before an open: the connection's address must hold fewer than its cap of waiting places through this node;
+/// after it, the new place is counted under the address's tag. Runs after the puzzle's check, so a refused open
+/// has already paid its work.
+/// </summary>
+internal sealed class PlacesBehaviour(PlaceHolders places) : IPipelineBehavior<OpenSessionCommand, Outcome<OpenSessionResult>>
+{
+    public async ValueTask<Outcome<OpenSessionResult>> Handle(
+        OpenSessionCommand message, MessageHandlerDelegate<OpenSessionCommand, Outcome<OpenSessionResult>> next, CancellationToken cancellationToken)
+    {
+        if (message.Connection.Address is not { } tag)
+        {
+            return await next(message, cancellationToken);
+        }
+
+        if (!await places.HasRoomAsync(tag))
+        {
+            return Refuse.With(ErrorCodes.TooManyWaiting,
+                "Too many people are already waiting from this network; please try again in a few minutes.");
+        }
+
+        var outcome = await next(message, cancellationToken);
+        if (outcome.Succeeded && message.Request?.Msg1 is { } msg1 && ResponderHandshake.TryParseMsg1(msg1, out _, out var sessionId))
+        {
+            places.Hold(tag, sessionId);
+        }
+
+        return outcome;
+    }
+}
