@@ -134,6 +134,7 @@ start_node() {
     export Urls="http://127.0.0.1:${node_port[n]}"
     export Redis__Configuration="127.0.0.1:$redis_port,password=$redis_password"
     export Operations__Metrics=true
+    export Limits__TrustedProxies__0=127.0.0.1
     export Operations__ManagementUrls="http://127.0.0.1:${node_management[n]}"
     export Operations__SampleInterval=00:00:02
     exec dotnet TrustLine.Server.dll

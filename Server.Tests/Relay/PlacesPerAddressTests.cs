@@ -126,7 +126,7 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
     [Test]
     public async Task BehindATrustedProxyTheForwardedAddressCountsAndFromAnyoneElseTheHeaderIsIgnored()
     {
-        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:PlacesPerAddress"] = "1", ["Limits:TrustedProxies:0"] = "127.0.0.1" };
+        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:PlacesPerAddress"] = "1", ["Limits:TrustedProxies:0"] = "127.0.0.1/32" };
         await using var world = await World.StartAsync(store, extra: extra);
         var one = new Dictionary<string, string> { ["X-Forwarded-For"] = "198.51.100.7" };
         var other = new Dictionary<string, string> { ["X-Forwarded-For"] = "203.0.113.9, 198.51.100.8" };
@@ -153,7 +153,7 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
     }
 
     [TestCase("not-an-address")]
-    [TestCase("10.0.0.0/8")]
+    [TestCase("10.0.0.0/33")]
     public async Task ATrustedProxyThatIsNoAddressStopsTheNodeAtStartup(string proxy)
     {
         var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:TrustedProxies:0"] = proxy };

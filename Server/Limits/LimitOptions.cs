@@ -53,7 +53,7 @@ public sealed class LimitOptions
     public TimeSpan AddressKeyLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
-    /// Addresses of reverse proxies (nginx) whose <c>X-Forwarded-For</c> names the client; from any other
+    /// Addresses or networks (<c>172.30.0.0/24</c>) of reverse proxies (nginx) whose <c>X-Forwarded-For</c> names the client; from any other
     /// address the header is ignored. Empty: the connection's own address counts.
     /// </summary>
     public List<string> TrustedProxies { get; set; } = [];

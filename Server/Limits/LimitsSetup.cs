@@ -64,9 +64,9 @@ internal sealed class LimitOptionsValidator : IValidateOptions<LimitOptions>
             return ValidateOptionsResult.Fail("Limits:KeepAliveInterval must be shorter than Limits:ClientTimeout.");
         }
 
-        if (options.TrustedProxies.FirstOrDefault(p => !System.Net.IPAddress.TryParse(p, out _)) is { } proxy)
+        if (options.TrustedProxies.FirstOrDefault(p => AddressTags.ParseProxy(p) is null) is { } proxy)
         {
-            return ValidateOptionsResult.Fail($"Limits:TrustedProxies holds '{proxy}', which is not an IP address such as 127.0.0.1.");
+            return ValidateOptionsResult.Fail($"Limits:TrustedProxies holds '{proxy}', which is neither an IP address such as 127.0.0.1 nor a network such as 172.30.0.0/24.");
         }
 
         var bad = options.AllowedOrigins.FirstOrDefault(o => !OriginAndTransportGate.TryNormalise(o, out _));

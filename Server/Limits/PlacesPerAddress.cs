@@ -25,7 +25,7 @@ public sealed class AddressTags(IOptions<LimitOptions> options, TimeProvider tim
     private byte[] key = RandomNumberGenerator.GetBytes(32);
     private long generation;
     private DateTimeOffset rotatedAt = time.GetUtcNow();
-    private readonly HashSet<IPAddress> proxies = [.. options.Value.TrustedProxies.Select(p => Normalise(IPAddress.Parse(p)))];
+    private readonly IPNetwork[] proxies = [.. options.Value.TrustedProxies.Select(p => ParseProxy(p)!.Value)];
 
     /// <summary>The key's generation now: a tag of an older generation is stale.</summary>
     public long Generation
@@ -52,7 +52,7 @@ public sealed class AddressTags(IOptions<LimitOptions> options, TimeProvider tim
         }
 
         address = Normalise(address);
-        if (proxies.Contains(address) && LastForwarded(context.Request.Headers["X-Forwarded-For"].ToString()) is { } forwarded)
+        if (proxies.Any(p => p.Contains(address)) && LastForwarded(context.Request.Headers["X-Forwarded-For"].ToString()) is { } forwarded)
         {
             address = forwarded;
         }
@@ -81,6 +81,12 @@ public sealed class AddressTags(IOptions<LimitOptions> options, TimeProvider tim
         generation++;
         rotatedAt = now;
     }
+
+    /// <summary>A proxy setting: one address (<c>127.0.0.1</c>) or a network (<c>172.30.0.0/24</c>); null if it is neither.</summary>
+    public static IPNetwork? ParseProxy(string value) =>
+        IPNetwork.TryParse(value, out var network) ? network
+        : IPAddress.TryParse(value, out var address) ? new IPNetwork(Normalise(address), Normalise(address).AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128)
+        : null;
 
     private static IPAddress Normalise(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 
