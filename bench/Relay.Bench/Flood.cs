@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
@@ -14,8 +17,9 @@ namespace TrustLine.Relay.Bench;
 /// <summary>
 /// The flood workload (issue 10): real seekers open sessions at a steady pace, first on a calm line, then
 /// while attackers on many connections open sessions as fast as they can, without solving puzzles and then
-/// solving them. Each phase runs on a fresh TrustLine node on Redis with the puzzle and the call rate as
-/// shipped (the other workloads turn them off). Real seekers behave like the SDKs: open, and when refused
+/// solving them. Each phase runs on a fresh TrustLine node on Redis with the puzzle, the call rate and the
+/// per-address cap on places as shipped (the other workloads turn them off). The attackers come from one host
+/// (127.0.0.2), the real seekers from others (127.0.0.1). Real seekers behave like the SDKs: open, and when refused
 /// <c>puzzle_required</c>, ask for a puzzle, solve it and open again; then they leave the queue.
 /// </summary>
 internal static class Flood
@@ -37,7 +41,7 @@ internal static class Flood
     public static async Task RunAsync(RedisProcess redis, BenchOrganisation org, Options options)
     {
         Console.WriteLine($"Flood: {options.Attackers} attacking connections, {options.PhaseSeconds} s per phase, a real seeker every {options.SeekerEvery.TotalSeconds:0.#} s; " +
-            "puzzle and call rate as shipped; attackers that solve share one core.");
+            "puzzle, call rate and per-address cap as shipped; the attackers come from one address of their own; attackers that solve share one core.");
         var phases = new List<Phase>
         {
             await RunPhaseAsync("calm", Attack.None, redis, org, options),
@@ -55,6 +59,7 @@ internal static class Flood
         settings["Limits:CallsPerSecond"] = "50";
         settings["Admission:OpenRateThreshold"] = "1.0";
         settings["Admission:QueueFillThreshold"] = "0.25";
+        settings["Limits:PlacesPerAddress"] = "16";
         await using var node = await Node.TrustLineAsync(settings);
         var template = Msg1Template(org);
         using var stop = new CancellationTokenSource();
@@ -86,7 +91,7 @@ internal static class Flood
                 {
                     if (hub is null)
                     {
-                        hub = Connect(node);
+                        hub = Connect(node, AttackerAddress);
                         await hub.StartAsync(stop.Token);
                     }
 
@@ -249,11 +254,43 @@ internal static class Flood
 
     private static string Code(HubException e) => e.Message.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? e.Message[..colon] : "error";
 
-    private static HubConnection Connect(Node node) =>
+    /// <summary>The attacking host: one address of its own (loopback 127.0.0.2), the real seekers another (127.0.0.1).</summary>
+    private static readonly IPAddress AttackerAddress = IPAddress.Parse("127.0.0.2");
+
+    private static HubConnection Connect(Node node, IPAddress? from = null) =>
         new HubConnectionBuilder()
-            .WithUrl(new Uri(node.BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
+            .WithUrl(new Uri(node.BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o =>
+            {
+                o.SkipNegotiation = true;
+                if (from is not null)
+                {
+                    o.WebSocketFactory = async (context, cancellation) =>
+                    {
+                        var webSocket = new ClientWebSocket();
+                        var invoker = new HttpMessageInvoker(new SocketsHttpHandler { ConnectCallback = (c, token) => ConnectFromAsync(from, c.DnsEndPoint, token) });
+                        await webSocket.ConnectAsync(context.Uri, invoker, cancellation);
+                        return webSocket;
+                    };
+                }
+            })
             .AddMessagePackProtocol()
             .Build();
+
+    private static async ValueTask<Stream> ConnectFromAsync(IPAddress from, DnsEndPoint to, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(to, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
 
     private static void Print(List<Phase> phases)
     {
