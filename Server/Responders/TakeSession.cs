@@ -148,6 +148,7 @@ public sealed class AnswerSessionHandler(ISessionStore store, PeerRoutes routes)
             return Refuse.With(ErrorCodes.WrongState, "This session has been answered already.");
         }
 
+        routes.Answered(link.SessionId);
         if (routes.Seeker(await routes.ConnectionOfAsync(link.SessionId, Party.Seeker)) is { } seeker)
         {
             await seeker.Answered(msg2);

@@ -83,6 +83,7 @@ public sealed class OpenSessionHandler(
         await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
+        routes.Known(sessionId, Party.Seeker, connection.ConnectionId, 0);
         SessionLog.Opened(logger, session.Urgent ? "urgent" : "not urgent");
         if (!connection.TryAdd(link))
         {
