@@ -425,6 +425,25 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task TheTimersKeyExpiresOnlyAfterTheLatestDeadlineScheduled()
+    {
+        var later = Session();
+        var earlier = Session();
+        await store.CreateAsync(later, 10);
+        await store.CreateAsync(earlier, 10);
+        await store.ScheduleAsync(later.Id, time.GetUtcNow().AddSeconds(10), time.GetUtcNow().AddHours(1));
+        await store.ScheduleAsync(earlier.Id, time.GetUtcNow().AddSeconds(5), time.GetUtcNow().AddMinutes(10));
+
+        Assert.That(await store.GetDueAsync(time.GetUtcNow().AddSeconds(10), 10), Is.EquivalentTo(new[] { later.Id, earlier.Id }));
+        if (kind == StoreUnderTest.Redis)
+        {
+            var ttl = await TestRedis.Connection.GetDatabase().KeyTimeToLiveAsync(new RedisKeys(prefix).Timers);
+            Assert.That(ttl, Is.GreaterThan(TimeSpan.FromMinutes(59)).And.LessThanOrEqualTo(TimeSpan.FromHours(1)),
+                "created with a TTL, and an earlier deadline does not pull it back");
+        }
+    }
+
+    [Test]
     public async Task ConnectionsAndAbsencesAreRecorded()
     {
         var session = Session();
