@@ -154,13 +154,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
-    // scheduled), so an earlier deadline never expires other sessions' timers. PEXPIRE … GT (Redis 7) raises
-    // it in one command; only when that changes nothing is the key checked for having no TTL yet (just created).
+    // scheduled), so an earlier deadline never expires other sessions' timers.
     private const string ScheduleScript = """
         redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-        if redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT') == 0 and redis.call('PTTL', KEYS[1]) == -1 then
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
-        end
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
         return 1
         """;
 

@@ -90,8 +90,9 @@ internal static class BenchMain
             }
 
             // Opens before the idle connections: those leave seekers waiting in the queue for the grace period.
-            // B1 runs the same opens against its bare hub: the baseline the open's cost is a ratio of.
-            if (target is ISessionOpener opener && step.Name is "TR" or "B1")
+            // B1 runs the same opens against its bare hub: the baseline the open's cost is a ratio of; TrustLine
+            // embedded splits what TrustLine adds into its own work and the Redis store's.
+            if (target is ISessionOpener opener && step.Name is "TR" or "B1" or "TE")
             {
                 rows.Add(await Workloads.SessionOpensAsync(opener, options));
             }

@@ -272,6 +272,10 @@ internal static class Report
             if (Opens("B1 SignalR hub") is { } bare)
             {
                 Console.WriteLine($"session open CPU TrustLine/B1: {opens.CpuMicros / bare.CpuMicros:0.00} (target ≤ 2), opens per s TrustLine/B1: {opens.PerSecond / bare.PerSecond:0.00}, allocation per open TrustLine/B1: {opens.AllocatedPerUnit / bare.AllocatedPerUnit:0.00}");
+                if (Opens("TrustLine embedded") is { } embedded)
+                {
+                    Console.WriteLine($"session open CPU TrustLine embedded/B1: {embedded.CpuMicros / bare.CpuMicros:0.00} (TrustLine's own work, no store round trips)");
+                }
             }
         }
 
