@@ -16,6 +16,7 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     private ISessionStore store = null!;
     private IAccessStore access = null!;
     private readonly byte[] org = RandomNumberGenerator.GetBytes(16);
+    private string prefix = "";
 
     [SetUp]
     public void SetUp()
@@ -23,7 +24,8 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         if (kind == StoreUnderTest.Redis)
         {
-            var redis = new RedisSessionStore(TestRedis.Connection, new RedisKeys(TestRedis.NewPrefix()), time);
+            prefix = TestRedis.NewPrefix();
+            var redis = new RedisSessionStore(TestRedis.Connection, new RedisKeys(prefix), time);
             (store, access) = (redis, redis);
         }
         else
@@ -180,6 +182,108 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task AnAckReleasesOnlyWhatItAcknowledges()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+        for (var seq = 0UL; seq < 10; seq++)
+        {
+            await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, seq, [(byte)seq], expires);
+        }
+
+        async Task<ulong[]> Buffered() => [.. (await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window)).Select(e => e.Sequence)];
+
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 4, Window), Is.EqualTo(4));
+        Assert.That(await Buffered(), Is.EqualTo(new ulong[] { 5, 6, 7, 8, 9 }), "seqs past the ack stay");
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 2, Window), Is.EqualTo(4), "a lower ack changes nothing");
+        Assert.That(await Buffered(), Is.EqualTo(new ulong[] { 5, 6, 7, 8, 9 }), "a lower ack deletes nothing");
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 6, Window), Is.EqualTo(6));
+        Assert.That(await Buffered(), Is.EqualTo(new ulong[] { 7, 8, 9 }));
+        Assert.That(await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 9, Window), Is.EqualTo(9));
+        Assert.That(await Buffered(), Is.Empty, "none after the last ack");
+    }
+
+    [Test]
+    public async Task AnEnvelopeAtOrBelowTheAckIsADuplicateAndNotKept()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [1], expires);
+        await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 1, [2], expires);
+        await store.AcknowledgeAsync(session.Id, Direction.ServerToClient, 1, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 0, [9], expires), Is.EqualTo(AppendOutcome.Duplicate), "it was delivered");
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 1, [9], expires), Is.EqualTo(AppendOutcome.Duplicate));
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty);
+            Assert.That(await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, 2, [3], expires), Is.EqualTo(AppendOutcome.Stored));
+        });
+    }
+
+    [Test]
+    public async Task DeleteTakesEveryBufferedEnvelopeOfBothDirections()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var expires = time.GetUtcNow().AddMinutes(5);
+        for (var seq = 0UL; seq < 6; seq++)
+        {
+            await store.AppendEnvelopeAsync(session.Id, Direction.ClientToServer, seq, [1], expires);
+            await store.AppendEnvelopeAsync(session.Id, Direction.ServerToClient, seq, [2], expires);
+        }
+
+        await store.AcknowledgeAsync(session.Id, Direction.ClientToServer, 2, Window);
+        var deleted = await store.DeleteAsync(session.Id, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(deleted, Is.Not.Null);
+            Assert.That(deleted!.HighestServerToClient, Is.EqualTo(5));
+            Assert.That(deleted.AckedClientToServer, Is.EqualTo(2));
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ClientToServer, -1, Window), Is.Empty);
+            Assert.That(await store.GetEnvelopesAsync(session.Id, Direction.ServerToClient, -1, Window), Is.Empty);
+        });
+        if (kind == StoreUnderTest.Redis)
+        {
+            var left = new List<string>();
+            await foreach (var key in TestRedis.Connection.GetServer(TestRedis.Connection.GetEndPoints()[0]).KeysAsync(pattern: $"{prefix}:*{session.Id:N}*"))
+            {
+                left.Add(key.ToString());
+            }
+
+            Assert.That(left, Is.Empty, "no key of the session is left");
+        }
+    }
+
+    [Test]
+    public async Task AClaimAnswersWithTheRecordAsClaimed()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        await store.SetConnectionAsync(session.Id, Party.Seeker, "seeker-2", null);
+
+        var claimed = await store.ClaimAsync(org, session.Id, "holder", "responder-1");
+
+        Assert.That(claimed, Is.EqualTo(await store.GetAsync(session.Id)).Using<SessionRecord>(Same));
+        Assert.Multiple(() =>
+        {
+            Assert.That(claimed!.State, Is.EqualTo(SessionState.Active));
+            Assert.That(claimed.ResponderId, Is.EqualTo("holder"));
+            Assert.That(claimed.ResponderConnection, Is.EqualTo("responder-1"));
+            Assert.That(claimed.SeekerConnection, Is.EqualTo("seeker-2"));
+            Assert.That(claimed.Epoch, Is.EqualTo(2), "the seeker's move, then the claim");
+            Assert.That(claimed.Msg1, Is.EqualTo(session.Msg1));
+        });
+
+        static bool Same(SessionRecord a, SessionRecord b) =>
+            a.Id == b.Id && a.State == b.State && a.ResponderId == b.ResponderId && a.ResponderConnection == b.ResponderConnection
+            && a.SeekerConnection == b.SeekerConnection && a.Epoch == b.Epoch && a.LastActivity == b.LastActivity && a.Msg1.AsSpan().SequenceEqual(b.Msg1);
+    }
+
+    [Test]
     public async Task AnEnvelopeArrivingAfterTheSessionEndedIsNotKept()
     {
         var session = Session();
@@ -318,6 +422,25 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         time.Advance(TimeSpan.FromSeconds(11));
 
         Assert.That(await store.GetDueAsync(time.GetUtcNow(), 10), Does.Contain(later.Id));
+    }
+
+    [Test]
+    public async Task TheTimersKeyExpiresOnlyAfterTheLatestDeadlineScheduled()
+    {
+        var later = Session();
+        var earlier = Session();
+        await store.CreateAsync(later, 10);
+        await store.CreateAsync(earlier, 10);
+        await store.ScheduleAsync(later.Id, time.GetUtcNow().AddSeconds(10), time.GetUtcNow().AddHours(1));
+        await store.ScheduleAsync(earlier.Id, time.GetUtcNow().AddSeconds(5), time.GetUtcNow().AddMinutes(10));
+
+        Assert.That(await store.GetDueAsync(time.GetUtcNow().AddSeconds(10), 10), Is.EquivalentTo(new[] { later.Id, earlier.Id }));
+        if (kind == StoreUnderTest.Redis)
+        {
+            var ttl = await TestRedis.Connection.GetDatabase().KeyTimeToLiveAsync(new RedisKeys(prefix).Timers);
+            Assert.That(ttl, Is.GreaterThan(TimeSpan.FromMinutes(59)).And.LessThanOrEqualTo(TimeSpan.FromHours(1)),
+                "created with a TTL, and an earlier deadline does not pull it back");
+        }
     }
 
     [Test]

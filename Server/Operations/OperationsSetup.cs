@@ -33,12 +33,15 @@ public static class OperationsSetup
         // Off by default: process figures for the load harness (bench/Relay.Bench), never per-session data.
         if (app.ServiceProvider.GetRequiredService<IOptions<OperationsOptions>>().Value.RuntimeDiagnostics)
         {
+            // Commands this node sent to Redis (a script counts once, whatever it runs): the harness's round-trip figure.
+            var redis = app.ServiceProvider.GetService<IConnectionMultiplexer>();
             app.MapGet("/debug/runtime", () => Results.Ok(new
             {
                 allocatedBytes = GC.GetTotalAllocatedBytes(precise: true),
                 workingSetBytes = Environment.WorkingSet,
                 gen0 = GC.CollectionCount(0),
                 gen2 = GC.CollectionCount(2),
+                redisOperations = redis?.OperationCount,
             }));
         }
 

@@ -63,6 +63,28 @@ public sealed class PeerRoutes(
         return null; // it ended while the read was in flight
     }
 
+    /// <summary>
+    /// Caches a route this node has just written to the store itself (the seeker's connection at the open, epoch 0),
+    /// so the first message to it needs no read. Any later change carries a higher epoch and wins.
+    /// </summary>
+    public void Known(Guid sessionId, Party party, string connectionId, long epoch) =>
+        routes.AddOrUpdate(sessionId, _ => Route.Unknown.With(party, connectionId, epoch), (_, old) => old.With(party, connectionId, epoch));
+
+    /// <summary>
+    /// The session's <c>msg2</c> is stored: this node's links to it (the seeker's, when it is connected here)
+    /// may send without reading the record to find out.
+    /// </summary>
+    public void Answered(Guid sessionId)
+    {
+        if (links.TryGetValue(sessionId, out var set))
+        {
+            foreach (var link in set.Keys)
+            {
+                link.Answered = true;
+            }
+        }
+    }
+
     /// <summary>Keeps a local link so an end anywhere can stop it.</summary>
     public void Track(SessionLink link) => links.GetOrAdd(link.SessionId, _ => new()).TryAdd(link, 0);
 

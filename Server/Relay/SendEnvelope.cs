@@ -91,6 +91,16 @@ public sealed class SendEnvelopeHandler(
         // A forward of an envelope that then turns out a duplicate or too late is dropped by the receiving channel.
         var write = store.AppendEnvelopeAsync(link.SessionId, sends, header.Sequence, envelope, expires);
         var forward = ForwardAsync(connection.Party, peer, envelope);
+
+        // Activity keeps the session from idling out; refreshed now and then, not per envelope, and sent
+        // alongside the write rather than after it: no round trip of its own.
+        var touch = Task.CompletedTask;
+        if (now - link.LastTouch > options.Value.IdleTimeout / 8)
+        {
+            link.LastTouch = now;
+            touch = store.TouchAsync(link.SessionId, now, link.Deadline);
+        }
+
         AppendOutcome stored;
         try
         {
@@ -99,6 +109,7 @@ public sealed class SendEnvelopeHandler(
         finally
         {
             await forward;
+            await touch;
         }
 
         if (stored == AppendOutcome.SessionGone)
@@ -115,13 +126,6 @@ public sealed class SendEnvelopeHandler(
         if (stored == AppendOutcome.Stored)
         {
             metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
-        }
-
-        // Activity keeps the session from idling out; refreshed now and then, not per envelope.
-        if (now - link.LastTouch > options.Value.IdleTimeout / 8)
-        {
-            link.LastTouch = now;
-            await store.TouchAsync(link.SessionId, now, link.Deadline);
         }
 
         return new SendResult { Sequence = header.Sequence, Duplicate = stored == AppendOutcome.Duplicate };

@@ -46,12 +46,15 @@ public sealed class TakeSessionHandler(
             }
 
             var id = new Guid(named, bigEndian: true);
-            if (await store.GetAsync(id) is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
+            var read = store.GetAsync(id);
+            var place = store.GetQueuePositionAsync(grant.OrgId, id); // read alongside, one round trip
+            await Task.WhenAll(read, place);
+            if (await read is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }
 
-            rank = Math.Max(0, (await store.GetQueuePositionAsync(grant.OrgId, id)).Position - 1);
+            rank = Math.Max(0, (await place).Position - 1);
             taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
             {
@@ -93,10 +96,12 @@ public sealed class TakeSessionHandler(
         }
 
         // From now on the session can idle out: the timer moves from the queue's lifetime to the idle deadline.
-        await store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline);
+        // The timer and the route message are independent: both in flight at once, one round trip.
         var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
         routes.Track(link);
-        await routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId, taken.Epoch);
+        await Task.WhenAll(
+            store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline),
+            routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId, taken.Epoch));
         SessionLog.Taken(logger);
         var added = connection.TryAdd(link);
         if (!added)
@@ -148,6 +153,7 @@ public sealed class AnswerSessionHandler(ISessionStore store, PeerRoutes routes)
             return Refuse.With(ErrorCodes.WrongState, "This session has been answered already.");
         }
 
+        routes.Answered(link.SessionId);
         if (routes.Seeker(await routes.ConnectionOfAsync(link.SessionId, Party.Seeker)) is { } seeker)
         {
             await seeker.Answered(msg2);

@@ -9,7 +9,7 @@ namespace TrustLine.Server.Sessions;
 public sealed record CloseSessionCommand(ConnectionState Connection, byte[]? SessionId) : ICommand<Outcome<Done>>;
 
 /// <summary>Either party ends the session (a queued seeker thereby leaves the queue); every key goes at once.</summary>
-public sealed class CloseSessionHandler(ISessionStore store, SessionEnding ending, StoreWatch watch) : ICommandHandler<CloseSessionCommand, Outcome<Done>>
+public sealed class CloseSessionHandler(SessionEnding ending, StoreWatch watch) : ICommandHandler<CloseSessionCommand, Outcome<Done>>
 {
     public async ValueTask<Outcome<Done>> Handle(CloseSessionCommand command, CancellationToken cancellationToken)
     {
@@ -22,16 +22,10 @@ public sealed class CloseSessionHandler(ISessionStore store, SessionEnding endin
             return Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no such session.");
         }
 
-        string reason;
-        if (connection.Party == Party.Responder)
-        {
-            reason = EndReasons.ResponderClosed;
-        }
-        else
-        {
-            var record = await store.GetAsync(link.SessionId);
-            reason = record?.State == SessionState.Queued ? EndReasons.SeekerLeftQueue : EndReasons.SeekerClosed;
-        }
+        // The seeker's reason says whether it left the queue: the deleted record tells, with no read before.
+        Func<SessionRecord, string> reason = connection.Party == Party.Responder
+            ? _ => EndReasons.ResponderClosed
+            : record => record.State == SessionState.Queued ? EndReasons.SeekerLeftQueue : EndReasons.SeekerClosed;
 
         connection.Remove(link.SessionId);
         if (!await ending.EndAsync(link.SessionId, reason) && !link.Ended)

@@ -80,9 +80,13 @@ public sealed class OpenSessionHandler(
                 break;
         }
 
-        await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
+        // The timer and the place in the queue are independent: both in flight at once, one round trip.
+        var scheduled = store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
+        var place = store.GetQueuePositionAsync(orgId, sessionId);
+        await Task.WhenAll(scheduled, place);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
+        routes.Known(sessionId, Party.Seeker, connection.ConnectionId, 0);
         SessionLog.Opened(logger, session.Urgent ? "urgent" : "not urgent");
         if (!connection.TryAdd(link))
         {
@@ -93,9 +97,8 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 
-
         // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
-        var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
+        var (position, waiting) = await place;
         await queue.ChangedAsync(orgId, session.Urgent ? position : null);
         return new OpenSessionResult { ResumeToken = token, Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(orgId)), Urgent = session.Urgent };
     }

@@ -64,7 +64,8 @@ public sealed class ResumeSessionHandler(
 
         // Where this party's own sending stands: after its peer's ack and after anything still buffered.
         var ownAcked = record!.Acked(sends);
-        var ownBuffered = await store.GetEnvelopesAsync(sessionId, sends, ownAcked, window);
+        // Only the seqs that can be buffered (up to the highest ever written) are read: none for a fresh session.
+        var ownBuffered = await store.GetEnvelopesAsync(sessionId, sends, ownAcked, Readable(record, sends, ownAcked, window));
         var link = new SessionLink(sessionId, record.OrgId, record.Deadline)
         {
             Answered = record.Msg2 is not null,
@@ -96,7 +97,7 @@ public sealed class ResumeSessionHandler(
 
         // Deliver what was missed, in order, before the answer completes.
         var after = Math.Max(request.ReceivedThrough, record.Acked(receives));
-        var missed = await store.GetEnvelopesAsync(sessionId, receives, after, window);
+        var missed = await store.GetEnvelopesAsync(sessionId, receives, after, Readable(record, receives, after, window));
         await DeliverAsync(connection, missed);
 
         // A peer node may still have sent one envelope to the old connection before it heard of this one,
@@ -130,6 +131,10 @@ public sealed class ResumeSessionHandler(
             Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(record.OrgId)),
         };
     }
+
+    /// <summary>How many seqs after <paramref name="after"/> the record says can be buffered (a write landing after the read is found by the follow-up).</summary>
+    private static int Readable(SessionRecord record, Direction direction, long after, int window) =>
+        (int)Math.Clamp(record.Highest(direction) - after, 0, window);
 
     private async Task DeliverAsync(ConnectionState connection, IReadOnlyList<(ulong Sequence, byte[] Envelope)> envelopes)
     {

@@ -18,13 +18,18 @@ public sealed class SessionEnding(
     Operations.Metrics.TrustLineMetrics metrics,
     ILogger<SessionEnding> logger)
 {
-    public async Task<bool> EndAsync(Guid sessionId, string reason)
+    public Task<bool> EndAsync(Guid sessionId, string reason) => EndAsync(sessionId, _ => reason);
+
+    /// <summary>Ends the session with the reason its deleted record gives (what it was is known only once it is deleted).</summary>
+    public async Task<bool> EndAsync(Guid sessionId, Func<SessionRecord, string> reasonOf)
     {
         var record = await store.DeleteAsync(sessionId, options.Value.MaxUnacknowledged);
         if (record is null)
         {
             return false;
         }
+
+        var reason = reasonOf(record);
 
         await routes.EndedAsync(sessionId);
         var end = new SessionEnd { SessionId = sessionId.ToByteArray(bigEndian: true), Reason = reason };

@@ -152,7 +152,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             }
 
             var key = (id, direction, sequence);
-            if (envelopes.TryGetValue(key, out var existing) && existing.ExpiresAt > Now)
+            if ((long)sequence <= record.Acked(direction) || (envelopes.TryGetValue(key, out var existing) && existing.ExpiresAt > Now))
             {
                 return Task.FromResult(AppendOutcome.Duplicate);
             }
@@ -198,7 +198,8 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(-3L);
             }
 
-            for (var seq = Math.Max(0, (long)through - window + 1); seq <= (long)through; seq++)
+            // Only what this ack releases: nothing when it is not past the recorded one.
+            for (var seq = Math.Max(record.Acked(direction) + 1, (long)through - window + 1); seq <= (long)through; seq++)
             {
                 envelopes.Remove((id, direction, (ulong)seq));
             }
@@ -230,9 +231,16 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             sessions.Remove(id);
             queue.Remove(id);
             timers.Remove(id);
-            foreach (var key in envelopes.Keys.Where(k => k.Item1 == id).ToList())
+            if (record is not null)
             {
-                envelopes.Remove(key);
+                // Only the seqs that can still be buffered: after each direction's ack, up to its highest.
+                foreach (var direction in (Direction[])[Direction.ClientToServer, Direction.ServerToClient])
+                {
+                    for (var seq = Math.Max(record.Acked(direction) + 1, record.Highest(direction) - window + 1); seq <= record.Highest(direction); seq++)
+                    {
+                        envelopes.Remove((id, direction, (ulong)seq));
+                    }
+                }
             }
 
             return Task.FromResult(record);

@@ -15,6 +15,15 @@ public sealed class RedisKeys(string prefix)
 
     public RedisKey Envelope(Guid id, Direction direction, ulong sequence) => $"{prefix}:{{{id:N}}}:e{(byte)direction}:{sequence}";
 
+    /// <summary>
+    /// What every envelope key of the session starts with (<c>…e</c>, then the direction, <c>:</c> and the seq):
+    /// scripts build the keys of a range of seqs from it. It carries the session's hash tag, so they share the record's slot.
+    /// </summary>
+    public string EnvelopeBase(Guid id) => $"{prefix}:{{{id:N}}}:e";
+
+    /// <summary>What the envelope keys of one direction start with: the seq follows.</summary>
+    public string EnvelopeBase(Guid id, Direction direction) => $"{prefix}:{{{id:N}}}:e{(byte)direction}:";
+
     public RedisKey Queue(byte[] orgId) => $"{prefix}:q:{Convert.ToHexStringLower(orgId)}";
 
     public RedisKey Timers => $"{prefix}:timers";

@@ -45,12 +45,19 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // Reads the record once and answers with it as claimed, so the take needs no second read.
     private const string ClaimScript = """
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        if redis.call('HGET', KEYS[1], 'st') ~= 'q' then return 0 end
-        redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3])
-        redis.call('HINCRBY', KEYS[1], 'ep', 1)
-        return 1
+        local f = redis.call('HGETALL', KEYS[1])
+        local at = {}
+        for i = 1, #f, 2 do at[f[i]] = i + 1 end
+        if not at['st'] or f[at['st']] ~= 'q' then return false end
+        local ep = tonumber(at['ep'] and f[at['ep']] or '0') + 1
+        local set = { st = 'a', rid = ARGV[1], rc = ARGV[2], act = ARGV[3], ep = tostring(ep) }
+        redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3], 'ep', ep)
+        for name, value in pairs(set) do
+          if at[name] then f[at[name]] = value else f[#f + 1] = name; f[#f + 1] = value end
+        end
+        return f
         """;
 
     private const string AnswerScript = """
@@ -77,12 +84,16 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     // session's hash tag, so this stays one slot. Records the highest seq buffered, the limit for acks.
     // The highest-seq field exists from creation, so reading it answers "does the session exist" too (the
     // EXISTS only runs for a record written before that field did).
+    // A seq at or below the recorded ack was delivered: a duplicate, never stored again (so every buffered
+    // key lies between the ack and the highest seq, where acks and the end look for them).
     private const string AppendScript = """
-        local high = redis.call('HGET', KEYS[1], ARGV[3])
+        local v = redis.call('HMGET', KEYS[1], ARGV[3], ARGV[5])
+        local high = v[1]
         if not high then
           if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
           high = '-1'
         end
+        if tonumber(ARGV[4]) <= tonumber(v[2] or '-1') then return 0 end
         if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
         if tonumber(high) < tonumber(ARGV[4]) then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
         return 1
@@ -96,18 +107,50 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // The ack fields exist from creation, so a missing one means the session is gone: no separate EXISTS.
+    // Deletes only what this ack releases (the seqs after the recorded ack, at most a window of them): an
+    // ack at or below the recorded one deletes nothing. The envelope keys are built here from the session's
+    // key base (ARGV[4], which carries the session's hash tag), so they are in the record's slot.
     private const string AckScript = """
-        local old = redis.call('HGET', KEYS[1], ARGV[1])
-        if not old then return -2 end
-        old = tonumber(old)
+        local v = redis.call('HMGET', KEYS[1], ARGV[1], ARGV[3])
+        if not v[1] then return -2 end
+        local old = tonumber(v[1])
         local through = tonumber(ARGV[2])
-        if through > tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1') then return -3 end
-        if through > old then
-          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-          old = through
+        if through > tonumber(v[2] or '-1') then return -3 end
+        if through <= old then return old end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        local from = math.max(old + 1, through - tonumber(ARGV[5]) + 1, 0)
+        local batch = {}
+        for seq = from, through do
+          batch[#batch + 1] = ARGV[4] .. seq
+          if #batch == 256 then redis.call('DEL', unpack(batch)); batch = {} end
         end
-        if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
-        return old
+        if #batch > 0 then redis.call('DEL', unpack(batch)) end
+        return through
+        """;
+
+    // Reading and deleting the record in one step decides who ends the session (only one caller gets the
+    // fields) and takes its envelopes with it: only the seqs that can still be buffered, after each
+    // direction's ack up to its highest buffered seq (at most a window), with keys built from the session's
+    // key base (ARGV[1], the session's hash tag: the record's slot).
+    private const string DeleteScript = """
+        local f = redis.call('HGETALL', KEYS[1])
+        if #f == 0 then return f end
+        redis.call('DEL', KEYS[1])
+        local v = {}
+        for i = 1, #f, 2 do v[f[i]] = f[i + 1] end
+        local window = tonumber(ARGV[2])
+        local batch = {}
+        for dir = 1, 2 do
+          local from = tonumber(v['a' .. dir] or '-1') + 1
+          local to = tonumber(v['h' .. dir] or tostring(from + window - 1))
+          from = math.max(from, to - window + 1, 0)
+          for seq = from, to do
+            batch[#batch + 1] = ARGV[1] .. dir .. ':' .. seq
+            if #batch == 256 then redis.call('DEL', unpack(batch)); batch = {} end
+          end
+        end
+        if #batch > 0 then redis.call('DEL', unpack(batch)) end
+        return f
         """;
 
     // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
@@ -263,9 +306,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return null;
         }
 
-        var claimed = (long)await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
+        var claimed = await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
             [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
-        return claimed == 1 ? await GetAsync(id) : null;
+        return claimed.IsNull ? null : Parse(id, Fields((RedisValue[])claimed!));
     }
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
@@ -292,7 +335,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var ttl = expiresAt - time.GetUtcNow();
         var expiry = (long)Math.Max(1, ttl.TotalMilliseconds);
         RedisKey[] scriptKeys = [keys.Session(id), keys.Envelope(id, direction, sequence)];
-        RedisValue[] args = [envelope, expiry, direction == Direction.ClientToServer ? "h1" : "h2", (long)sequence];
+        RedisValue[] args = direction == Direction.ClientToServer
+            ? [envelope, expiry, "h1", (long)sequence, "a1"]
+            : [envelope, expiry, "h2", (long)sequence, "a2"];
         return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, flags: Primary) switch
         {
             1 => AppendOutcome.Stored,
@@ -303,6 +348,11 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<IReadOnlyList<(ulong Sequence, byte[] Envelope)>> GetEnvelopesAsync(Guid id, Direction direction, long after, int window)
     {
+        if (window <= 0)
+        {
+            return [];
+        }
+
         var values = await Db.StringGetAsync(keys.Envelopes(id, direction, after, window), flags: Primary);
         var found = new List<(ulong, byte[])>();
         for (var i = 0; i < values.Length; i++)
@@ -316,38 +366,32 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return found;
     }
 
-    public async Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window)
-    {
-        // The keys to forget: every seq up to `through` within the window (envelopes never run further ahead).
-        var from = Math.Max(-1, (long)through - window);
-        var envelopeKeys = keys.Envelopes(id, direction, from, (int)((long)through - from));
-        return (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id), .. envelopeKeys],
-            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2"], flags: Primary);
-    }
+    public async Task<long> AcknowledgeAsync(Guid id, Direction direction, ulong through, int window) =>
+        (long)await Db.ScriptEvaluateAsync(AckScript, [keys.Session(id)],
+            [direction == Direction.ClientToServer ? "a1" : "a2", (long)through, direction == Direction.ClientToServer ? "h1" : "h2",
+                keys.EnvelopeBase(id, direction), window], flags: Primary);
 
     public Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry) =>
         Db.ScriptEvaluateAsync(TouchScript, [keys.Session(id)], [now.ToUnixTimeMilliseconds(), keyExpiry.ToUnixTimeMilliseconds()], flags: Primary);
 
     public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
     {
-        var record = await GetAsync(id);
-        // DEL is atomic: the node whose DEL removed the record is the one that ends the session.
-        if (record is null || !await Db.KeyDeleteAsync(keys.Session(id), flags: Primary))
+        // One script on the session's slot (the record and its envelopes), then the shared keys in one
+        // pipelined batch: two round trips, whatever the window.
+        var deleted = (RedisValue[])(await Db.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary))!;
+        if (deleted.Length == 0)
         {
             return null;
         }
 
-        RedisKey[] envelopeKeys =
-        [
-            .. keys.Envelopes(id, Direction.ClientToServer, record.AckedClientToServer, window),
-            .. keys.Envelopes(id, Direction.ServerToClient, record.AckedServerToClient, window),
-        ];
+        var record = Parse(id, Fields(deleted));
         var batch = Db.CreateBatch();
-        var deletes = batch.KeyDeleteAsync(envelopeKeys, flags: Primary);
-        var queue = batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"), flags: Primary);
         var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
+        var queue = record.State == SessionState.Queued
+            ? batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"), flags: Primary)
+            : Task.FromResult(false);
         batch.Execute();
-        await Task.WhenAll(deletes, queue, timer);
+        await Task.WhenAll(timer, queue);
         return record;
     }
 
@@ -382,6 +426,17 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
         var stored = JsonSerializer.Deserialize<StoredGrant>(value.ToString());
         return stored is null ? null : new ResponderGrant(Convert.FromHexString(stored.Org), stored.Responder, stored.Expires);
+    }
+
+    private static Dictionary<string, RedisValue> Fields(RedisValue[] pairs)
+    {
+        var fields = new Dictionary<string, RedisValue>(pairs.Length / 2);
+        for (var i = 0; i + 1 < pairs.Length; i += 2)
+        {
+            fields[pairs[i].ToString()] = pairs[i + 1];
+        }
+
+        return fields;
     }
 
     private static SessionRecord Parse(Guid id, Dictionary<string, RedisValue> f)

@@ -33,6 +33,14 @@ public static class StoreSetup
                 // `unavailable`, which clients retry, rather than hold the command for the whole timeout: a
                 // failover then costs its own length, not that plus the timeout.
                 configuration.BacklogPolicy = BacklogPolicy.FailFast;
+                // The client's replies are read on the .NET thread pool, where the awaiting handler then runs, rather
+                // than on the client's own reader threads, which hand every reply over to the pool: that hand-over
+                // cost 50–90 µs of CPU per command at low concurrency (BENCHMARKS.md). Every path here is async, so
+                // the pool is never blocked waiting for Redis; `Redis:DedicatedSocketThreads` restores the client's default.
+                if (!options.DedicatedSocketThreads)
+                {
+                    configuration.SocketManager = SocketManager.ThreadPool;
+                }
                 return ConnectionMultiplexer.Connect(configuration);
             });
             builder.Services.AddSingleton(new StoreMode(StoreKind.Redis));

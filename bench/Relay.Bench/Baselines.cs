@@ -29,6 +29,8 @@ internal static class Baselines
             {
                 signalR.AddStackExchangeRedis(redis, o => o.Configuration.ChannelPrefix = RedisChannel.Literal("b2"));
             }
+
+            builder.Services.AddSingleton<OpenHub.Sessions>();
         }
 
         var app = builder.Build();
@@ -62,10 +64,73 @@ internal static class Baselines
         else
         {
             app.MapHub<RelayHub>("/relay");
+            app.MapHub<OpenHub>("/open");
         }
 
         await app.RunAsync();
         return 0;
+    }
+}
+
+/// <summary>
+/// B1's session-open baseline: the calls and messages of a TrustLine session open (open with msg1, take,
+/// answer pushed to the seeker, HELLO forwarded, close told to the responder) over the same connections,
+/// with the sessions in a dictionary in memory instead of a store and no checks.
+/// </summary>
+internal sealed class OpenHub(OpenHub.Sessions sessions) : Hub
+{
+    public byte[] Open(byte[] sessionId, byte[] msg1)
+    {
+        var id = new Guid(sessionId);
+        sessions.ById[id] = new Session(Context.ConnectionId, msg1);
+        Context.Items["session"] = id;
+        return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+    }
+
+    public byte[]? Take(byte[] sessionId)
+    {
+        if (!sessions.ById.TryGetValue(new Guid(sessionId), out var session))
+        {
+            return null;
+        }
+
+        session.Responder = Context.ConnectionId;
+        return session.Msg1;
+    }
+
+    public Task Answer(byte[] sessionId, byte[] msg2) =>
+        sessions.ById.TryGetValue(new Guid(sessionId), out var session) ? Clients.Client(session.Seeker).SendAsync("Answered", msg2) : Task.CompletedTask;
+
+    public async Task<ulong> Send(byte[] envelope)
+    {
+        if (Context.Items["session"] is Guid id && sessions.ById.TryGetValue(id, out var session) && session.Responder is { } responder)
+        {
+            await Clients.Client(responder).SendAsync("Envelope", envelope);
+        }
+
+        return 0;
+    }
+
+    public async Task Close()
+    {
+        if (Context.Items["session"] is Guid id && sessions.ById.TryRemove(id, out var session) && session.Responder is { } responder)
+        {
+            await Clients.Client(responder).SendAsync("SessionEnded", id.ToByteArray());
+        }
+    }
+
+    internal sealed class Sessions
+    {
+        public ConcurrentDictionary<Guid, Session> ById { get; } = new();
+    }
+
+    internal sealed class Session(string seeker, byte[] msg1)
+    {
+        public string Seeker => seeker;
+
+        public byte[] Msg1 => msg1;
+
+        public string? Responder { get; set; }
     }
 }
 

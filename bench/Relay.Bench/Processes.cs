@@ -113,11 +113,11 @@ internal sealed class Node : IAsyncDisposable
         return process.TotalProcessorTime;
     }
 
-    public async Task<(long Allocated, long WorkingSet)> RuntimeAsync()
+    public async Task<(long Allocated, long WorkingSet, long? RedisOperations)> RuntimeAsync()
     {
         using var http = new HttpClient();
         var figures = await http.GetFromJsonAsync<RuntimeFigures>(new Uri(BaseAddress, "/debug/runtime"));
-        return (figures!.AllocatedBytes, figures.WorkingSetBytes);
+        return (figures!.AllocatedBytes, figures.WorkingSetBytes, figures.RedisOperations);
     }
 
     public long ResidentBytes()
@@ -152,7 +152,7 @@ internal sealed class Node : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private sealed record RuntimeFigures(long AllocatedBytes, long WorkingSetBytes);
+    private sealed record RuntimeFigures(long AllocatedBytes, long WorkingSetBytes, long? RedisOperations);
 }
 
 /// <summary>A private redis-server with persistence off, and its command statistics.</summary>

@@ -8,7 +8,7 @@ internal static class BenchMain
     public static async Task<int> Main(string[] args)
     {
         // The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
-        // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K]
+        // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K] [--opens K] [--only TR,B1]
         //        dotnet run -c Release --project bench/Relay.Bench -- --flood [--quick] [--attackers N]
         if (args.Length > 1 && args[0] == "--serve")
         {
@@ -55,7 +55,7 @@ internal static class BenchMain
         var plan = new (string Name, Func<Task<ITarget>> Start, bool OpenLoop, bool Idle)[]
         {
             ("B0", async () => new RawWebSocketTarget([await Node.BaselineAsync("b0", null)]), false, true),
-            ("B1", async () => new SignalRTarget("B1 SignalR hub", [await Node.BaselineAsync("b1", null)], null), true, true),
+            ("B1", async () => new SignalRTarget("B1 SignalR hub", [await Node.BaselineAsync("b1", null)], null, org), true, true),
             ("B2", async () => new SignalRTarget("B2 SignalR + Redis, 2 nodes", [await Node.BaselineAsync("b1", redis.Configuration), await Node.BaselineAsync("b1", redis.Configuration)], redis), false, false),
             ("TE", async () => new TrustLineTarget("TrustLine embedded", [await Node.TrustLineAsync(org.Settings(null))], null, org), false, false),
             ("TR", async () => new TrustLineTarget("TrustLine Redis", [await Node.TrustLineAsync(org.Settings(redis.Configuration))], redis, org), true, true),
@@ -66,8 +66,9 @@ internal static class BenchMain
             }, false, false),
         };
 
-        // TrustLine Redis first, to know the open-loop rates.
-        foreach (var step in plan.OrderBy(p => p.Name == "TR" ? 0 : 1))
+        // TrustLine Redis first, to know the open-loop rates. `--only TR,B1` runs some targets alone (while profiling).
+        var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1].Split(',') : null;
+        foreach (var step in plan.Where(p => only is null || only.Contains(p.Name)).OrderBy(p => p.Name == "TR" ? 0 : 1))
         {
             await using var target = await step.Start();
             foreach (var size in options.Sizes)
@@ -80,7 +81,7 @@ internal static class BenchMain
                 }
             }
 
-            if (step.OpenLoop)
+            if (step.OpenLoop && reference > 0)
             {
                 foreach (var share in new[] { 0.25, 0.50, 0.75 })
                 {
@@ -89,9 +90,11 @@ internal static class BenchMain
             }
 
             // Opens before the idle connections: those leave seekers waiting in the queue for the grace period.
-            if (target is TrustLineTarget trustLine && step.Name == "TR")
+            // B1 runs the same opens against its bare hub: the baseline the open's cost is a ratio of; TrustLine
+            // embedded splits what TrustLine adds into its own work and the Redis store's.
+            if (target is ISessionOpener opener && step.Name is "TR" or "B1" or "TE")
             {
-                rows.Add(await Workloads.SessionOpensAsync(trustLine, options));
+                rows.Add(await Workloads.SessionOpensAsync(opener, options));
             }
 
             if (step.Idle)

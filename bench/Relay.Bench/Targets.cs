@@ -32,6 +32,14 @@ internal interface ITarget : IAsyncDisposable
     Task<IAsyncDisposable> IdleAsync(int index);
 }
 
+/// <summary>A target that can run whole session opens: a responder connection takes each one.</summary>
+internal interface ISessionOpener : ITarget
+{
+    Task<HubConnection> ResponderAsync(int node);
+
+    Task OpenSessionAsync(int index, HubConnection responder);
+}
+
 internal static class Payloads
 {
     public static byte[] Make(int size, int index)
@@ -143,7 +151,7 @@ internal sealed class RawWebSocketTarget(IReadOnlyList<Node> nodes) : ITarget
 }
 
 /// <summary>B1/B2: a bare SignalR relay hub; with two nodes and Redis, pairs are split across them.</summary>
-internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis) : ITarget
+internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation? org = null) : ISessionOpener
 {
     public string Name => name;
 
@@ -179,9 +187,42 @@ internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, Redi
         }
     }
 
-    private static HubConnection Connect(Node node) =>
+    /// <summary>
+    /// The open baseline: the same connections, calls and client cryptography as <see cref="TrustLineTarget.OpenSessionAsync"/>,
+    /// against the bare hub's in-memory sessions.
+    /// </summary>
+    public async Task OpenSessionAsync(int index, HubConnection responder)
+    {
+        var pin = (org ?? throw new InvalidOperationException("The open baseline needs the bench organisation.")).Pin;
+        await using var seeker = Connect(nodes[index % nodes.Count], "/open");
+        var answered = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeker.On<byte[]>("Answered", msg2 => answered.TrySetResult(msg2));
+        await seeker.StartAsync();
+        using var handshake = SeekerHandshake.Start(pin);
+        var sessionId = handshake.SessionGuid.ToByteArray();
+        await seeker.InvokeAsync<byte[]>("Open", sessionId, handshake.Msg1.ToArray());
+        var msg1 = await responder.InvokeAsync<byte[]?>("Take", sessionId);
+        using var credentials = org.Credentials();
+        var accepted = ResponderHandshake.Accept(msg1!, credentials);
+        using var responderChannel = accepted.Channel!;
+        await responder.InvokeAsync("Answer", sessionId, accepted.Msg2);
+        using var channel = handshake.Complete(await answered.Task.WaitAsync(TimeSpan.FromSeconds(30))).Channel!;
+        await seeker.InvokeAsync<ulong>("Send", channel.SealHello());
+        await seeker.InvokeAsync("Close");
+    }
+
+    public async Task<HubConnection> ResponderAsync(int node)
+    {
+        var responder = Connect(nodes[node % nodes.Count], "/open");
+        responder.On<byte[]>("Envelope", _ => { });
+        responder.On<byte[]>("SessionEnded", _ => { });
+        await responder.StartAsync();
+        return responder;
+    }
+
+    private static HubConnection Connect(Node node, string path = "/relay") =>
         new HubConnectionBuilder()
-            .WithUrl(new Uri(node.BaseAddress, "/relay"), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
+            .WithUrl(new Uri(node.BaseAddress, path), HttpTransportType.WebSockets, o => o.SkipNegotiation = true)
             .AddMessagePackProtocol()
             .Build();
 
@@ -203,7 +244,7 @@ internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, Redi
 /// TrustLine: every pair is a real session (PROTOCOL.md handshake: msg1, take, msg2 with certificate chain,
 /// HELLO), then pre-sealed envelopes flow seeker → responder; the responder acknowledges every 64 like the SDK.
 /// </summary>
-internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation org) : ITarget
+internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation org) : ISessionOpener
 {
     public string Name => name;
 

@@ -14,6 +14,9 @@ internal sealed record Row(string Target, string Workload, int Size)
     public double? P99 { get; init; }
     public double? P999 { get; init; }
     public double? RedisPerUnit { get; init; }
+
+    /// <summary>Commands the server nodes sent (a script once): what the network carries, pipelined or not.</summary>
+    public double? RedisSentPerUnit { get; init; }
     public double? AllocatedPerUnit { get; init; }
     public double? BytesPerConnection { get; init; }
     public string? RedisDetail { get; init; }
@@ -160,7 +163,7 @@ internal static class Workloads
     }
 
     /// <summary>Whole session opens with the real handshake, eight at a time.</summary>
-    public static async Task<Row> SessionOpensAsync(TrustLineTarget target, BenchOptions options)
+    public static async Task<Row> SessionOpensAsync(ISessionOpener target, BenchOptions options)
     {
         await using var responder = await target.ResponderAsync(0);
         var before = await SnapshotAsync(target);
@@ -183,12 +186,15 @@ internal static class Workloads
     {
         var cpu = target.Nodes.Aggregate(TimeSpan.Zero, (sum, n) => sum + n.CpuTime());
         long allocated = 0;
+        long? sent = null;
         foreach (var node in target.Nodes)
         {
-            allocated += (await node.RuntimeAsync()).Allocated;
+            var runtime = await node.RuntimeAsync();
+            allocated += runtime.Allocated;
+            sent = runtime.RedisOperations is { } operations ? (sent ?? 0) + operations : sent;
         }
 
-        return new Snapshot(cpu, allocated, target.Redis is null ? null : await target.Redis.CommandStatsAsync());
+        return new Snapshot(cpu, allocated, target.Redis is null ? null : await target.Redis.CommandStatsAsync(), sent);
     }
 
     private static Row Measure(ITarget target, string workload, int size, int count, TimeSpan elapsed, Snapshot before, Snapshot after, IEnumerable<double> latencies)
@@ -204,12 +210,13 @@ internal static class Workloads
             P99 = Percentile(0.99),
             P999 = Percentile(0.999),
             RedisPerUnit = commands is null ? null : commands.Values.Sum() / (double)count,
+            RedisSentPerUnit = before.RedisSent is { } sentBefore && after.RedisSent is { } sentAfter ? (sentAfter - sentBefore) / (double)count : null,
             AllocatedPerUnit = (after.Allocated - before.Allocated) / (double)count,
             RedisDetail = commands is null ? null : string.Join(" ", commands.OrderByDescending(c => c.Value).Select(c => $"{c.Key}={c.Value}")),
         };
     }
 
-    private sealed record Snapshot(TimeSpan Cpu, long Allocated, Dictionary<string, long>? Commands);
+    private sealed record Snapshot(TimeSpan Cpu, long Allocated, Dictionary<string, long>? Commands, long? RedisSent);
 }
 
 internal static class Report
@@ -217,11 +224,11 @@ internal static class Report
     public static void Print(List<Row> rows)
     {
         Console.WriteLine();
-        Console.WriteLine($"| {"target",-28} | {"workload",-52} | {"bytes",5} | {"per s",8} | {"CPU µs",7} | {"p50 ms",7} | {"p99 ms",7} | {"p99.9",7} | {"Redis/op",8} | {"alloc B/op",10} | {"B/conn",7} |");
-        Console.WriteLine($"|{new string('-', 30)}|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 9)}|");
+        Console.WriteLine($"| {"target",-28} | {"workload",-52} | {"bytes",5} | {"per s",8} | {"CPU µs",7} | {"p50 ms",7} | {"p99 ms",7} | {"p99.9",7} | {"Redis/op",8} | {"sent/op",7} | {"alloc B/op",10} | {"B/conn",7} |");
+        Console.WriteLine($"|{new string('-', 30)}|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 9)}|{new string('-', 10)}|{new string('-', 9)}|{new string('-', 12)}|{new string('-', 9)}|");
         foreach (var r in rows)
         {
-            Console.WriteLine($"| {r.Target,-28} | {r.Workload,-52} | {(r.Size == 0 ? "" : r.Size.ToString()),5} | {F(r.PerSecond, "0"),8} | {F(r.CpuMicros, "0"),7} | {F(r.P50, "0.00"),7} | {F(r.P99, "0.00"),7} | {F(r.P999, "0.00"),7} | {F(r.RedisPerUnit, "0.00"),8} | {F(r.AllocatedPerUnit, "0"),10} | {F(r.BytesPerConnection, "0"),7} |");
+            Console.WriteLine($"| {r.Target,-28} | {r.Workload,-52} | {(r.Size == 0 ? "" : r.Size.ToString()),5} | {F(r.PerSecond, "0"),8} | {F(r.CpuMicros, "0"),7} | {F(r.P50, "0.00"),7} | {F(r.P99, "0.00"),7} | {F(r.P999, "0.00"),7} | {F(r.RedisPerUnit, "0.00"),8} | {F(r.RedisSentPerUnit, "0.00"),7} | {F(r.AllocatedPerUnit, "0"),10} | {F(r.BytesPerConnection, "0"),7} |");
         }
 
         Console.WriteLine();
@@ -230,11 +237,17 @@ internal static class Report
             Console.WriteLine($"Redis commands, {r.Target}, {r.Size} bytes: {r.RedisDetail}");
         }
 
+        foreach (var r in rows.Where(r => r.RedisDetail is { Length: > 0 } && r.Workload.StartsWith("session opens", StringComparison.Ordinal)))
+        {
+            Console.WriteLine($"Redis commands, {r.Target}, session opens: {r.RedisDetail}");
+        }
+
         Row? Closed(string target) => rows.FirstOrDefault(r => r.Target == target && r.Size == 299 && r.Workload.StartsWith("closed", StringComparison.Ordinal));
         Row? Idle(string target) => rows.FirstOrDefault(r => r.Target == target && r.BytesPerConnection is not null);
         var b1 = Closed("B1 SignalR hub");
         var tl = Closed("TrustLine Redis");
         var two = Closed("TrustLine Redis, 2 nodes");
+        Row? Opens(string target) => rows.FirstOrDefault(r => r.Target == target && r.Workload.StartsWith("session opens", StringComparison.Ordinal));
         var half = rows.FirstOrDefault(r => r.Target == "TrustLine Redis" && r.Workload.Contains("50 %", StringComparison.Ordinal));
         Console.WriteLine();
         if (half is not null)
@@ -251,6 +264,19 @@ internal static class Report
         {
             Console.WriteLine($"throughput TrustLine/B1: {tl.PerSecond / b1.PerSecond:0.00} (target ≥ 0.7)");
             Console.WriteLine($"CPU per envelope TrustLine/B1: {tl.CpuMicros / b1.CpuMicros:0.00} (target ≤ 1.4)");
+        }
+
+        if (Opens("TrustLine Redis") is { } opens)
+        {
+            Console.WriteLine($"session opens TrustLine Redis: {opens.PerSecond:0} per s (target ≥ 400), {opens.RedisPerUnit:0.0} Redis commands per open (target ≤ 12)");
+            if (Opens("B1 SignalR hub") is { } bare)
+            {
+                Console.WriteLine($"session open CPU TrustLine/B1: {opens.CpuMicros / bare.CpuMicros:0.00} (target ≤ 2), opens per s TrustLine/B1: {opens.PerSecond / bare.PerSecond:0.00}, allocation per open TrustLine/B1: {opens.AllocatedPerUnit / bare.AllocatedPerUnit:0.00}");
+                if (Opens("TrustLine embedded") is { } embedded)
+                {
+                    Console.WriteLine($"session open CPU TrustLine embedded/B1: {embedded.CpuMicros / bare.CpuMicros:0.00} (TrustLine's own work, no store round trips)");
+                }
+            }
         }
 
         if (tl is not null && two is not null)
