@@ -33,7 +33,7 @@ public sealed class SeekerClient : IAsyncDisposable
 {
     private OrganisationPin pin;
     private readonly ClientOptions options;
-    private readonly Pseudonym? pseudonym;
+    private Pseudonym? pseudonym;
     private readonly ReconnectingConnection connection;
     private readonly Lock sync = new();
     private SeekerHandshake? handshake;
@@ -384,6 +384,12 @@ public sealed class SeekerClient : IAsyncDisposable
             old = engine;
             engine = null;
             handshake = next;
+            if (!accepted.SameOrganisation)
+            {
+                // A pseudonym is for one organisation alone (PROTOCOL.md §4): never shown to another.
+                pseudonym = null;
+            }
+
             pin = accepted.Target.Pin;
             SessionId = next.SessionGuid;
             resumeToken = result.ResumeToken;

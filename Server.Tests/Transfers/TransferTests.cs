@@ -99,6 +99,31 @@ public sealed class TransferTests(StoreUnderTest store)
         });
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task TheSeekersPseudonymGoesToAColleagueButNeverToAnotherOrganisation(bool colleague)
+    {
+        await using var scene = await Scene.StartAsync(store);
+        using var pseudonym = Pseudonym.Create();
+        var (seeker, first) = await scene.ChatAsync(pseudonym);
+        var next = colleague ? await scene.World.ResponderAsync(credentials: scene.World.Org.AnotherResponder()) : await scene.PartnerResponderAsync();
+        var proposals = new Inbox<TransferOffer>();
+        seeker.TransferProposed += proposals.Add;
+
+        await first.TransferAsync(colleague ? scene.World.Org.OrgId : scene.Partner.OrgId).WaitAsync(TimeSpan.FromSeconds(10));
+        await proposals.WaitForAsync(1, "the proposal");
+        await seeker.AcceptTransferAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        var session = (await next.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
+        var hello = await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Hello!.IsReturning, Is.True, "the first counsellor recognised the pseudonym");
+            Assert.That(hello.IsReturning, Is.EqualTo(colleague), colleague ? "the same organisation" : "a partner must not link the visits");
+            Assert.That(hello.PseudonymPublicKey is null, Is.EqualTo(!colleague));
+        });
+    }
+
     [Test]
     public async Task AnAnswerFromAKeyThatDoesNotChainToTheTargetsPinnedRootsEndsTheNewSession()
     {
@@ -411,10 +436,10 @@ internal sealed class Scene : IAsyncDisposable
         return new Scene(world, store, partner, seekerPinsPartnerAs, seekerKnowsPartner);
     }
 
-    public SeekerClient Seeker()
+    public SeekerClient Seeker(Pseudonym? pseudonym = null)
     {
         var partnerPin = seekerPin is { } impostor ? new OrganisationPin(Partner.OrgId, [impostor.RootPublic]) : Partner.Pin;
-        var client = new SeekerClient(World.Nodes[0].BaseAddress, World.Org.Pin, null, new ClientOptions
+        var client = new SeekerClient(World.Nodes[0].BaseAddress, World.Org.Pin, pseudonym, new ClientOptions
         {
             ReconnectDelays = [TimeSpan.Zero, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250)],
         })
@@ -427,9 +452,9 @@ internal sealed class Scene : IAsyncDisposable
     }
 
     /// <summary>A seeker in an established chat with the organisation's responder.</summary>
-    public async Task<(SeekerClient Seeker, ResponderSession Session)> ChatAsync()
+    public async Task<(SeekerClient Seeker, ResponderSession Session)> ChatAsync(Pseudonym? pseudonym = null)
     {
-        var seeker = Seeker();
+        var seeker = Seeker(pseudonym);
         await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
         var responder = await World.ResponderAsync();
         var session = (await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
