@@ -274,16 +274,16 @@ public sealed class SeekerClient : IAsyncDisposable
         var id = end.SessionId is { Length: Wire.SessionIdSize } bytes ? new Guid(bytes, bigEndian: true) : SessionId;
         lock (sync)
         {
-            if (id != SessionId && transferringFrom is null)
-            {
-                return; // the session this client left by a transfer
-            }
-
             if (transferringFrom == id)
             {
                 // Ending as "transferred" while the accept is on its way; any other end counts if the accept fails.
                 endWhileTransferring ??= end.Reason;
                 return;
+            }
+
+            if (id != SessionId)
+            {
+                return; // the session this client left by a transfer
             }
         }
 
