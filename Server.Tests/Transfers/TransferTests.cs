@@ -385,6 +385,50 @@ public sealed class TransferTests(StoreUnderTest store)
     }
 }
 
+/// <summary>A transfer across nodes (they share state only through Redis): every message finds its party wherever it is connected.</summary>
+public sealed class TransferAcrossNodesTests
+{
+    [Test]
+    public async Task AcrossTwoNodesTheProposalAndTheOutcomeFindTheirPartyAndTheNewSessionResumesAfterADropWithNothingLogged()
+    {
+        await using var scene = await Scene.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        var seeker = scene.Seeker(node: 0);
+        await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(10));
+        var first = await scene.World.ResponderAsync(node: 1);
+        var session = (await first.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
+        await session.WhenEstablished.WaitAsync(TimeSpan.FromSeconds(15));
+        var oldId = seeker.SessionId;
+        var proposals = new Inbox<TransferOffer>();
+        seeker.TransferProposed += proposals.Add;
+        var outcomes = new Inbox<string>();
+        session.TransferOutcome += outcomes.Add;
+
+        await session.TransferAsync(scene.Partner.OrgId).WaitAsync(TimeSpan.FromSeconds(10));
+        await proposals.WaitForAsync(1, "the proposal, across nodes");
+        await seeker.AcceptTransferAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await outcomes.WaitForAsync(1, "the outcome, across nodes");
+        var newId = seeker.SessionId;
+
+        // The phone drops while waiting with the partner, and comes back on the other node with the new token.
+        await seeker.SimulateNetworkLossAsync(preferServer: 1);
+        await Eventually.TrueAsync(async () => await scene.World.Store().GetAsync(newId) is { SeekerConnection: not null, SeekerGoneAt: null } && seeker.State == SeekerState.Waiting,
+            TimeSpan.FromSeconds(15), "the seeker is back in the partner's queue");
+        var partner = await scene.PartnerResponderAsync(node: 1);
+        var next = (await partner.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
+        await Scene.AssertTalkAsync(seeker, next);
+        await scene.AssertGoneAsync(oldId);
+
+        var ids = new[] { oldId, newId }.SelectMany(id => new[] { id.ToString("N"), id.ToString() }).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(outcomes.Items, Is.EqualTo(new[] { TransferOutcomes.Accepted }));
+            Assert.That(next.Id, Is.EqualTo(newId));
+            Assert.That(scene.World.Logs.Entries.Where(e => ids.Any(id => e.Text.Contains(id, StringComparison.OrdinalIgnoreCase))), Is.Empty, "no log line names a session");
+            Assert.That(scene.World.Logs.Entries.Count(e => e.EventId.Id == 500), Is.EqualTo(1), "the proposal is logged, in fixed words");
+        });
+    }
+}
+
 /// <summary>One organisation with a partner, both on the node; seekers that know the partner's name and pins.</summary>
 internal sealed class Scene : IAsyncDisposable
 {
@@ -408,7 +452,7 @@ internal sealed class Scene : IAsyncDisposable
     public TestOrganisation Partner { get; }
 
     public static async Task<Scene> StartAsync(StoreUnderTest store, TimeProvider? time = null, TestOrganisation? seekerPinsPartnerAs = null,
-        bool seekerKnowsPartner = true, IReadOnlyDictionary<string, string?>? extra = null)
+        bool seekerKnowsPartner = true, IReadOnlyDictionary<string, string?>? extra = null, int nodes = 1)
     {
         var partner = new TestOrganisation(orgId: System.Security.Cryptography.RandomNumberGenerator.GetBytes(16), issuerNotBefore: World.Now - 3600,
             issuerNotAfter: World.Now + (80 * 86400), responderNotBefore: World.Now - 3600, responderNotAfter: World.Now + (10 * 86400), fresh: true);
@@ -432,16 +476,17 @@ internal sealed class Scene : IAsyncDisposable
             settings.TryAdd(key[..^":Id".Length] + ":Roots:0", Convert.ToHexStringLower(partner.RootPublic));
         }
 
-        var world = await World.StartAsync(store, time: time, extra: settings);
+        var world = await World.StartAsync(store, nodes: nodes, time: time, extra: settings);
         return new Scene(world, store, partner, seekerPinsPartnerAs, seekerKnowsPartner);
     }
 
-    public SeekerClient Seeker(Pseudonym? pseudonym = null)
+    public SeekerClient Seeker(Pseudonym? pseudonym = null, int node = 0)
     {
         var partnerPin = seekerPin is { } impostor ? new OrganisationPin(Partner.OrgId, [impostor.RootPublic]) : Partner.Pin;
-        var client = new SeekerClient(World.Nodes[0].BaseAddress, World.Org.Pin, pseudonym, new ClientOptions
+        var client = new SeekerClient(World.Nodes[node].BaseAddress, World.Org.Pin, pseudonym, new ClientOptions
         {
-            ReconnectDelays = [TimeSpan.Zero, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250)],
+            FallbackServers = [.. World.Nodes.Where((_, i) => i != node).Select(n => n.BaseAddress)],
+            ReconnectDelays = [TimeSpan.Zero, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1)],
         })
         {
             OrganisationName = "Test organisation",
@@ -463,9 +508,9 @@ internal sealed class Scene : IAsyncDisposable
         return (seeker, session);
     }
 
-    public async Task<ResponderClient> PartnerResponderAsync()
+    public async Task<ResponderClient> PartnerResponderAsync(int node = 0)
     {
-        var client = await ResponderClient.SignInAsync(World.Nodes[0].BaseAddress, Partner.Credentials()).WaitAsync(TimeSpan.FromSeconds(15));
+        var client = await ResponderClient.SignInAsync(World.Nodes[node].BaseAddress, Partner.Credentials()).WaitAsync(TimeSpan.FromSeconds(15));
         owned.Add(client);
         return client;
     }
