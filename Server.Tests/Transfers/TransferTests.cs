@@ -369,6 +369,38 @@ public sealed class TransferTests(StoreUnderTest store)
         });
     }
 
+    [Test]
+    public async Task AProposalIsAskedAgainWhenTheSeekerResumesWhileItRuns()
+    {
+        await using var scene = await Scene.StartAsync(store);
+        var world = scene.World;
+        var seeker = await scene.RawSeekerAsync();
+        var first = await world.ResponderAsync();
+        var session = (await first.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))!;
+        await session.TransferAsync(scene.Partner.OrgId).WaitAsync(TimeSpan.FromSeconds(10));
+        await seeker.Hub.DisposeAsync();
+        await Eventually.TrueAsync(async () => await world.Store().GetAsync(session.Id) is { SeekerConnection: null }, TimeSpan.FromSeconds(10), "the seeker is away");
+
+        var again = await RawSeeker.ConnectAsync(world);
+        var proposed = new TaskCompletionSource<TransferProposal>();
+        again.On<TransferProposal>(nameof(ISeekerClient.TransferProposed), p => proposed.TrySetResult(p));
+        await again.InvokeAsync<ResumeSessionResult>(SeekerHubMethods.ResumeSession, new ResumeSessionRequest
+        {
+            SessionId = session.Id.ToByteArray(bigEndian: true),
+            ResumeToken = seeker.ResumeToken,
+        }).WaitAsync(TimeSpan.FromSeconds(10));
+        var proposal = await proposed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var accepted = await again.InvokeAsync<OpenSessionResult>(SeekerHubMethods.AcceptTransfer, seeker.FreshMsg1(scene.Partner.Pin)).WaitAsync(TimeSpan.FromSeconds(10));
+        await again.DisposeAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(proposal.OrgId, Is.EqualTo(scene.Partner.OrgId));
+            Assert.That(proposal.AnswerWithinSeconds, Is.InRange(1, 60));
+            Assert.That(accepted.Queue.Position, Is.EqualTo(1));
+        });
+    }
+
     private static async Task<(string Code, string Sentence)> CodeAndSentenceAsync(Task call)
     {
         try
@@ -538,8 +570,8 @@ internal sealed class Scene : IAsyncDisposable
         owned.Add(hub);
         using var handshake = SeekerHandshake.Start(World.Org.Pin);
         var msg1 = handshake.Msg1.ToArray();
-        await RawSeeker.OpenOnAsync(hub, World, msg1: msg1);
-        return new RawTransferSeeker(hub, msg1);
+        var opened = await RawSeeker.OpenOnAsync(hub, World, msg1: msg1);
+        return new RawTransferSeeker(hub, msg1, opened.ResumeToken);
     }
 
     /// <summary>A seeker waiting in the partner's queue; returns its session id.</summary>
@@ -597,9 +629,11 @@ internal sealed class Scene : IAsyncDisposable
 }
 
 /// <summary>A seeker hub connection by hand, with its open session's msg1.</summary>
-internal sealed class RawTransferSeeker(HubConnection hub, byte[] msg1)
+internal sealed class RawTransferSeeker(HubConnection hub, byte[] msg1, byte[] resumeToken)
 {
     public HubConnection Hub => hub;
+
+    public byte[] ResumeToken => resumeToken;
 
     public byte[] FreshMsg1(OrganisationPin pin)
     {
