@@ -84,6 +84,11 @@ internal sealed class SeekerHubProxy(HubConnection hub, CancellationToken cancel
     public Task Acknowledge(ulong through) => hub.CallAsync(nameof(ISeekerHub.Acknowledge), [through], cancellationToken);
 
     public Task Close() => hub.CallAsync(nameof(ISeekerHub.Close), [], cancellationToken);
+
+    public Task<OpenSessionResult> AcceptTransfer(byte[] msg1) =>
+        hub.InvokeAsync<OpenSessionResult>(nameof(ISeekerHub.AcceptTransfer), [msg1], cancellationToken);
+
+    public Task DeclineTransfer() => hub.CallAsync(nameof(ISeekerHub.DeclineTransfer), [], cancellationToken);
 }
 
 /// <summary>The responder hub through its shared interface.</summary>
@@ -106,4 +111,6 @@ internal sealed class ResponderHubProxy(HubConnection hub, CancellationToken can
         hub.InvokeAsync<ResumeSessionResult>(nameof(IResponderHub.ResumeSession), [request], cancellationToken);
 
     public Task Close(byte[] sessionId) => hub.CallAsync(nameof(IResponderHub.Close), [sessionId], cancellationToken);
+
+    public Task Transfer(byte[] sessionId, byte[] orgId) => hub.CallAsync(nameof(IResponderHub.Transfer), [sessionId, orgId], cancellationToken);
 }

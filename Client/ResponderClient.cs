@@ -164,6 +164,13 @@ public sealed class ResponderClient : IAsyncDisposable
                 session.OnSeekerConnection(connected);
             }
         });
+        hub.On<TransferResult>(nameof(IResponderClient.TransferOutcome), result =>
+        {
+            if (result.SessionId is { Length: Wire.SessionIdSize } && sessions.TryGetValue(new Guid(result.SessionId, bigEndian: true), out var session))
+            {
+                session.OnTransferOutcome(result.Outcome);
+            }
+        });
         hub.On<SessionEnd>(nameof(IResponderClient.SessionEnded), end =>
         {
             if (end.SessionId.Length == Wire.SessionIdSize && sessions.TryRemove(new Guid(end.SessionId, bigEndian: true), out var session))
@@ -219,10 +226,12 @@ public sealed class ResponderClient : IAsyncDisposable
 public sealed class ResponderSession : IAsyncDisposable
 {
     private readonly SessionEngine engine;
+    private readonly ResponderClient client;
     private readonly TaskCompletionSource<SeekerHello> established = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal ResponderSession(ResponderClient client, TakenSession taken, SecureChannel channel)
     {
+        this.client = client;
         Id = new Guid(taken.SessionId, bigEndian: true);
         Language = taken.Language;
         Topic = taken.Topic;
@@ -277,6 +286,12 @@ public sealed class ResponderSession : IAsyncDisposable
     /// <summary>The seeker's connection dropped (false; it may come back within the grace period) or is back (true).</summary>
     public event Action<bool>? SeekerConnectionChanged;
 
+    /// <summary>
+    /// What became of a transfer this responder proposed (<see cref="TransferOutcomes"/>): on <c>accepted</c> the
+    /// session ends next, as <c>transferred</c>; otherwise it goes on.
+    /// </summary>
+    public event Action<string>? TransferOutcome;
+
     /// <summary>False while the seeker's connection is away.</summary>
     public bool SeekerConnected { get; private set; } = true;
 
@@ -299,6 +314,15 @@ public sealed class ResponderSession : IAsyncDisposable
     /// </summary>
     public Task SendTextAsync(string text, CancellationToken cancellationToken = default) => engine.SendTextAsync(text, cancellationToken);
 
+    /// <summary>
+    /// Proposes to hand this chat to a colleague (<paramref name="orgId"/> is the own organisation's id) or to a
+    /// partner organisation the configuration lists. Tell the seeker in the chat first; the seeker's app asks them,
+    /// and the answer comes as <see cref="TransferOutcome"/>. Throws <see cref="TrustLineException"/> when refused
+    /// (<c>not_a_partner</c>, <c>closed</c>, <c>queue_full</c>, a proposal already pending, …).
+    /// </summary>
+    public async Task TransferAsync(byte[] orgId, CancellationToken cancellationToken = default) =>
+        await (await client.Connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).Transfer(Id.ToByteArray(bigEndian: true), orgId);
+
     /// <summary>Ends the session for both sides: CLOSE to the seeker, then the server forgets it.</summary>
     public Task CloseAsync(CancellationToken cancellationToken = default) => engine.CloseAsync(EndReasons.ResponderClosed, cancellationToken);
 
@@ -317,6 +341,8 @@ public sealed class ResponderSession : IAsyncDisposable
     }
 
     internal void OnDelivered(ulong sequence) => engine.OnDelivered(sequence);
+
+    internal void OnTransferOutcome(string outcome) => TransferOutcome?.Invoke(outcome);
 
     internal void OnEnded(string reason) => engine.End(reason);
 

@@ -31,9 +31,9 @@ public enum SeekerState
 /// </summary>
 public sealed class SeekerClient : IAsyncDisposable
 {
-    private readonly OrganisationPin pin;
+    private OrganisationPin pin;
     private readonly ClientOptions options;
-    private readonly Pseudonym? pseudonym;
+    private Pseudonym? pseudonym;
     private readonly ReconnectingConnection connection;
     private readonly Lock sync = new();
     private SeekerHandshake? handshake;
@@ -41,6 +41,10 @@ public sealed class SeekerClient : IAsyncDisposable
     private byte[] resumeToken = [];
     private SeekerState state = SeekerState.New;
     private int disposed;
+    private TransferOffer? offer;
+    private Guid? transferringFrom;
+    private string? endWhileTransferring;
+    private byte[]? answerWhileTransferring;
 
     /// <summary>Creates a client for one session with the organisation of <paramref name="pin"/>.</summary>
     /// <param name="server">The server's base address (any node).</param>
@@ -74,6 +78,39 @@ public sealed class SeekerClient : IAsyncDisposable
     /// the size, nothing else. For diagnostics and demonstrations.
     /// </summary>
     public event Action<EnvelopeHeader, bool>? EnvelopeObserved;
+
+    /// <summary>
+    /// The counsellor proposes to hand the chat to a colleague or a partner organisation the app knows (see
+    /// <see cref="TransferTargets"/>): ask the person, then <see cref="AcceptTransferAsync"/> or <see cref="DeclineTransferAsync"/>.
+    /// </summary>
+    public event Action<TransferOffer>? TransferProposed;
+
+    /// <summary>
+    /// A proposal was declined without asking, and why (<c>unknown_organisation</c>: the app has no pins for the
+    /// target, so a counsellor there could not be verified).
+    /// </summary>
+    public event Action<string>? TransferDeclinedAutomatically;
+
+    /// <summary>
+    /// The transfer was made: the chat is now a new session waiting in the target's queue; when a counsellor
+    /// there answers (verified against the target's pins) the state becomes <see cref="SeekerState.Connected"/> again.
+    /// </summary>
+    public event Action<KnownOrganisation>? Transferred;
+
+    /// <summary>
+    /// Organisations a counsellor may transfer this seeker to, with the names to show; a proposal for any
+    /// other is declined automatically. The own organisation is always known (as <see cref="OrganisationName"/>).
+    /// </summary>
+    public IReadOnlyList<KnownOrganisation> TransferTargets { get; init; } = [];
+
+    /// <summary>The name the app shows for the organisation it opened with.</summary>
+    public string OrganisationName { get; init; } = "";
+
+    /// <summary>The organisation whose counsellor the seeker talks to, or waits for (changes with a transfer).</summary>
+    public byte[] OrganisationId => pin.OrgId;
+
+    /// <summary>The transfer proposed and not yet answered, or null.</summary>
+    public TransferOffer? PendingTransfer => offer;
 
     /// <summary>Current state.</summary>
     public SeekerState State => state;
@@ -228,7 +265,172 @@ public sealed class SeekerClient : IAsyncDisposable
         hub.On<byte[]>(nameof(ISeekerClient.Answered), OnAnsweredAsync);
         hub.On<byte[]>(nameof(ISeekerClient.Envelope), envelope => engine?.OnEnvelopeAsync(envelope) ?? Task.CompletedTask);
         hub.On<ulong>(nameof(ISeekerClient.Delivered), sequence => engine?.OnDelivered(sequence));
-        hub.On<SessionEnd>(nameof(ISeekerClient.SessionEnded), end => End(end.Reason));
+        hub.On<SessionEnd>(nameof(ISeekerClient.SessionEnded), OnSessionEnded);
+        hub.On<TransferProposal>(nameof(ISeekerClient.TransferProposed), OnTransferProposedAsync);
+    }
+
+    private void OnSessionEnded(SessionEnd end)
+    {
+        var id = end.SessionId is { Length: Wire.SessionIdSize } bytes ? new Guid(bytes, bigEndian: true) : SessionId;
+        lock (sync)
+        {
+            if (transferringFrom == id)
+            {
+                // Ending as "transferred" while the accept is on its way; any other end counts if the accept fails.
+                endWhileTransferring ??= end.Reason;
+                return;
+            }
+
+            if (id != SessionId)
+            {
+                return; // the session this client left by a transfer
+            }
+        }
+
+        End(end.Reason);
+    }
+
+    private async Task OnTransferProposedAsync(TransferProposal proposal)
+    {
+        KnownOrganisation? target;
+        lock (sync)
+        {
+            if (state is not (SeekerState.Connected or SeekerState.Reconnecting) || engine is null || transferringFrom is not null
+                || proposal.SessionId is not { Length: Wire.SessionIdSize } || new Guid(proposal.SessionId, bigEndian: true) != SessionId
+                || proposal.OrgId is not { Length: 16 })
+            {
+                return; // not for this chat, or not now: nothing to answer
+            }
+
+            target = proposal.OrgId.AsSpan().SequenceEqual(pin.OrgId)
+                ? TransferTargets.FirstOrDefault(t => t.Pin.OrgId.AsSpan().SequenceEqual(pin.OrgId)) ?? new KnownOrganisation(OrganisationName, pin)
+                : TransferTargets.FirstOrDefault(t => t.Pin.OrgId.AsSpan().SequenceEqual(proposal.OrgId));
+            offer = target is null ? null : new TransferOffer(target, ReferenceEquals(target.Pin, pin) || target.Pin.OrgId.AsSpan().SequenceEqual(pin.OrgId),
+                options.Time.GetUtcNow() + TimeSpan.FromSeconds(Math.Clamp(proposal.AnswerWithinSeconds, 0, 3600)));
+        }
+
+        if (offer is { } proposed && target is not null)
+        {
+            TransferProposed?.Invoke(proposed);
+            return;
+        }
+
+        TransferDeclinedAutomatically?.Invoke(ErrorCodes.UnknownOrganisation);
+        try
+        {
+            await (await connection.ActiveAsync(CancellationToken.None)).Seeker().DeclineTransfer();
+        }
+        catch (Exception e) when (e is TrustLineException or InvalidOperationException or IOException)
+        {
+            // The proposal lapses on the server by itself.
+        }
+    }
+
+    /// <summary>
+    /// Accepts the proposed transfer: a fresh handshake (new session id, new ephemeral key) for the target
+    /// organisation; the old chat ends on both sides and nothing of it goes along. Returns the place in the
+    /// target's queue, where a transferred seeker stands ahead of later arrivals. Throws
+    /// <see cref="TrustLineException"/> when the server refuses (the proposal lapsed, the target is full or
+    /// closed): the chat then goes on as it was.
+    /// </summary>
+    public async Task<QueueStatus> AcceptTransferAsync(CancellationToken cancellationToken = default)
+    {
+        TransferOffer accepted;
+        SeekerHandshake next;
+        Guid from;
+        lock (sync)
+        {
+            accepted = offer ?? throw new InvalidOperationException("No transfer is proposed.");
+            if (state == SeekerState.Ended || transferringFrom is not null)
+            {
+                throw new InvalidOperationException("The chat has ended, or a transfer is being accepted already.");
+            }
+
+            offer = null;
+            next = SeekerHandshake.Start(accepted.Target.Pin, options.Time);
+            from = SessionId;
+            transferringFrom = from;
+        }
+
+        OpenSessionResult result;
+        try
+        {
+            result = await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).AcceptTransfer(next.Msg1.ToArray());
+        }
+        catch
+        {
+            next.Dispose();
+            string? ended;
+            lock (sync)
+            {
+                transferringFrom = null;
+                ended = endWhileTransferring;
+                endWhileTransferring = null;
+                answerWhileTransferring = null;
+            }
+
+            if (ended is not null)
+            {
+                End(ended);
+            }
+
+            throw;
+        }
+
+        SessionEngine? old;
+        byte[]? early;
+        lock (sync)
+        {
+            old = engine;
+            engine = null;
+            handshake = next;
+            if (!accepted.SameOrganisation)
+            {
+                // A pseudonym is for one organisation alone (PROTOCOL.md §4): never shown to another.
+                pseudonym = null;
+            }
+
+            pin = accepted.Target.Pin;
+            SessionId = next.SessionGuid;
+            resumeToken = result.ResumeToken;
+            ResponderFingerprint = null;
+            transferringFrom = null;
+            endWhileTransferring = null;
+            early = answerWhileTransferring;
+            answerWhileTransferring = null;
+            if (state != SeekerState.Ended)
+            {
+                state = SeekerState.Waiting;
+            }
+        }
+
+        // The old channel ends here without a CLOSE: the server ended that session for both sides already.
+        old?.End(EndReasons.Transferred);
+        StateChanged?.Invoke(SeekerState.Waiting);
+        Transferred?.Invoke(accepted.Target);
+        QueueChanged?.Invoke(result.Queue);
+        if (early is not null && Answer(early) is { } helloSent)
+        {
+            await WhenSentAsync(helloSent);
+        }
+
+        return result.Queue;
+    }
+
+    /// <summary>Declines the proposed transfer: the chat goes on with the same counsellor, who is told.</summary>
+    public async Task DeclineTransferAsync(CancellationToken cancellationToken = default)
+    {
+        lock (sync)
+        {
+            if (offer is null)
+            {
+                throw new InvalidOperationException("No transfer is proposed.");
+            }
+
+            offer = null;
+        }
+
+        await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).DeclineTransfer();
     }
 
     private async Task OnAnsweredAsync(byte[] msg2)
@@ -249,6 +451,12 @@ public sealed class SeekerClient : IAsyncDisposable
         SessionEngine? session = null;
         lock (sync)
         {
+            if (transferringFrom is not null)
+            {
+                answerWhileTransferring = msg2; // the new session's answer, ahead of the accept's result
+                return null;
+            }
+
             if (engine is not null || handshake is null || state == SeekerState.Ended)
             {
                 return null;
@@ -269,7 +477,13 @@ public sealed class SeekerClient : IAsyncDisposable
                 session.MessageReceived += text => MessageReceived?.Invoke(text);
                 session.Delivered += sequence => Delivered?.Invoke(sequence);
                 session.EnvelopeObserved += (header, sent) => EnvelopeObserved?.Invoke(header, sent);
-                session.Ended += End;
+                session.Ended += reason =>
+                {
+                    if (ReferenceEquals(engine, session))
+                    {
+                        End(reason);
+                    }
+                };
                 engine = session;
             }
         }

@@ -6,6 +6,7 @@ using TrustLine.Server.Organisations;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Responders;
 using TrustLine.Server.Storage;
+using TrustLine.Server.Transfers;
 using TrustLine.Server.Web;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -16,6 +17,7 @@ builder.AddOrganisations();
 builder.AddAdmission();
 builder.AddSignIn();
 builder.AddRelay();
+builder.AddTransfers();
 builder.AddLimits();
 builder.AddOperations();
 builder.AddWeb();

@@ -9,7 +9,7 @@ namespace TrustLine.Cli.Commands;
 /// <summary><c>trustline respond</c>: a counsellor's console with several sessions at once.</summary>
 internal static class RespondCommand
 {
-    private const string Help = "Commands: /queue, /take [n], /sessions, /switch n, /close [n], /quit; anything else goes to the current session.";
+    private const string Help = "Commands: /queue, /take [n], /sessions, /switch n, /transfer colleague|<org id>, /close [n], /quit; anything else goes to the current session.";
 
     public static Command Create()
     {
@@ -57,7 +57,7 @@ internal static class RespondCommand
         {
             var client = await ResponderClient.SignInAsync(server, credentials, cancellationToken: cancellationToken);
             Shell.Say("green", $"Signed in to {shown} as {Certificate.Fingerprint(credentials.Responder.SubjectPublicKey)}. {Help}");
-            return new Console(client);
+            return new Console(client, credentials.Responder.OrgId.ToArray());
         }
         catch (TrustLineException e)
         {
@@ -69,7 +69,7 @@ internal static class RespondCommand
         }
     }
 
-    private sealed class Console(ResponderClient client) : IAsyncDisposable
+    private sealed class Console(ResponderClient client, byte[] ownOrgId) : IAsyncDisposable
     {
         private readonly List<ResponderSession> sessions = [];
         private QueueEntry[] lastQueue = [];
@@ -118,6 +118,7 @@ internal static class RespondCommand
             SessionEndReasons.ResumeRefused => "it ended while your connection was away.",
             SessionEndReasons.ConnectionLost => "the connection could not be restored.",
             SessionEndReasons.SendRefused => "the server could not take a message, so it was ended.",
+            EndReasons.Transferred => "the seeker accepted the transfer; the chat goes on with the other counsellor.",
             _ => $"it ended ({reason}).",
         };
 
@@ -164,6 +165,9 @@ internal static class RespondCommand
                     current = sessions[Index(parts.Length > 1 ? parts[1] : "", sessions.Count, "session")];
                     Shell.Say($"Now writing to session {sessions.IndexOf(current) + 1}.");
                     return true;
+                case "/transfer":
+                    await TransferAsync(parts.Length > 1 ? parts[1].Trim() : "", cancellationToken);
+                    return true;
                 case "/close":
                     var closing = parts.Length > 1 ? sessions[Index(parts[1], sessions.Count, "session")] : current;
                     if (closing is null || closing.EndReason is not null)
@@ -194,6 +198,33 @@ internal static class RespondCommand
 
                     return true;
             }
+        }
+
+        /// <summary>
+        /// Proposes to hand the current chat to a colleague (the own organisation's queue) or to a partner organisation
+        /// by its id; the seeker's app asks them. Tell the seeker in the chat first.
+        /// </summary>
+        private async Task TransferAsync(string target, CancellationToken cancellationToken)
+        {
+            if (current is null || current.EndReason is not null)
+            {
+                Shell.Say("No current session: /take one first.");
+                return;
+            }
+
+            byte[] orgId;
+            if (target == "colleague")
+            {
+                orgId = ownOrgId;
+            }
+            else if (!PublicText.TryParseOrgId(target, out orgId))
+            {
+                Shell.Say("Give /transfer colleague (your own organisation's queue) or /transfer <org id> (32 hex) of a partner organisation.");
+                return;
+            }
+
+            await current.TransferAsync(orgId, cancellationToken);
+            Shell.Say("yellow", $"[session {sessions.IndexOf(current) + 1}] transfer proposed to {(target == "colleague" ? "a colleague" : target)}; waiting for the seeker's answer.");
         }
 
         private async Task ShowQueueAsync(CancellationToken cancellationToken)
@@ -242,6 +273,14 @@ internal static class RespondCommand
                 CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
             session.MessageReceived += text => Shell.Say("cyan", $"[session {number}] seeker: {text}");
             session.Ended += reason => Shell.Say("red", $"[session {number}] ended: {Describe(reason)}");
+            session.TransferOutcome += outcome => Shell.Say("yellow", $"[session {number}] " + outcome switch
+            {
+                TransferOutcomes.Accepted => "the seeker accepted the transfer.",
+                TransferOutcomes.Declined => "the seeker declined the transfer; the chat goes on with you.",
+                TransferOutcomes.TimedOut => "the seeker did not answer the transfer in time; the chat goes on with you.",
+                TransferOutcomes.Failed => "the transfer could not be made (the target is closed or full); the chat goes on with you.",
+                _ => $"transfer: {outcome}.",
+            });
             session.SeekerConnectionChanged += connected => Shell.Say("yellow", connected
                 ? $"[session {number}] the seeker is back."
                 : $"[session {number}] the seeker's connection dropped; they may come back in a moment.");

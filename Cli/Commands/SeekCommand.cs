@@ -16,17 +16,33 @@ internal static class SeekCommand
         var language = new Option<string>("--language") { Description = "Language.", DefaultValueFactory = _ => "nl" };
         var topic = new Option<string>("--topic") { Description = "Topic.", DefaultValueFactory = _ => "" };
         var urgent = new Option<bool>("--urgent") { Description = "Ask to be answered first." };
+        var partners = new Option<string[]>("--partner")
+        {
+            Description = "Organisation file of a partner your counsellor may transfer you to (repeat for several); without it such a transfer is declined.",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var command = new Command("seek", "Open an anonymous, end-to-end encrypted chat with an organisation.")
         {
-            server, org, pin, language, topic, urgent,
+            server, org, pin, language, topic, urgent, partners,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
             var (name, organisationPin) = Pins.Resolve(result.GetValue(org)!, result.GetValue(pin));
-            await using var client = new SeekerClient(Shell.ServerUri(result.GetValue(server)!), organisationPin);
+            KnownOrganisation[] targets = [.. (result.GetValue(partners) ?? []).Select(file => OrganisationFile.Load(file)).Select(o => new KnownOrganisation(o.Name, o.ToPin()))];
+            await using var client = new SeekerClient(Shell.ServerUri(result.GetValue(server)!), organisationPin) { OrganisationName = name, TransferTargets = targets };
             var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             client.QueueChanged += q => Shell.Say("yellow", $"[waiting] You are number {q.Position} in the queue ({q.Waiting} waiting). {Wait(q)}");
             client.MessageReceived += text => Shell.Say("cyan", $"counsellor: {text}");
+            client.TransferProposed += offer => Shell.Say("yellow",
+                $"[transfer] Your counsellor proposes to hand this chat to {(offer.SameOrganisation ? "a colleague at " : "")}{offer.Target.Name} (verified by your pinned keys). " +
+                "Nothing of this chat goes along. Accept? Type y or n.");
+            client.TransferDeclinedAutomatically += _ => Shell.Say("yellow",
+                "[transfer] Your counsellor proposed another organisation, but you have no pinned keys for it, so it was declined. The chat goes on.");
+            client.Transferred += target =>
+            {
+                name = target.Name;
+                Shell.Say("yellow", $"[transferred] This chat has ended; you now wait for a counsellor of {target.Name}, ahead of people who came later.");
+            };
             client.StateChanged += state =>
             {
                 switch (state)
@@ -89,6 +105,28 @@ internal static class SeekCommand
                     return false;
                 }
 
+                if (client.PendingTransfer is not null && line is "y" or "n")
+                {
+                    try
+                    {
+                        if (line == "y")
+                        {
+                            await client.AcceptTransferAsync(cancellationToken);
+                        }
+                        else
+                        {
+                            await client.DeclineTransferAsync(cancellationToken);
+                            Shell.Say("yellow", "[transfer] Declined; the chat goes on.");
+                        }
+                    }
+                    catch (TrustLineException e)
+                    {
+                        Shell.Say("yellow", $"[transfer] It could not be done: {e.Message} The chat goes on.");
+                    }
+
+                    return true;
+                }
+
                 if (client.State != SeekerState.Connected)
                 {
                     Shell.Say("yellow", "Please wait: no counsellor is connected yet.");
@@ -149,6 +187,7 @@ internal static class SeekCommand
         SessionEndReasons.SendRefused => "The server could not take your message, so the chat was ended. Please start a new one.",
         { } r when r.StartsWith(SessionEndReasons.HandshakeFailed + ":", StringComparison.Ordinal) =>
             $"The other side could not prove it belongs to the organisation ({r[(SessionEndReasons.HandshakeFailed.Length + 1)..]}); the chat was stopped before anything was sent.",
+        EndReasons.Transferred => "This chat was handed over.",
         EndReasons.StoreLost => "The service lost this chat when its storage restarted. Messages not yet marked delivered may not have arrived; please start a new chat.",
         _ => $"The chat ended ({reason}).",
     };

@@ -95,4 +95,10 @@ public static class ErrorCodes
     /// <see cref="EndReasons.StoreLost"/>, which the server also sends as <c>SessionEnded</c>.
     /// </summary>
     public const string StoreLost = "store_lost";
+
+    /// <summary>A chat may be transferred only to the own organisation or a partner its configuration lists.</summary>
+    public const string NotAPartner = "not_a_partner";
+
+    /// <summary>No transfer is proposed for this session (none was, it was answered already, or it lapsed).</summary>
+    public const string NoTransfer = "no_transfer";
 }

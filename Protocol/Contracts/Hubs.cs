@@ -45,6 +45,17 @@ public interface ISeekerHub
 
     /// <summary>End the session (or leave the queue).</summary>
     Task Close();
+
+    /// <summary>
+    /// Accept the transfer the counsellor proposed (<see cref="ISeekerClient.TransferProposed"/>) with a FRESH
+    /// <c>msg1</c> for the target organisation (new session id, new ephemeral key). The new session joins the
+    /// target's queue ahead of new arrivals, the old one ends as <see cref="EndReasons.Transferred"/>, and this
+    /// connection now holds the new one: its resume token and place come back as for an open.
+    /// </summary>
+    Task<OpenSessionResult> AcceptTransfer(byte[] msg1);
+
+    /// <summary>Decline the proposed transfer; the chat goes on with the same counsellor.</summary>
+    Task DeclineTransfer();
 }
 
 /// <summary>The responder hub's methods (needs a token from <see cref="Routes.SignIn"/>); see <see cref="ISeekerHub"/> for refusals.</summary>
@@ -73,6 +84,13 @@ public interface IResponderHub
 
     /// <summary>End a held session.</summary>
     Task Close(byte[] sessionId);
+
+    /// <summary>
+    /// Propose to hand an answered, held session to a colleague (<paramref name="orgId"/> is the own organisation)
+    /// or to a partner organisation the configuration lists. The seeker is asked; the answer comes back as
+    /// <see cref="IResponderClient.TransferOutcome"/>, and on acceptance the session ends as <see cref="EndReasons.Transferred"/>.
+    /// </summary>
+    Task Transfer(byte[] sessionId, byte[] orgId);
 }
 
 /// <summary>Names of the seeker hub's methods, for clients in other languages.</summary>
@@ -95,6 +113,12 @@ public static class SeekerHubMethods
 
     /// <summary><see cref="ISeekerHub.Close"/>.</summary>
     public const string Close = nameof(ISeekerHub.Close);
+
+    /// <summary><see cref="ISeekerHub.AcceptTransfer"/>.</summary>
+    public const string AcceptTransfer = nameof(ISeekerHub.AcceptTransfer);
+
+    /// <summary><see cref="ISeekerHub.DeclineTransfer"/>.</summary>
+    public const string DeclineTransfer = nameof(ISeekerHub.DeclineTransfer);
 }
 
 /// <summary>Names of the responder hub's methods.</summary>
@@ -123,6 +147,9 @@ public static class ResponderHubMethods
 
     /// <summary><see cref="IResponderHub.Close"/>.</summary>
     public const string Close = nameof(IResponderHub.Close);
+
+    /// <summary><see cref="IResponderHub.Transfer"/>.</summary>
+    public const string Transfer = nameof(IResponderHub.Transfer);
 }
 
 /// <summary>What the server calls on a seeker's connection.</summary>
@@ -142,6 +169,13 @@ public interface ISeekerClient
 
     /// <summary>The session ended; nothing of it remains on the server.</summary>
     Task SessionEnded(SessionEnd end);
+
+    /// <summary>
+    /// The counsellor proposes to hand the chat to another counsellor of <see cref="TransferProposal.OrgId"/>:
+    /// show that organisation's name from the app's own pins (never from the server), then
+    /// <see cref="ISeekerHub.AcceptTransfer"/> or <see cref="ISeekerHub.DeclineTransfer"/>.
+    /// </summary>
+    Task TransferProposed(TransferProposal proposal);
 }
 
 /// <summary>What the server calls on a responder's connection.</summary>
@@ -164,6 +198,9 @@ public interface IResponderClient
     /// within the grace period) or is back (true).
     /// </summary>
     Task SeekerConnection(byte[] sessionId, bool connected);
+
+    /// <summary>What became of a transfer this responder proposed.</summary>
+    Task TransferOutcome(TransferResult result);
 }
 
 /// <summary>Opens a session on the seeker hub.</summary>
@@ -330,6 +367,47 @@ public sealed class SessionEnd
     [Key(1)] public string Reason { get; set; } = "";
 }
 
+/// <summary>A transfer proposed to the seeker.</summary>
+[MessagePackObject]
+public sealed class TransferProposal
+{
+    /// <summary>The 16-byte id of the session to be handed over.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>The target organisation's 16-byte <c>org_id</c>: the own one (a colleague) or a partner's.</summary>
+    [Key(1)] public byte[] OrgId { get; set; } = [];
+
+    /// <summary>How long the seeker has to answer, whole seconds; then the proposal lapses and the chat goes on.</summary>
+    [Key(2)] public int AnswerWithinSeconds { get; set; }
+}
+
+/// <summary>What became of a proposed transfer, told to the responder who proposed it.</summary>
+[MessagePackObject]
+public sealed class TransferResult
+{
+    /// <summary>The 16-byte session id.</summary>
+    [Key(0)] public byte[] SessionId { get; set; } = [];
+
+    /// <summary>One of <see cref="TransferOutcomes"/>.</summary>
+    [Key(1)] public string Outcome { get; set; } = "";
+}
+
+/// <summary>Stable codes for <see cref="TransferResult.Outcome"/>.</summary>
+public static class TransferOutcomes
+{
+    /// <summary>The seeker accepted: the session ends as <see cref="EndReasons.Transferred"/> and waits with the target.</summary>
+    public const string Accepted = "accepted";
+
+    /// <summary>The seeker (or their app, lacking the target's pins) declined; the chat goes on.</summary>
+    public const string Declined = "declined";
+
+    /// <summary>The seeker did not answer in time; the chat goes on.</summary>
+    public const string TimedOut = "timed_out";
+
+    /// <summary>The seeker accepted but the target could not take the session (closed, full); the chat goes on.</summary>
+    public const string Failed = "failed";
+}
+
 /// <summary>Stable reason codes for <see cref="SessionEnd.Reason"/>.</summary>
 public static class EndReasons
 {
@@ -365,4 +443,10 @@ public static class EndReasons
     /// be relayed. Messages not yet shown as delivered may not have arrived; a new session starts afresh.
     /// </summary>
     public const string StoreLost = "store_lost";
+
+    /// <summary>
+    /// The seeker accepted a transfer: the chat continues as a new session, with a fresh handshake, in the
+    /// target organisation's queue. Nothing of this session was carried over.
+    /// </summary>
+    public const string Transferred = "transferred";
 }

@@ -112,6 +112,10 @@ public sealed class AdmissionTests
         public Task Acknowledge(ulong through) => Task.CompletedTask;
 
         public Task Close() => Task.CompletedTask;
+
+        public Task<OpenSessionResult> AcceptTransfer(byte[] msg1) => throw new HubException("bad_request: not here");
+
+        public Task DeclineTransfer() => throw new HubException("bad_request: not here");
     }
 
     /// <summary>A seeker hub that admits only with a solved puzzle.</summary>
@@ -139,6 +143,10 @@ public sealed class AdmissionTests
         public Task Acknowledge(ulong through) => Task.CompletedTask;
 
         public Task Close() => Task.CompletedTask;
+
+        public Task<OpenSessionResult> AcceptTransfer(byte[] msg1) => throw new HubException("bad_request: not here");
+
+        public Task DeclineTransfer() => throw new HubException("bad_request: not here");
     }
 
     private sealed class Recorder(Action<long> report) : IProgress<long>

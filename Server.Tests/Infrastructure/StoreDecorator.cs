@@ -48,4 +48,9 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
     public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) => inner.TryTakeTimerAsync(id, now, leaseUntil);
 
     public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) => inner.CompleteTimerAsync(id, leaseUntil, next);
+
+    public Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now) =>
+        inner.ProposeTransferAsync(id, responderId, targetOrgId, until, now);
+
+    public Task<bool> ClearTransferAsync(Guid id, DateTimeOffset until) => inner.ClearTransferAsync(id, until);
 }

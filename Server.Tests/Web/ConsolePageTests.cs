@@ -11,7 +11,7 @@ namespace TrustLine.Server.Tests.Web;
 /// made by <c>trustline responder keygen</c>, answering a .NET SDK seeker and the seeker page in a second browser
 /// context through a real server. Screenshots go to artifacts/web/.
 /// </summary>
-public sealed class ConsolePageTests
+public sealed partial class ConsolePageTests
 {
     private const string Driver = "tests/console-page.mjs";
     private const string Passphrase = "counsellor passphrase 1";

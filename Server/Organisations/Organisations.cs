@@ -33,6 +33,12 @@ public sealed class OrganisationSettings
     /// </summary>
     [Range(0, 100_000)]
     public int UrgentCapacity { get; set; } = 20;
+
+    /// <summary>
+    /// <c>org_id</c>s (hex) of partner organisations on this server that this one's counsellors may transfer a
+    /// chat to. One way: a partner that wants to transfer back lists this organisation too.
+    /// </summary>
+    public List<string> Partners { get; set; } = [];
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -55,6 +61,9 @@ public sealed class Organisation
     public required int QueueCapacity { get; init; }
     public required OpeningHours Hours { get; init; }
     public required int UrgentCapacity { get; init; }
+
+    /// <summary>Partner organisations (hex <c>org_id</c>) this one may transfer chats to.</summary>
+    public required IReadOnlySet<string> Partners { get; init; }
 
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
@@ -141,6 +150,7 @@ public sealed class OrganisationDirectory
         QueueCapacity = s.QueueCapacity,
         Hours = OpeningHours.TryParse(s.Hours, out var hours) is null ? hours : OpeningHours.Always,
         UrgentCapacity = s.UrgentCapacity,
+        Partners = s.Partners.Select(p => p.ToLowerInvariant()).ToHashSet(),
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -155,6 +165,7 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
     {
         var failures = new List<string>();
         var ids = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var configured = options.Items.Values.Select(o => o.Id).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, org) in options.Items)
         {
             var at = $"Organisations:{key}";
@@ -204,6 +215,11 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             if (org.UrgentCapacity is < 0 or > 100_000)
             {
                 failures.Add($"{at}:UrgentCapacity must be between 0 and 100000.");
+            }
+
+            if (org.Partners.Any(p => !PublicText.TryParseOrgId(p, out _) || !configured.Contains(p)))
+            {
+                failures.Add($"{at}:Partners must hold org ids (32 hex characters) of organisations configured on this server.");
             }
         }
 

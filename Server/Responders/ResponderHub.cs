@@ -49,4 +49,7 @@ public sealed class ResponderHub(IMediator mediator, ResponderGuard guard) : Hub
 
     public async Task Close(byte[] sessionId) =>
         (await mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), sessionId), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task Transfer(byte[] sessionId, byte[] orgId) =>
+        (await mediator.Send(new Transfers.ProposeTransferCommand(ConnectionState.Of(Context), sessionId, orgId), Context.ConnectionAborted)).ValueOrRefuse();
 }

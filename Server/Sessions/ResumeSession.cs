@@ -95,6 +95,17 @@ public sealed class ResumeSessionHandler(
             await departures.TellResponderAsync(sessionId, connected: true);
         }
 
+        if (party == Party.Seeker && record.TransferTo is { } target && record.TransferUntil is { } until && until > now)
+        {
+            // A transfer proposed while the seeker was away is asked again, with the time that is left.
+            await routes.Seeker(connection.ConnectionId)!.TransferProposed(new TransferProposal
+            {
+                SessionId = request.SessionId,
+                OrgId = target,
+                AnswerWithinSeconds = (int)(until - now).TotalSeconds,
+            });
+        }
+
         // Deliver what was missed, in order, before the answer completes.
         var after = Math.Max(request.ReceivedThrough, record.Acked(receives));
         var missed = await store.GetEnvelopesAsync(sessionId, receives, after, Readable(record, receives, after, window));

@@ -41,4 +41,10 @@ public sealed class SeekerHub(IMediator mediator, SilentConnections silent, Addr
 
     public async Task Close() =>
         (await mediator.Send(new CloseSessionCommand(ConnectionState.Of(Context), null), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task<OpenSessionResult> AcceptTransfer(byte[] msg1) =>
+        (await mediator.Send(new Transfers.AcceptTransferCommand(ConnectionState.Of(Context), msg1), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task DeclineTransfer() =>
+        (await mediator.Send(new Transfers.DeclineTransferCommand(ConnectionState.Of(Context)), Context.ConnectionAborted)).ValueOrRefuse();
 }

@@ -45,6 +45,10 @@ public sealed class SessionLimits
     [Range(typeof(TimeSpan), "00:00:05", "1.00:00:00", ErrorMessage = "Sessions:EnvelopeMaxAge must be between 5 seconds and 1 day.")]
     public TimeSpan EnvelopeMaxAge { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>How long a seeker has to accept or decline a proposed transfer; then it lapses and the chat goes on.</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "00:30:00", ErrorMessage = "Sessions:TransferAnswerTime must be between 10 seconds and 30 minutes.")]
+    public TimeSpan TransferAnswerTime { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How often each node looks for sessions whose time is up.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00", ErrorMessage = "Sessions:ReaperInterval must be between 50 ms and 1 minute.")]
     public TimeSpan ReaperInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -65,6 +65,11 @@ public static class SessionTimers
             next = s.LastActivity + o.IdleTimeout;
         }
 
+        if (s.TransferUntil is { } lapses && lapses < next)
+        {
+            next = lapses;
+        }
+
         return next;
     }
 
@@ -79,6 +84,7 @@ public static class SessionTimers
 internal sealed class SessionReaper(
     ISessionStore store,
     SessionEnding ending,
+    Transfers.TransferLapse transfers,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<SessionReaper> logger) : BackgroundService
@@ -143,6 +149,11 @@ internal sealed class SessionReaper(
         }
         else
         {
+            if (await transfers.LapseAsync(session, now))
+            {
+                session = session with { TransferTo = null, TransferUntil = null };
+            }
+
             await store.CompleteTimerAsync(id, lease, SessionTimers.Next(session, options.Value));
         }
     }

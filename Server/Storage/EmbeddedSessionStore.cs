@@ -37,7 +37,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
 
             var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
             sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
-            queue[session.Id] = (org, session.CreatedAt.ToUnixTimeMilliseconds() + (urgent ? 0 : NotUrgentOffset));
+            queue[session.Id] = (org, (session.QueuedSince ?? session.CreatedAt).ToUnixTimeMilliseconds() + (urgent ? 0 : NotUrgentOffset));
             return Task.FromResult(urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent);
         }
     }
@@ -297,6 +297,35 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             }
 
             return Task.CompletedTask;
+        }
+    }
+
+    public Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { State: SessionState.Active } record || record.ResponderId != responderId
+                || (record.TransferUntil is { } pending && pending > now))
+            {
+                return Task.FromResult(false);
+            }
+
+            Replace(record with { TransferTo = targetOrgId, TransferUntil = until });
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<bool> ClearTransferAsync(Guid id, DateTimeOffset until)
+    {
+        lock (gate)
+        {
+            if (Live(id) is not { TransferUntil: { } pending } record || pending.ToUnixTimeMilliseconds() != until.ToUnixTimeMilliseconds())
+            {
+                return Task.FromResult(false);
+            }
+
+            Replace(record with { TransferTo = null, TransferUntil = null });
+            return Task.FromResult(true);
         }
     }
 

@@ -63,6 +63,18 @@ public sealed record SessionRecord
 
     public long HighestServerToClient { get; init; } = -1;
 
+    /// <summary>
+    /// When the seeker first joined a queue: a transferred session carries its seeker's original join time,
+    /// and the queue orders by it (so a transferred seeker stands ahead of later arrivals). Null means <see cref="CreatedAt"/>.
+    /// </summary>
+    public DateTimeOffset? QueuedSince { get; init; }
+
+    /// <summary>The organisation a pending transfer proposal names, while the seeker has not answered it.</summary>
+    public byte[]? TransferTo { get; init; }
+
+    /// <summary>When the pending transfer proposal lapses.</summary>
+    public DateTimeOffset? TransferUntil { get; init; }
+
     public long Acked(Direction direction) => direction == Direction.ClientToServer ? AckedClientToServer : AckedServerToClient;
 
     public long Highest(Direction direction) => direction == Direction.ClientToServer ? HighestClientToServer : HighestServerToClient;
@@ -180,6 +192,19 @@ public interface ISessionStore
     /// anew since it was taken (a fresher schedule stands). Ending the session also finishes it.
     /// </summary>
     Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
+
+    /// <summary>
+    /// Records a transfer proposal to <paramref name="targetOrgId"/> until <paramref name="until"/>, only while
+    /// the session is active, held by <paramref name="responderId"/> and has no proposal that is still running
+    /// at <paramref name="now"/> (checked atomically).
+    /// </summary>
+    Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now);
+
+    /// <summary>
+    /// Removes the proposal lapsing at <paramref name="until"/>, only if it is still the session's; true for the one
+    /// caller that removed it, so an accept, a decline and the lapse settle a proposal exactly once across nodes.
+    /// </summary>
+    Task<bool> ClearTransferAsync(Guid id, DateTimeOffset until);
 }
 
 /// <summary>

@@ -189,6 +189,23 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // Only an active session of this responder, with no proposal still running (a lapsed one is replaced).
+    private const string ProposeScript = """
+        if redis.call('HGET', KEYS[1], 'st') ~= 'a' then return 0 end
+        if redis.call('HGET', KEYS[1], 'rid') ~= ARGV[1] then return 0 end
+        local pending = redis.call('HGET', KEYS[1], 'tu')
+        if pending and tonumber(pending) > tonumber(ARGV[4]) then return 0 end
+        redis.call('HSET', KEYS[1], 'tt', ARGV[2], 'tu', ARGV[3])
+        return 1
+        """;
+
+    // Compare-and-delete on the lapse time: whoever removes the proposal settles it.
+    private const string ClearTransferScript = """
+        if redis.call('HGET', KEYS[1], 'tu') ~= ARGV[1] then return 0 end
+        redis.call('HDEL', KEYS[1], 'tt', 'tu')
+        return 1
+        """;
+
     // Every command goes to the primary, reads included: a replica may lag (or, during a failover, answer for
     // a primary that is gone), and a stale "no such record" would end a live session as lost.
     private const CommandFlags Primary = CommandFlags.DemandMaster;
@@ -216,13 +233,19 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             args.Add(connection);
         }
 
+        if (session.QueuedSince is { } since)
+        {
+            args.Add("qs");
+            args.Add(since.ToUnixTimeMilliseconds());
+        }
+
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], [.. args], flags: Primary);
         if (created == 0)
         {
             return CreateOutcome.Exists;
         }
 
-        var arrived = session.CreatedAt.ToUnixTimeMilliseconds();
+        var arrived = (session.QueuedSince ?? session.CreatedAt).ToUnixTimeMilliseconds();
         var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
             [queueCapacity, arrived + (session.Urgent ? 0 : NotUrgentOffset), session.Id.ToString("N"), lifetime,
                 session.Urgent ? urgentCapacity : "", NotUrgentOffset, arrived + NotUrgentOffset], flags: Primary);
@@ -413,6 +436,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
             [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary);
 
+    public async Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now) =>
+        (long)await Db.ScriptEvaluateAsync(ProposeScript, [keys.Session(id)],
+            [responderId, targetOrgId, until.ToUnixTimeMilliseconds(), now.ToUnixTimeMilliseconds()], flags: Primary) == 1;
+
+    public async Task<bool> ClearTransferAsync(Guid id, DateTimeOffset until) =>
+        (long)await Db.ScriptEvaluateAsync(ClearTransferScript, [keys.Session(id)], [until.ToUnixTimeMilliseconds()], flags: Primary) == 1;
+
     public Task StoreTokenAsync(byte[] tokenHash, ResponderGrant grant, TimeSpan lifetime) =>
         Db.StringSetAsync(keys.Token(tokenHash), JsonSerializer.Serialize(new StoredGrant(Convert.ToHexStringLower(grant.OrgId), grant.ResponderId, grant.ExpiresAt)), lifetime, flags: Primary);
 
@@ -469,6 +499,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
             HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
             Epoch = long.Parse(Text(f, "ep") ?? "0", CultureInfo.InvariantCulture),
+            QueuedSince = Time(f, "qs"),
+            TransferTo = f.TryGetValue("tt", out var tt) ? (byte[]?)tt : null,
+            TransferUntil = Time(f, "tu"),
         };
     }
 

@@ -223,6 +223,24 @@ async function handle(c) {
       await page.waitForSelector('#ended-reason');
       emit('ended', { reason: await text('#ended-reason'), tabs: await tabs() });
       break;
+    case 'transfer': {
+      // Propose a transfer of the current chat to the organisation whose id (hex) is c.org.
+      const notes = await page.locator('#log .msg.note').count();
+      await page.selectOption('#transfer-to', c.org);
+      await page.click('#transfer');
+      await page.waitForFunction((n) => document.querySelectorAll('#log .msg.note').length > n || (document.getElementById('connection')?.textContent ?? '').length > 0, notes, { timeout });
+      emit('transfer', {
+        options: await page.$$eval('#transfer-to option', (els) => els.map((e) => e.textContent)),
+        notes: await page.$$eval('#log .msg.note .text', (els) => els.map((e) => e.textContent)),
+        status: await text('#connection'),
+        screenshot: await shot(page, 'console-transfer'),
+      });
+      break;
+    }
+    case 'notes':
+      await page.waitForFunction((n) => document.querySelectorAll('#log .msg.note').length >= n, c.count, { timeout });
+      emit('notes', { notes: await page.$$eval('#log .msg.note .text', (els) => els.map((e) => e.textContent)) });
+      break;
     case 'screenshot':
       emit('shot', { screenshot: await shot(page, c.name) });
       break;

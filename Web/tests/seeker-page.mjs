@@ -104,6 +104,18 @@ async function handle(c) {
       }, c.mark, { timeout });
       emit('delivered');
       break;
+    case 'await-transfer': {
+      await page.waitForSelector('#transfer');
+      emit('transfer', { text: await page.textContent('#transfer-text'), screenshot: await shot('transfer') });
+      break;
+    }
+    case 'accept-transfer': {
+      await page.tap('#transfer-accept');
+      await state('waiting');
+      await page.waitForSelector('#transfer-note');
+      emit('transferred', { note: await page.textContent('#transfer-note'), lines: await page.locator('#log .msg').count() });
+      break;
+    }
     case 'screenshot':
       emit('shot', { screenshot: await shot(c.name) });
       break;

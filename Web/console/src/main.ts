@@ -50,7 +50,7 @@ let client: ResponderClient | null = null;
 /** The live key: the one array the SDK signs with. Zeroed on lock and sign-out, refilled on unlock. */
 let seed: Uint8Array | null = null;
 let sealed: SealedKey | null = null;
-let identity: { org: string; insecure: boolean; fingerprint: string; notAfter: number } | null = null;
+let identity: { org: string; orgId: string; insecure: boolean; fingerprint: string; notAfter: number } | null = null;
 let available = true;
 let locked = false;
 let connection: 'connected' | 'reconnecting' | 'closed' = 'connected';
@@ -101,6 +101,7 @@ function endedText(reason: string): string {
     case 'messages_missing': return 'Messages went missing on the way, so the chat was ended to be safe.';
     case 'connection_lost': return 'The connection to the server was lost, so the chat ended.';
     case 'resume_refused': return 'The chat could not go on after the connection came back; it has ended.';
+    case 'transferred': return 'The person accepted the transfer; the chat goes on with the other counsellor, and nothing of it stays here.';
     default:
       return reason.startsWith('handshake_failed') ? 'A secure connection with the person could not be set up, so the chat ended.' : 'The chat ended.';
   }
@@ -173,7 +174,7 @@ async function signIn(keyText: string, certificates: { issuer: Uint8Array; respo
     return e instanceof TrustLineError ? e.message : 'The server could not be reached; try again in a moment.';
   }
   sealed = read;
-  identity = { org: org.name, insecure: org.insecure === true, fingerprint: fingerprint(read.publicKey), notAfter: responder.notAfter };
+  identity = { org: org.name, orgId: org.id, insecure: org.insecure === true, fingerprint: fingerprint(read.publicKey), notAfter: responder.notAfter };
   client.events.on('queue', (snapshot) => onQueue(snapshot));
   client.events.on('status', (status) => {
     connection = status;
@@ -443,6 +444,11 @@ function adopt(session: ResponderSession): void {
     if (chats[active] === chat) renderChats();
     else renderTabs();
   });
+  session.events.on('transferOutcome', (outcome) => {
+    chat.lines.push({ who: 'note', text: transferOutcomeText(outcome) });
+    if (chats[active] === chat) appendLine(chat.lines[chat.lines.length - 1]!);
+    else renderTabs();
+  });
   session.events.on('ended', (reason) => {
     chat.ended = reason;
     if (chats[active] === chat) {
@@ -541,7 +547,7 @@ function composer(chat: Chat): HTMLElement {
   const end = h('button', { type: 'button', id: 'end-chat', class: 'danger', 'aria-keyshortcuts': 'Alt+E', text: 'End chat (Alt+E)' });
   on(end, 'click', () => startEnding());
   const form = h('form', { class: 'compose' }, h('label', { for: 'message', text: `Message to chat ${chat.number} (Enter sends, Shift+Enter new line)` }), message,
-    h('div', { class: 'row' }, send, end));
+    h('div', { class: 'row' }, send, end), transferRow(chat));
   const submit = async (): Promise<void> => {
     const text = message.value.trim();
     if (!text || chat.ended) return;
@@ -570,6 +576,40 @@ function composer(chat: Chat): HTMLElement {
     }
   });
   return form;
+}
+
+/** Words for what became of a proposed transfer. */
+function transferOutcomeText(outcome: string): string {
+  switch (outcome) {
+    case 'accepted': return 'The person accepted the transfer.';
+    case 'declined': return 'The person declined the transfer (or their app cannot check that organisation); the chat goes on with you.';
+    case 'timed_out': return 'The person did not answer the transfer in time; the chat goes on with you.';
+    case 'failed': return 'The transfer could not be made (the other side is closed or full); the chat goes on with you.';
+    default: return 'The transfer did not go through; the chat goes on with you.';
+  }
+}
+
+/**
+ * The transfer action: a colleague (the own organisation's queue) or another organisation this server serves;
+ * the server accepts only partners its configuration lists for this organisation, and says so otherwise.
+ */
+function transferRow(chat: Chat): HTMLElement {
+  const target = h('select', { id: 'transfer-to', 'aria-label': 'Transfer to' },
+    h('option', { value: identity?.orgId ?? '', text: `A colleague (${identity?.org ?? 'own organisation'})` }),
+    ...config.organisations.filter((o) => o.id !== identity?.orgId).map((o) => h('option', { value: o.id, text: o.name })));
+  const propose = h('button', { type: 'button', id: 'transfer', class: 'secondary', text: 'Propose transfer' });
+  on(propose, 'click', async () => {
+    const chosen = target.value;
+    const name = target.selectedOptions[0]?.textContent ?? chosen;
+    try {
+      await chat.session.transfer(fromHex(chosen), { signal: AbortSignal.timeout(10_000) });
+      chat.lines.push({ who: 'note', text: `Transfer to ${name} proposed; tell the person in the chat, and wait for their answer.` });
+      if (chats[active] === chat) appendLine(chat.lines[chat.lines.length - 1]!);
+    } catch (e) {
+      say(e instanceof TrustLineError ? e.message : 'The transfer could not be proposed.');
+    }
+  });
+  return h('div', { class: 'row transfer' }, h('label', { for: 'transfer-to', text: 'Transfer to' }), target, propose);
 }
 
 function startEnding(): void {

@@ -1,6 +1,6 @@
 // The seeker page: choose an organisation, wait, talk, leave without a trace. Everything lives in this
 // page's memory; nothing is written to any browser storage. Quick exit is the Escape key or the button.
-import { fromHex, MAX_BODY_SIZE, SeekerClient, utf8, type SeekerState } from '@trustline/client';
+import { fromHex, MAX_BODY_SIZE, SeekerClient, toHex, utf8, type SeekerState, type TransferOffer } from '@trustline/client';
 import type en from '../i18n/en.json';
 
 type Texts = typeof en;
@@ -70,6 +70,9 @@ let wait: { lowSeconds: number; highSeconds: number } | null = null;
 let ending: string | null = null;
 let reconnecting = false;
 let exiting = false;
+/** A transfer the counsellor proposed, not yet answered; and a sentence about the last one. */
+let offer: TransferOffer | null = null;
+let transferNote = '';
 let render: () => void = () => undefined;
 let main: HTMLElement;
 
@@ -222,6 +225,7 @@ function waitingView(): void {
   screen(t.waitingHeading,
     h('p', { class: 'status', role: 'status', id: 'position', text: position <= 1 ? t.positionNext : fill(t.position, { position }) }),
     h('p', { id: 'wait', text: waitText() }),
+    transferNote ? h('p', { class: 'status', id: 'transfer-note', role: 'status', text: transferNote }) : null,
     h('p', { text: fill(t.waitingNext, { org: chosen!.name }) }),
     h('p', { class: 'hint', text: t.reloadWarning }),
     leave);
@@ -270,7 +274,34 @@ function chatView(): void {
     h('p', { id: 'verified-org', text: fill(t.verified, { org: chosen!.name }) }),
     h('p', {}, h('span', { text: `${t.fingerprintLabel}: ` }), h('span', { class: 'fingerprint', id: 'fingerprint', text: client?.fingerprint ?? '' })),
     h('p', { class: 'hint', text: t.fingerprintHint }));
-  screen(t.connectedHeading, verified, log, form, h('p', { class: 'hint', text: t.reloadWarning }), end);
+  screen(t.connectedHeading, verified, transferPanel(), log, form, h('p', { class: 'hint', text: t.reloadWarning }), end);
+}
+
+/** The counsellor's transfer proposal, with the target's name from this page's own pins; or the last outcome. */
+function transferPanel(): HTMLElement | null {
+  if (!offer) return transferNote ? h('p', { class: 'status', id: 'transfer-note', role: 'status', text: transferNote }) : null;
+  const proposed = offer;
+  const yes = h('button', { type: 'button', class: 'primary', id: 'transfer-accept', text: t.transferAccept });
+  const no = h('button', { type: 'button', class: 'secondary', id: 'transfer-decline', text: t.transferDecline });
+  yes.addEventListener('click', () => {
+    const seeker = client;
+    offer = null;
+    if (!seeker) return;
+    void seeker.acceptTransfer({ signal: AbortSignal.timeout(15000) }).catch(() => {
+      transferNote = t.transferFailed;
+      if (client === seeker && seeker.state === 'connected') render();
+    });
+  });
+  no.addEventListener('click', () => {
+    const seeker = client;
+    offer = null;
+    transferNote = t.transferDeclined;
+    render();
+    void seeker?.declineTransfer({ signal: AbortSignal.timeout(10000) }).catch(() => undefined);
+  });
+  return h('div', { class: 'status warn', id: 'transfer', role: 'alertdialog', 'aria-labelledby': 'transfer-text' },
+    h('p', { id: 'transfer-text', text: fill(proposed.sameOrganisation ? t.transferColleague : t.transferProposed, { org: proposed.target.name }) }),
+    h('div', { class: 'row' }, yes, no));
 }
 
 /** What a closed organisation tells people: since when it is closed, when it opens, its own words, and where else to turn. */
@@ -317,8 +348,14 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
   reconnecting = false;
   position = 0;
   wait = null;
+  offer = null;
+  transferNote = '';
   const server = config!.server ?? location.origin;
-  const seeker = new SeekerClient(server, { orgId: fromHex(org.id), roots: org.roots.map(fromHex) });
+  // Every organisation this page pins may be a transfer target; any other is declined without asking.
+  const seeker = new SeekerClient(server, { orgId: fromHex(org.id), roots: org.roots.map(fromHex) }, {
+    organisationName: org.name,
+    transferTargets: config!.organisations.filter((o) => o.id !== org.id).map((o) => ({ name: o.name, pin: { orgId: fromHex(o.id), roots: o.roots.map(fromHex) } })),
+  });
   client = seeker;
   window.addEventListener('beforeunload', warnBeforeLeaving);
   seeker.events.on('puzzle', (tried, expected) => preparingView(Math.min(99, Math.floor((100 * tried) / expected))));
@@ -347,6 +384,31 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
       const mine = lines.filter((l) => l.who === 'me')[i];
       if (mine && (mine.sequence ?? 0) <= deliveredThrough) el.textContent = t.sent;
     }
+  });
+  seeker.events.on('transferProposed', (proposed) => {
+    if (client !== seeker) return;
+    offer = proposed;
+    transferNote = '';
+    if (seeker.state === 'connected') render();
+  });
+  seeker.events.on('transferDeclined', () => {
+    if (client !== seeker) return;
+    offer = null;
+    transferNote = t.transferUnknown;
+    if (seeker.state === 'connected') render();
+  });
+  seeker.events.on('transferred', (target) => {
+    if (client !== seeker) return;
+    // The old conversation is forgotten: the next counsellor starts afresh, and so does this page.
+    const pinned = config!.organisations.find((o) => o.id === toHex(target.pin.orgId));
+    chosen = organisations.find((o) => o.id === toHex(target.pin.orgId))
+      ?? { ...chosen!, id: toHex(target.pin.orgId), name: target.name, roots: pinned?.roots ?? [] };
+    lines = [];
+    textsSent = 0;
+    deliveredThrough = 0;
+    offer = null;
+    transferNote = fill(t.transferredNote, { org: target.name });
+    show(waitingView, 'waiting');
   });
   seeker.events.on('ended', (reason) => {
     if (client !== seeker) return;
@@ -386,6 +448,8 @@ async function quickExit(): Promise<void> {
   document.body.replaceChildren();
   document.title = '';
   lines = [];
+  offer = null;
+  transferNote = '';
   organisations = [];
   chosen = null;
   render = () => undefined;

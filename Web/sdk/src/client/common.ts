@@ -21,6 +21,8 @@ export const EndReasons = {
   queueTimeout: 'queue_timeout',
   /** The server's store lost the session (a restart without persistence): start a new one. */
   storeLost: 'store_lost',
+  /** The seeker accepted a transfer: the chat goes on as a new session with a fresh handshake. */
+  transferred: 'transferred',
   messagesMissing: 'messages_missing',
   connectionLost: 'connection_lost',
   resumeRefused: 'resume_refused',
@@ -89,6 +91,23 @@ export function readResumeResult(value: Wire): ResumeResult {
     queue: readQueueStatus(a[3]),
     msg1: a[4] instanceof Uint8Array ? a[4] : null,
   };
+}
+
+/** What became of a proposed transfer (the server's `TransferOutcomes`). */
+export const TransferOutcomes = {
+  accepted: 'accepted',
+  declined: 'declined',
+  timedOut: 'timed_out',
+  failed: 'failed',
+} as const;
+
+/** A transfer proposal as the server sends it: never trusted for the target's name or keys. */
+export function readTransferProposal(value: unknown): { sessionId: Uint8Array; orgId: Uint8Array; answerWithinSeconds: number } | null {
+  if (!Array.isArray(value)) return null;
+  const [sessionId, orgId, seconds] = value as unknown[];
+  if (!(sessionId instanceof Uint8Array) || sessionId.length !== 16 || !(orgId instanceof Uint8Array) || orgId.length !== 16) return null;
+  const answerWithinSeconds = typeof seconds === 'number' && Number.isFinite(seconds) ? Math.min(Math.max(seconds, 0), 3600) : 0;
+  return { sessionId, orgId, answerWithinSeconds };
 }
 
 export function readSessionEnd(value: unknown): { sessionId: Uint8Array; reason: string } {

@@ -24,6 +24,8 @@ export interface ResponderSessionEvents {
   ended: (reason: string) => void;
   /** The seeker's connection dropped (false; it may come back within the grace period) or is back (true). */
   seekerConnection: (connected: boolean) => void;
+  /** What became of a transfer this responder proposed: `accepted` (the session ends next, as `transferred`), `declined`, `timed_out` or `failed`. */
+  transferOutcome: (outcome: string) => void;
 }
 
 /** The sign-in exchange alone (challenge, signature over `"TrustLine/v1/responder-sign-in\0" ‖ challenge`): returns the access token. */
@@ -169,6 +171,10 @@ export class ResponderClient {
     hub.on('SeekerConnection', guard((id: unknown, connected: unknown) => {
       if (id instanceof Uint8Array && typeof connected === 'boolean') this.held.get(toHex(id))?.onSeekerConnection(connected);
     }));
+    hub.on('TransferOutcome', guard((result: unknown) => {
+      const [id, outcome] = (Array.isArray(result) ? result : []) as unknown[];
+      if (id instanceof Uint8Array && typeof outcome === 'string') this.held.get(toHex(id))?.onTransferOutcome(outcome);
+    }));
     hub.on('SessionEnded', guard((end: unknown) => {
       const { sessionId, reason } = readSessionEnd(end);
       const id = toHex(sessionId);
@@ -275,6 +281,21 @@ export class ResponderSession {
         // Offline: resent after the resume.
       }
     }), options.signal);
+  }
+
+  /**
+   * Proposes to hand this chat to a colleague (`orgId` is the own organisation's) or to a partner organisation
+   * the server lists for it; tell the seeker in the chat first. The answer comes as the `transferOutcome` event.
+   * Refused with a `TrustLineError` (`not_a_partner`, `closed`, `queue_full`, `wrong_state`, …).
+   */
+  async transfer(orgId: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.reason) throw new Error('The session has ended.');
+    await this.client.invoke('Transfer', [this.sessionId, orgId], options.signal);
+  }
+
+  /** @internal */
+  onTransferOutcome(outcome: string): void {
+    if (this.reason === null) this.events.emit('transferOutcome', outcome);
   }
 
   /** Ends the session for both sides. */

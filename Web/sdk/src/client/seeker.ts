@@ -3,10 +3,11 @@
 // exchange end-to-end encrypted text; reconnect and resume by itself, resending the very same bytes.
 import type { HubConnection } from '@microsoft/signalr';
 import { fingerprint, type OrganisationPin } from '../certificate.js';
+import { equalBytes } from '../bytes.js';
 import { CONTENT_ACK, CONTENT_CLOSE, CONTENT_TEXT, type Pseudonym, type SecureChannel } from '../channel.js';
 import { SeekerHandshake } from '../handshake.js';
 import { solvePuzzle, type SolveOptions } from '../puzzle.js';
-import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, Routes, type QueueStatus } from './common.js';
+import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, readTransferProposal, Routes, type QueueStatus } from './common.js';
 import { type ClientOptions, type ConnectionStatus, ReconnectingConnection } from './connection.js';
 import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 
@@ -23,6 +24,30 @@ export interface SeekerEvents {
   /** The admission puzzle's progress while solving: hashes tried and the expected number. */
   puzzle: (tried: number, expected: number) => void;
   ended: (reason: string) => void;
+  /**
+   * The counsellor proposes to hand the chat to a colleague or a partner the app knows (`transferTargets`);
+   * ask the person, then `acceptTransfer()` or `declineTransfer()`.
+   */
+  transferProposed: (offer: TransferOffer) => void;
+  /** A proposal was declined without asking, and why (`unknown_organisation`: no pins for the target). */
+  transferDeclined: (reason: string) => void;
+  /** The transfer was made: the chat is a new session waiting with `target`; `connected` follows when a counsellor there is verified. */
+  transferred: (target: KnownOrganisation) => void;
+}
+
+/** An organisation the app knows by name and pins (never from the server). */
+export interface KnownOrganisation {
+  name: string;
+  pin: OrganisationPin;
+}
+
+/** A transfer the counsellor proposed, with the target as the app's own pins name it. */
+export interface TransferOffer {
+  target: KnownOrganisation;
+  /** True when the chat goes to a colleague of the same organisation. */
+  sameOrganisation: boolean;
+  /** When the proposal lapses (milliseconds, by the client's clock). */
+  answerBy: number;
 }
 
 export interface OpenOptions {
@@ -39,6 +64,10 @@ export interface OpenOptions {
 export interface SeekerClientOptions extends ClientOptions {
   /** The seeker's pseudonym for this organisation, to be recognised as returning. */
   pseudonym?: Pseudonym;
+  /** The name the app shows for the organisation it opens with. */
+  organisationName?: string;
+  /** Partner organisations a counsellor may transfer this seeker to; a proposal for any other is declined without asking. */
+  transferTargets?: KnownOrganisation[];
 }
 
 export class SeekerClient {
@@ -54,12 +83,19 @@ export class SeekerClient {
   private currentState: SeekerState = 'new';
   private reason: string | null = null;
   private responderFingerprint: string | null = null;
+  private pin: OrganisationPin;
+  private pseudonym: Pseudonym | null;
+  private offer: TransferOffer | null = null;
+  private transferringFrom: Uint8Array | null = null;
+  private endWhileTransferring: string | null = null;
 
   /**
    * @param server the server's base address (any node), e.g. `https://help.example.org`
    * @param pin the organisation's pinned id and roots
    */
-  constructor(server: string, private readonly pin: OrganisationPin, private readonly options: SeekerClientOptions = {}) {
+  constructor(server: string, pin: OrganisationPin, private readonly options: SeekerClientOptions = {}) {
+    this.pin = pin;
+    this.pseudonym = options.pseudonym ?? null;
     this.now = options.now ?? Date.now;
     this.connection = new ReconnectingConnection([server, ...(options.fallbackServers ?? [])], Routes.seekerHub, options, undefined,
       (hub) => this.register(hub), (hub) => this.resume(hub), (status) => this.onStatus(status));
@@ -79,6 +115,70 @@ export class SeekerClient {
   /** The counsellor's key fingerprint once verified (a counsellor may read theirs aloud). */
   get fingerprint(): string | null {
     return this.responderFingerprint;
+  }
+
+  /** The organisation whose counsellor the seeker talks to or waits for (changes with a transfer). */
+  get organisationId(): Uint8Array {
+    return this.pin.orgId;
+  }
+
+  /** The transfer proposed and not yet answered, or null. */
+  get pendingTransfer(): TransferOffer | null {
+    return this.offer;
+  }
+
+  /**
+   * Accepts the proposed transfer: a fresh handshake (new session id, new ephemeral key) for the target's pin;
+   * the old chat ends on both sides and nothing of it goes along. Resolves with the place in the target's queue.
+   * A refusal (`no_transfer`: lapsed; `queue_full`, `closed`) leaves the chat as it was.
+   */
+  async acceptTransfer(options: { signal?: AbortSignal } = {}): Promise<QueueStatus> {
+    const offer = this.offer;
+    if (!offer || this.currentState === 'ended' || this.transferringFrom) throw new Error('No transfer is proposed.');
+    this.offer = null;
+    // From now on the end of the session being left is expected, not this chat's end.
+    this.transferringFrom = this.channel?.sessionId.slice() ?? null;
+    // Under the send gate: the old channel's sends finish first, and the new session's answer waits for the swap.
+    return this.sendGate.run(async () => {
+      let next: SeekerHandshake | null = null;
+      let result: unknown;
+      try {
+        next = SeekerHandshake.start(offer.target.pin, { now: this.now });
+        result = await this.invoke('AcceptTransfer', [next.msg1], options.signal);
+      } catch (e) {
+        next?.dispose();
+        const ended = this.endWhileTransferring;
+        this.transferringFrom = null;
+        this.endWhileTransferring = null;
+        if (ended) this.end(ended);
+        throw e;
+      }
+      this.transferringFrom = null;
+      this.endWhileTransferring = null;
+      this.acks.dispose();
+      this.gaps.dispose();
+      this.channel?.dispose();
+      this.channel = null;
+      this.handshake = next;
+      // A pseudonym belongs to one organisation (PROTOCOL.md §4): never shown to another.
+      if (!offer.sameOrganisation) this.pseudonym = null;
+      this.pin = offer.target.pin;
+      this.responderFingerprint = null;
+      const a = result as unknown[];
+      this.resumeToken = a[0] instanceof Uint8Array ? a[0] : new Uint8Array(0);
+      const queue = readQueueStatus(a[1]);
+      this.setState('waiting');
+      this.events.emit('transferred', offer.target);
+      this.events.emit('queue', queue);
+      return queue;
+    });
+  }
+
+  /** Declines the proposed transfer: the chat goes on with the same counsellor, who is told. */
+  async declineTransfer(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!this.offer) throw new Error('No transfer is proposed.');
+    this.offer = null;
+    await this.invoke('DeclineTransfer', [], options.signal);
   }
 
   /** The highest seq received in order from the counsellor, −1 for none. */
@@ -190,7 +290,40 @@ export class SeekerClient {
       this.channel?.acknowledge(Number(sequence));
       this.events.emit('delivered', Number(sequence));
     }));
-    hub.on('SessionEnded', guard((end: unknown) => this.end(readSessionEnd(end).reason || 'ended')));
+    hub.on('SessionEnded', guard((end: unknown) => this.onSessionEnded(end)));
+    hub.on('TransferProposed', guard((proposal: unknown) => this.onTransferProposed(proposal)));
+  }
+
+  private onSessionEnded(value: unknown): void {
+    const { sessionId, reason } = readSessionEnd(value);
+    const current = this.handshake?.sessionId ?? this.channel?.sessionId;
+    if (this.transferringFrom && (sessionId.length === 0 || equalBytes(sessionId, this.transferringFrom))) {
+      // The session being left ends while the accept is on its way; any other end counts if the accept fails.
+      this.endWhileTransferring ??= reason || 'ended';
+      return;
+    }
+    // The end of a session this client left by a transfer: not this chat's.
+    if (sessionId.length === 16 && current && !equalBytes(sessionId, current)) return;
+    this.end(reason || 'ended');
+  }
+
+  private async onTransferProposed(value: unknown): Promise<void> {
+    const proposal = readTransferProposal(value);
+    const current = this.channel?.sessionId;
+    // Only for this chat, while a counsellor is connected: anything else is not ours to answer.
+    if (!proposal || !current || this.transferringFrom || this.currentState === 'ended' || !equalBytes(proposal.sessionId, current)) return;
+    const own = equalBytes(proposal.orgId, this.pin.orgId);
+    const target = own
+      ? (this.options.transferTargets?.find((t) => equalBytes(t.pin.orgId, this.pin.orgId)) ?? { name: this.options.organisationName ?? '', pin: this.pin })
+      : this.options.transferTargets?.find((t) => equalBytes(t.pin.orgId, proposal.orgId));
+    if (!target) {
+      this.offer = null;
+      this.events.emit('transferDeclined', 'unknown_organisation');
+      await this.invoke('DeclineTransfer', []).catch(() => undefined);
+      return;
+    }
+    this.offer = { target, sameOrganisation: own, answerBy: this.now() + proposal.answerWithinSeconds * 1000 };
+    this.events.emit('transferProposed', this.offer);
   }
 
   private async answer(msg2: unknown): Promise<void> {
@@ -205,7 +338,7 @@ export class SeekerClient {
     }
     this.channel = result.channel;
     this.responderFingerprint = fingerprint(result.responderPublicKey);
-    const hello = this.channel.sealHello(this.options.pseudonym ?? null);
+    const hello = this.channel.sealHello(this.pseudonym);
     this.handshake.dispose();
     this.handshake = null;
     // HELLO goes first: only then may the app's texts follow (§2).
