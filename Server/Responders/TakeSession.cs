@@ -37,7 +37,6 @@ public sealed class TakeSessionHandler(
         var (connection, named) = command;
         var grant = connection.Grant!;
         SessionRecord? taken = null;
-        var rank = 0; // places move only behind the taken session
         if (named is not null)
         {
             if (named.Length != Wire.SessionIdSize)
@@ -51,7 +50,6 @@ public sealed class TakeSessionHandler(
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }
 
-            rank = Math.Max(0, (await store.GetQueuePositionAsync(grant.OrgId, id)).Position - 1);
             taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
             {
@@ -68,7 +66,6 @@ public sealed class TakeSessionHandler(
             for (var look = 16; taken is null; look *= 4)
             {
                 var candidates = await store.GetQueueAsync(grant.OrgId, look);
-                rank = 0;
                 foreach (var candidate in candidates)
                 {
                     if (seen.Add(candidate.Id) && candidate.SeekerConnection is not null
@@ -76,8 +73,6 @@ public sealed class TakeSessionHandler(
                     {
                         break;
                     }
-
-                    rank++;
                 }
 
                 if (candidates.Count < look)
@@ -106,7 +101,12 @@ public sealed class TakeSessionHandler(
             await departures.LeftAsync(taken.Id, Party.Responder, connection.ConnectionId);
         }
 
-        await queue.ChangedAsync(taken.OrgId, rank);
+        if (taken.SeekerConnection is { } seekerConnection)
+        {
+            _ = queue.LeaveAsync(seekerConnection, taken.OrgId); // the seeker stops hearing the queue; never waits on its node
+        }
+
+        await queue.ChangedAsync(taken.OrgId);
         if (!added)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while taking the session; resume it.");

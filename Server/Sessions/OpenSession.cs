@@ -23,7 +23,6 @@ public sealed class OpenSessionHandler(
     SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time,
-    Admission.WaitEstimator waits,
     ILogger<OpenSessionHandler> logger) : ICommandHandler<OpenSessionCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(OpenSessionCommand command, CancellationToken cancellationToken)
@@ -93,10 +92,10 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 
-
-        // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
-        var (position, waiting) = await store.GetQueuePositionAsync(orgId, sessionId);
-        await queue.ChangedAsync(orgId, session.Urgent ? position : null);
-        return new OpenSessionResult { ResumeToken = token, Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(orgId)), Urgent = session.Urgent };
+        // In the group before the place is read: no notice between the two is missed.
+        await queue.JoinAsync(connection.ConnectionId, orgId);
+        var status = await queue.StatusAsync(orgId, sessionId);
+        await queue.ChangedAsync(orgId);
+        return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }
 }

@@ -8,13 +8,16 @@ namespace TrustLine.Server.Storage;
 /// </summary>
 internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, IAccessStore
 {
-    private const long NotUrgentOffset = 10_000_000_000_000; // as in the Redis store: urgent sorts first
+    private const long NotUrgentOffset = 10_000_000_000_000; // as in the Redis store: the offset plus the ticket, so urgent sorts first
 
     private readonly Lock gate = new();
     private readonly Dictionary<Guid, Expiring<SessionRecord>> sessions = [];
     private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
     private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
     private readonly Dictionary<Guid, DateTimeOffset> timers = [];
+
+    // The last ticket handed out per organisation and class (urgent, other): two numbers per organisation, never per session.
+    private readonly Dictionary<string, (long Urgent, long Other)> tickets = [];
     private readonly Dictionary<string, Expiring<ResponderGrant>> tokens = [];
 
     private DateTimeOffset Now => time.GetUtcNow();
@@ -36,8 +39,11 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             }
 
             var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
+            var issued = tickets.GetValueOrDefault(org);
+            issued = urgent ? issued with { Urgent = issued.Urgent + 1 } : issued with { Other = issued.Other + 1 };
+            tickets[org] = issued;
             sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
-            queue[session.Id] = (org, session.CreatedAt.ToUnixTimeMilliseconds() + (urgent ? 0 : NotUrgentOffset));
+            queue[session.Id] = (org, urgent ? issued.Urgent : NotUrgentOffset + issued.Other);
             return Task.FromResult(urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent);
         }
     }
@@ -78,6 +84,39 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             Sweep();
             var ordered = Ordered(Convert.ToHexString(orgId));
             return Task.FromResult((ordered.IndexOf(id) + 1, ordered.Count));
+        }
+    }
+
+    public Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var ordered = Ordered(Convert.ToHexString(orgId));
+            var position = ordered.IndexOf(id) + 1;
+            if (position == 0)
+            {
+                return Task.FromResult(new QueuePlace(0, ordered.Count, 0, false));
+            }
+
+            var score = queue[id].Score;
+            return Task.FromResult(new QueuePlace(position, ordered.Count, score < NotUrgentOffset ? score : score - NotUrgentOffset, score < NotUrgentOffset));
+        }
+    }
+
+    public Task<QueueCounts> GetQueueCountsAsync(byte[] orgId)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var org = Convert.ToHexString(orgId);
+            var scores = queue.Where(q => q.Value.Org == org && sessions.ContainsKey(q.Key)).Select(q => q.Value.Score).ToList();
+            var urgent = scores.Where(s => s < NotUrgentOffset).ToList();
+            var other = scores.Where(s => s >= NotUrgentOffset).Select(s => s - NotUrgentOffset).ToList();
+            var issued = tickets.GetValueOrDefault(org);
+            return Task.FromResult(new QueueCounts(
+                urgent.Count, urgent.Count > 0 ? urgent.Min() - 1 : issued.Urgent,
+                other.Count, other.Count > 0 ? other.Min() - 1 : issued.Other));
         }
     }
 
