@@ -10,8 +10,10 @@ namespace TrustLine.Relay.Bench;
 /// <summary>
 /// The queue-notice workload (issue 14 item 5): many seekers wait on one TrustLine node on Redis, and a
 /// counsellor takes the head of the queue a number of times, one take per notice interval. Counted per take:
-/// the notices the waiting seekers receive (every queue message a seeker connection gets) and the Redis
-/// commands (INFO commandstats delta, scripts' inner commands and the backplane's PUBLISH included).
+/// the notices the waiting seekers receive (every queue message a seeker connection gets: one per seeker
+/// either way, but sent one by one before tickets and as one group message since), the Redis commands (INFO
+/// commandstats delta, scripts' inner commands and the backplane's PUBLISH included), and the server's CPU
+/// time (the take, the notices, and the idle node's own timers over the run).
 /// </summary>
 internal static class QueueNotices
 {
@@ -34,6 +36,7 @@ internal static class QueueNotices
             await using var responder = await target.ResponderAsync(0);
             await Task.Delay(1000); // the opens' own notices settle
             var before = await redis.CommandStatsAsync();
+            var cpuBefore = node.CpuTime();
             var noticesBefore = Interlocked.Read(ref notices);
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < options.Takes; i++)
@@ -44,6 +47,7 @@ internal static class QueueNotices
 
             await Task.Delay(1000);
             clock.Stop();
+            var cpu = node.CpuTime() - cpuBefore;
             var commands = RedisProcess.Delta(before, await redis.CommandStatsAsync());
             var received = Interlocked.Read(ref notices) - noticesBefore;
             Console.WriteLine($"Queue notices: {options.Waiting} seekers waiting, {options.Takes} takes of the head, one node on Redis.");
@@ -51,6 +55,7 @@ internal static class QueueNotices
             Console.WriteLine($"|{new string('-', 30)}|{new string('-', 12)}|");
             Console.WriteLine($"| {"notices received by seekers",-28} | {received / (double)options.Takes,10:0.0} |");
             Console.WriteLine($"| {"Redis commands",-28} | {commands.Values.Sum() / (double)options.Takes,10:0.0} |");
+            Console.WriteLine($"| {"server CPU ms",-28} | {cpu.TotalMilliseconds / options.Takes,10:0.0} |");
             Console.WriteLine($"Redis commands, all takes: {string.Join(" ", commands.OrderByDescending(c => c.Value).Select(c => $"{c.Key}={c.Value}"))}");
         }
         finally
@@ -69,6 +74,7 @@ internal static class QueueNotices
             .AddMessagePackProtocol()
             .Build();
         seeker.On<QueueStatus>(nameof(ISeekerClient.QueuePosition), _ => notice());
+        seeker.On<QueueMoved>(nameof(ISeekerClient.QueueMoved), _ => notice());
         await seeker.StartAsync();
         using var handshake = SeekerHandshake.Start(org.Pin);
         await seeker.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" });
