@@ -31,7 +31,7 @@ public interface ISeekerHub
     /// <summary>A fresh admission puzzle (PROTOCOL.md §9, 42 bytes) for opening a session with the organisation <paramref name="orgId"/>.</summary>
     Task<byte[]> GetPuzzle(byte[] orgId);
 
-    /// <summary>Open a session; its place in the queue comes back, then <see cref="ISeekerClient.QueuePosition"/> as it moves.</summary>
+    /// <summary>Open a session; its place and ticket in the queue come back, then <see cref="ISeekerClient.QueueMoved"/> as it moves.</summary>
     Task<OpenSessionResult> OpenSession(OpenSessionRequest request);
 
     /// <summary>Resume after a reconnect; missed envelopes follow as <see cref="ISeekerClient.Envelope"/> calls.</summary>
