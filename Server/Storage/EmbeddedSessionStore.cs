@@ -16,7 +16,8 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
     private readonly Dictionary<Guid, DateTimeOffset> timers = [];
 
-    // The last ticket handed out per organisation and class (urgent, other): two numbers per organisation, never per session.
+    // The last ticket handed out per organisation and class (urgent, other): two numbers per organisation while
+    // its queue holds a session, never per session; they go with the queue's last session, as in Redis.
     private readonly Dictionary<string, (long Urgent, long Other)> tickets = [];
     private readonly Dictionary<string, Expiring<ResponderGrant>> tokens = [];
 
@@ -124,7 +125,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     {
         lock (gate)
         {
-            if (!queue.Remove(id) || Live(id) is not { State: SessionState.Queued } record)
+            if (!Dequeue(id) || Live(id) is not { State: SessionState.Queued } record)
             {
                 return Task.FromResult<SessionRecord?>(null);
             }
@@ -267,7 +268,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         {
             var record = Live(id);
             sessions.Remove(id);
-            queue.Remove(id);
+            Dequeue(id);
             timers.Remove(id);
             foreach (var key in envelopes.Keys.Where(k => k.Item1 == id).ToList())
             {
@@ -358,6 +359,21 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
+    private bool Dequeue(Guid id)
+    {
+        if (!queue.Remove(id, out var entry))
+        {
+            return false;
+        }
+
+        if (!queue.Values.Any(q => q.Org == entry.Org))
+        {
+            tickets.Remove(entry.Org);
+        }
+
+        return true;
+    }
+
     private List<Guid> Ordered(string org) =>
         [.. queue.Where(q => q.Value.Org == org && sessions.ContainsKey(q.Key)).OrderBy(q => q.Value.Score).Select(q => q.Key)];
 
@@ -385,7 +401,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         foreach (var id in sessions.Where(s => s.Value.ExpiresAt <= now).Select(s => s.Key).ToList())
         {
             sessions.Remove(id);
-            queue.Remove(id);
+            Dequeue(id);
         }
 
         foreach (var id in timers.Keys.Where(id => !sessions.ContainsKey(id)).ToList())

@@ -55,6 +55,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return {urgent, firstUrgent[2] or '', issued[1] or '0', other, firstOther[2] or '', issued[2] or '0'}
         """;
 
+    // Leaving the queue (a claim, an end): the ZREM decides, and an emptied queue takes its ticket counters
+    // with it (an empty sorted set is gone by itself), so nothing of the queue outlives its last session.
+    private const string DequeueScript = """
+        local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+        return removed
+        """;
+
     private const string NotUrgentScript = """
         if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'urg', 0) end
         return 1
@@ -295,7 +303,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
         // ZREM is atomic: across all nodes exactly one claimer removes the entry.
-        if (!await Db.SortedSetRemoveAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary))
+        if (!await DequeueAsync(orgId, id))
         {
             return null;
         }
@@ -304,6 +312,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
         return claimed == 1 ? await GetAsync(id) : null;
     }
+
+    private async Task<bool> DequeueAsync(byte[] orgId, Guid id) =>
+        (long)await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary) == 1;
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2], flags: Primary) == 1;
@@ -381,7 +392,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         ];
         var batch = Db.CreateBatch();
         var deletes = batch.KeyDeleteAsync(envelopeKeys, flags: Primary);
-        var queue = batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"), flags: Primary);
+        var queue = batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [id.ToString("N")], flags: Primary);
         var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
         batch.Execute();
         await Task.WhenAll(deletes, queue, timer);
