@@ -236,6 +236,41 @@ public sealed class QueueTicketTests(StoreUnderTest store)
     }
 }
 
+/// <summary>The seeker group across two nodes on one Redis: joined and left wherever the change happens.</summary>
+public sealed class QueueTicketNodeTests
+{
+    [Test]
+    public async Task NoticesReachSeekersOnEveryNodeAndATakeOnAnotherNodeTakesTheSeekerOutOfTheGroup()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2, extra: new Dictionary<string, string?> { ["Sessions:QueueNoticeInterval"] = "00:00:00" });
+        var first = await TicketSeeker.OpenAsync(world, urgent: false, node: 0);
+        var second = await TicketSeeker.OpenAsync(world, urgent: false, node: 1);
+        var third = await TicketSeeker.OpenAsync(world, urgent: false, node: 0);
+        await Eventually.TrueAsync(() => Task.FromResult(first.Last?.OtherWaiting == 3 && second.Last?.OtherWaiting == 3), TimeSpan.FromSeconds(10), "the opens are told on both nodes");
+
+        // A counsellor on node 1 takes the seeker connected to node 0: it leaves the group there.
+        var responder = await world.ResponderAsync(node: 1);
+        Assert.That((await responder.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15)))?.Id, Is.EqualTo(first.Id));
+        await Eventually.TrueAsync(() => Task.FromResult(second.Last?.OtherWaiting == 2 && third.Last?.OtherWaiting == 2), TimeSpan.FromSeconds(10), "the take is told on both nodes");
+        var heardByFirst = first.Moved.Items.Count;
+
+        // The second seeker comes back on the other node: it hears the queue there, and is told its place.
+        await second.DropAsync();
+        var resumed = await second.ResumeAsync(world, node: 0);
+        var fourth = await TicketSeeker.OpenAsync(world, urgent: false, node: 1);
+        await Eventually.TrueAsync(() => Task.FromResult(second.Last?.OtherWaiting == 3 && third.Last?.OtherWaiting == 3), TimeSpan.FromSeconds(10), "an open on node 1 is told to both");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(resumed.Queue.Position, Is.EqualTo(1));
+            Assert.That(second.Last!.StatusFor(second.Ticket, false)!.Position, Is.EqualTo(1));
+            Assert.That(third.Last!.StatusFor(third.Ticket, false)!.Position, Is.EqualTo(2));
+            Assert.That(fourth.Opened.Queue.Position, Is.EqualTo(3));
+            Assert.That(first.Moved.Items.Count, Is.EqualTo(heardByFirst), "the taken seeker hears the queue no more");
+        });
+    }
+}
+
 /// <summary>A waiting seeker on a bare hub connection that records the queue notices it hears.</summary>
 internal sealed class TicketSeeker
 {
@@ -270,10 +305,10 @@ internal sealed class TicketSeeker
     /// <summary>How many exact per-seeker place messages (<c>QueuePosition</c>) arrived: none, with tickets.</summary>
     public int Positions => Volatile.Read(ref positions);
 
-    public static async Task<TicketSeeker> OpenAsync(World world, bool urgent)
+    public static async Task<TicketSeeker> OpenAsync(World world, bool urgent, int node = 0)
     {
         var moved = new Inbox<QueueMoved>();
-        var hub = await RawSeeker.ConnectAsync(world);
+        var hub = await RawSeeker.ConnectAsync(world, node);
         hub.On<QueueMoved>(nameof(ISeekerClient.QueueMoved), moved.Add);
         using var handshake = SeekerHandshake.Start(world.Org.Pin);
         var opened = await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession,
@@ -285,9 +320,9 @@ internal sealed class TicketSeeker
 
     public Task DropAsync() => hub.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
 
-    public async Task<ResumeSessionResult> ResumeAsync(World world)
+    public async Task<ResumeSessionResult> ResumeAsync(World world, int node = 0)
     {
-        hub = await RawSeeker.ConnectAsync(world);
+        hub = await RawSeeker.ConnectAsync(world, node);
         hub.On<QueueMoved>(nameof(ISeekerClient.QueueMoved), Moved.Add);
         hub.On<QueueStatus>(nameof(ISeekerClient.QueuePosition), _ => Interlocked.Increment(ref positions));
         return await hub.InvokeAsync<ResumeSessionResult>(SeekerHubMethods.ResumeSession, new ResumeSessionRequest
