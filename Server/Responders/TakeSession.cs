@@ -103,7 +103,7 @@ public sealed class TakeSessionHandler(
 
         if (taken.SeekerConnection is { } seekerConnection)
         {
-            _ = queue.LeaveAsync(seekerConnection, taken.OrgId); // the seeker stops hearing the queue; never waits on its node
+            await queue.LeaveAsync(seekerConnection, taken.OrgId); // the seeker stops hearing the queue before the take is told
         }
 
         await queue.ChangedAsync(taken.OrgId);

@@ -45,7 +45,7 @@ public sealed class SessionEnding(
         {
             if (record.SeekerConnection is { } connection)
             {
-                _ = queue.LeaveAsync(connection, record.OrgId); // never waits on a node that may not answer
+                await queue.LeaveAsync(connection, record.OrgId);
             }
 
             await queue.ChangedAsync(record.OrgId);
@@ -77,6 +77,8 @@ public sealed class QueueNotifier(
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Pending> pending = new();
 
+    private static readonly TimeSpan LeaveWait = TimeSpan.FromSeconds(1);
+
     public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
 
     /// <summary>The group of the organisation's waiting seekers (apart from its responders' <see cref="GroupOf"/>).</summary>
@@ -87,19 +89,21 @@ public sealed class QueueNotifier(
 
     /// <summary>
     /// A seeker's connection leaves the group when its session is taken or ends, on whichever node it is
-    /// connected (the backplane carries it); a dropped connection leaves every group by itself.
+    /// connected (the backplane carries it, and waits for that node's answer), before the change is told; a
+    /// dropped connection leaves every group by itself. Waits at most <see cref="LeaveWait"/>: a node that
+    /// does not answer holds no live connection.
     /// </summary>
     public async Task LeaveAsync(string connectionId, byte[] orgId)
     {
         try
         {
-            await seekers.Groups.RemoveFromGroupAsync(connectionId, SeekerGroupOf(orgId));
+            await seekers.Groups.RemoveFromGroupAsync(connectionId, SeekerGroupOf(orgId)).WaitAsync(LeaveWait); // a network wait, in real time
         }
         catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException or StackExchange.Redis.RedisException)
         {
             // The connection is gone or its node does not answer: it left every group with it. The SDKs ignore
             // a queue notice once their session is no longer waiting.
-            SessionLog.StoreFailed(logger, "LeaveQueueGroup", e.GetType().Name);
+            SessionLog.LeaveGroupFailed(logger, e.GetType().Name);
         }
     }
 
@@ -241,6 +245,9 @@ internal static partial class SessionLog
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Urgent places all taken: a session asking to be urgent waits in order of arrival.")]
     public static partial void UrgentCapReached(ILogger logger);
+
+    [LoggerMessage(EventId = 215, Level = LogLevel.Information, Message = "A seeker connection could not be taken out of its queue group ({ErrorType}); it ignores queue notices from now on.")]
+    public static partial void LeaveGroupFailed(ILogger logger, string errorType);
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "The store failed during {Method} ({ErrorType}).")]
     public static partial void StoreFailed(ILogger logger, string method, string errorType);
