@@ -39,6 +39,8 @@ public sealed class SeekerClient : IAsyncDisposable
     private SeekerHandshake? handshake;
     private SessionEngine? engine;
     private byte[] resumeToken = [];
+    private QueueStatus? place; // the last place told, with the ticket and the hold
+    private DateTimeOffset? awaySince;
     private SeekerState state = SeekerState.New;
     private int disposed;
     private TransferOffer? offer;
@@ -64,8 +66,18 @@ public sealed class SeekerClient : IAsyncDisposable
     /// <summary>The state changed.</summary>
     public event Action<SeekerState>? StateChanged;
 
-    /// <summary>The place in the queue changed.</summary>
+    /// <summary>
+    /// The place in the queue changed: exact on open and on every resume, and in between computed from the
+    /// server's queue notices and this session's ticket (<see cref="QueueMoved.StatusFor"/>).
+    /// </summary>
     public event Action<QueueStatus>? QueueChanged;
+
+    /// <summary>
+    /// How long the server keeps a waiting seeker's place while its connection is lost (a phone that
+    /// switched apps), once the session is open; null before, or when the server does not say. Tell the
+    /// seeker before it happens.
+    /// </summary>
+    public TimeSpan? QueueHold => place is { HoldSeconds: > 0 } p ? TimeSpan.FromSeconds(p.HoldSeconds) : null;
 
     /// <summary>A text from the counsellor, decrypted and verified.</summary>
     public event Action<string>? MessageReceived;
@@ -172,6 +184,7 @@ public sealed class SeekerClient : IAsyncDisposable
         }
 
         resumeToken = result.ResumeToken;
+        Volatile.Write(ref place, result.Queue);
 
         // A counsellor may have answered before this returned: never step back from Connected to Waiting.
         SetState(SeekerState.Waiting, onlyFrom: SeekerState.New);
@@ -262,6 +275,7 @@ public sealed class SeekerClient : IAsyncDisposable
     private void Register(HubConnection hub)
     {
         hub.On<QueueStatus>(nameof(ISeekerClient.QueuePosition), status => QueueChanged?.Invoke(status));
+        hub.On<QueueMoved>(nameof(ISeekerClient.QueueMoved), OnQueueMoved);
         hub.On<byte[]>(nameof(ISeekerClient.Answered), OnAnsweredAsync);
         hub.On<byte[]>(nameof(ISeekerClient.Envelope), envelope => engine?.OnEnvelopeAsync(envelope) ?? Task.CompletedTask);
         hub.On<ulong>(nameof(ISeekerClient.Delivered), sequence => engine?.OnDelivered(sequence));
@@ -393,6 +407,7 @@ public sealed class SeekerClient : IAsyncDisposable
             pin = accepted.Target.Pin;
             SessionId = next.SessionGuid;
             resumeToken = result.ResumeToken;
+            Volatile.Write(ref place, result.Queue); // the ticket in the target's queue, for its QueueMoved notices
             ResponderFingerprint = null;
             transferringFrom = null;
             endWhileTransferring = null;
@@ -431,6 +446,20 @@ public sealed class SeekerClient : IAsyncDisposable
         }
 
         await (await connection.ActiveAsync(cancellationToken)).Seeker(cancellationToken).DeclineTransfer();
+    }
+
+    private void OnQueueMoved(QueueMoved moved)
+    {
+        // Only while waiting with a ticket: a notice that crosses the take, or comes before the open's answer, says nothing about this session.
+        if (engine is not null || state is SeekerState.Ended or SeekerState.New || Volatile.Read(ref place) is not { Ticket: > 0 } known
+            || moved.StatusFor(known.Ticket, known.UrgentTicket) is not { } status)
+        {
+            return;
+        }
+
+        status.HoldSeconds = known.HoldSeconds;
+        Volatile.Write(ref place, status);
+        QueueChanged?.Invoke(status);
     }
 
     private async Task OnAnsweredAsync(byte[] msg2)
@@ -515,10 +544,28 @@ public sealed class SeekerClient : IAsyncDisposable
 
     private async Task ResumeAsync(HubConnection hub)
     {
-        var result = await hub.Seeker().ResumeSession(
-            new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough });
+        ResumeSessionResult result;
+        try
+        {
+            result = await hub.Seeker().ResumeSession(
+                new ResumeSessionRequest { SessionId = SessionId.ToByteArray(bigEndian: true), ResumeToken = resumeToken, ReceivedThrough = ReceivedThrough });
+        }
+        catch (TrustLineException e) when (e.Code == ErrorCodes.ResumeRefused && engine is null && HoldRanOut())
+        {
+            // Nobody was connected to hear why the place ended: away for the whole hold, this is why.
+            End(EndReasons.QueueHoldExpired);
+            throw;
+        }
+
+        awaySince = null;
         if (result.Queued)
         {
+            if (result.Queue.Ticket == 0 && Volatile.Read(ref place) is { } known)
+            {
+                result.Queue.HoldSeconds = known.HoldSeconds; // an older server: keep what the open said
+            }
+
+            Volatile.Write(ref place, result.Queue);
             QueueChanged?.Invoke(result.Queue);
         }
 
@@ -530,6 +577,13 @@ public sealed class SeekerClient : IAsyncDisposable
         // The pump re-sends exactly the bytes the server does not have yet, in order, once this connection is current.
         engine?.Resumed(result.NextSequence);
     }
+
+    /// <summary>
+    /// Whether this seeker has been away about as long as the hold: the server notices a lost connection up to
+    /// half a minute after the client does (its keep-alive timeout), so the hold is counted that much shorter.
+    /// </summary>
+    private bool HoldRanOut() =>
+        awaySince is { } since && QueueHold is { } hold && options.Time.GetUtcNow() - since >= hold - TimeSpan.FromSeconds(30);
 
     private static async Task WhenSentAsync(Task send)
     {
@@ -548,6 +602,7 @@ public sealed class SeekerClient : IAsyncDisposable
         switch (status)
         {
             case ConnectionStatus.Reconnecting when state != SeekerState.Ended:
+                awaySince ??= options.Time.GetUtcNow();
                 SetState(SeekerState.Reconnecting);
                 break;
             case ConnectionStatus.Connected when state == SeekerState.Reconnecting:

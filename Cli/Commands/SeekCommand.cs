@@ -73,6 +73,10 @@ internal static class SeekCommand
             {
                 var place = await client.OpenAsync(result.GetValue(language)!, result.GetValue(topic)!, result.GetValue(urgent), checking, cancellationToken);
                 Shell.Say("yellow", $"[waiting] You are number {place.Position} in the queue ({place.Waiting} waiting). {Wait(place)}");
+                if (Hold(place) is { } hold)
+                {
+                    Shell.Say("yellow", $"[waiting] {hold}");
+                }
             }
             catch (TrustLineException e) when (e.Code == ErrorCodes.UnknownOrganisation)
             {
@@ -171,8 +175,20 @@ internal static class SeekCommand
         return $"The wait is likely about {low}–{high} minutes.";
     }
 
+    /// <summary>How long the place is kept while the connection is lost, said before it happens; null when the server does not say.</summary>
+    public static string? Hold(QueueStatus status) => status.HoldSeconds > 0
+        ? $"If your connection drops (a phone that switches apps), your place is kept for {Minutes(status.HoldSeconds)}."
+        : null;
+
+    private static string Minutes(int seconds)
+    {
+        var minutes = Math.Max(1, (int)Math.Round(seconds / 60.0));
+        return minutes == 1 ? "1 minute" : $"{minutes} minutes";
+    }
+
     public static string Describe(string? reason) => reason switch
     {
+        EndReasons.QueueHoldExpired => "You were away longer than the queue keeps a place, so your place has ended. Please start a new chat.",
         EndReasons.SeekerClosed => "You ended the chat. Nothing of it remains on the server.",
         EndReasons.SeekerLeftQueue => "You left the queue.",
         EndReasons.ResponderClosed or SessionEndReasons.PeerClosed => "The counsellor ended the chat. Nothing of it remains on the server.",

@@ -31,7 +31,7 @@ public interface ISeekerHub
     /// <summary>A fresh admission puzzle (PROTOCOL.md §9, 42 bytes) for opening a session with the organisation <paramref name="orgId"/>.</summary>
     Task<byte[]> GetPuzzle(byte[] orgId);
 
-    /// <summary>Open a session; its place in the queue comes back, then <see cref="ISeekerClient.QueuePosition"/> as it moves.</summary>
+    /// <summary>Open a session; its place and ticket in the queue come back, then <see cref="ISeekerClient.QueueMoved"/> as it moves.</summary>
     Task<OpenSessionResult> OpenSession(OpenSessionRequest request);
 
     /// <summary>Resume after a reconnect; missed envelopes follow as <see cref="ISeekerClient.Envelope"/> calls.</summary>
@@ -155,8 +155,14 @@ public static class ResponderHubMethods
 /// <summary>What the server calls on a seeker's connection.</summary>
 public interface ISeekerClient
 {
-    /// <summary>The seeker's place in the queue changed (1 is next).</summary>
+    /// <summary>The seeker's place in the queue changed (1 is next): an exact place, sent by servers before tickets.</summary>
     Task QueuePosition(QueueStatus status);
+
+    /// <summary>
+    /// The organisation's queue moved: one message to every waiting seeker of it, from which each computes its
+    /// own place with its ticket (<see cref="QueueMoved.StatusFor"/>).
+    /// </summary>
+    Task QueueMoved(QueueMoved moved);
 
     /// <summary>A responder answered: the handshake's <c>msg2</c>.</summary>
     Task Answered(byte[] msg2);
@@ -258,6 +264,91 @@ public sealed class QueueStatus
 
     /// <summary>The likely wait's long end in whole seconds, or −1 when the server cannot estimate it now.</summary>
     [Key(3)] public int WaitHighSeconds { get; set; } = -1;
+
+    /// <summary>
+    /// The session's ticket in its class (<see cref="UrgentTicket"/>): tickets of one organisation and class are
+    /// handed out in order of arrival, from 1. 0 when the server gave none (not queued, or an older server).
+    /// </summary>
+    [Key(4)] public long Ticket { get; set; }
+
+    /// <summary>Whether the ticket is of the urgent class (answered before every other class).</summary>
+    [Key(5)] public bool UrgentTicket { get; set; }
+
+    /// <summary>
+    /// How long a waiting seeker whose connection drops (a phone that switched apps) keeps its place, in whole
+    /// seconds; 0 when the server does not say. Tell the seeker before it happens.
+    /// </summary>
+    [Key(6)] public int HoldSeconds { get; set; }
+
+    /// <summary>
+    /// The p50–p90 wait range for <paramref name="place"/> when counsellors take one session every
+    /// <paramref name="secondsPerTake"/> seconds on average (Erlang(place) by Wilson–Hilferty); −1 for both when
+    /// <paramref name="secondsPerTake"/> is not positive. The server and both SDKs use this one formula.
+    /// </summary>
+    public static (int Low, int High) WaitRange(int place, double secondsPerTake)
+    {
+        if (place < 1 || !(secondsPerTake > 0))
+        {
+            return (-1, -1);
+        }
+
+        var low = Math.Max(0, (place - (1.0 / 3)) * secondsPerTake);
+        var high = (place + (1.28 * Math.Sqrt(place)) + 0.4) * secondsPerTake;
+        return ((int)Math.Min(int.MaxValue, low), (int)Math.Min(int.MaxValue, Math.Ceiling(high)));
+    }
+}
+
+/// <summary>
+/// The organisation's queue after a change, per class (urgent, other): how many wait and the ticket served
+/// through (every ticket up to it has left the queue; the class's lowest waiting ticket is the next one). A
+/// seeker's place is the urgent sessions waiting (unless its own ticket is urgent) plus those of its class
+/// ahead of it plus one; see <see cref="StatusFor"/> and docs/protocol.md for when this is exact.
+/// </summary>
+[MessagePackObject]
+public sealed class QueueMoved
+{
+    /// <summary>Urgent sessions waiting (away ones included: they keep their place).</summary>
+    [Key(0)] public int UrgentWaiting { get; set; }
+
+    /// <summary>Every urgent ticket up to this one has left the queue.</summary>
+    [Key(1)] public long UrgentServedThrough { get; set; }
+
+    /// <summary>Sessions of the other (not urgent) class waiting.</summary>
+    [Key(2)] public int OtherWaiting { get; set; }
+
+    /// <summary>Every ticket of the other class up to this one has left the queue.</summary>
+    [Key(3)] public long OtherServedThrough { get; set; }
+
+    /// <summary>The mean time between takes in seconds, for the wait range (<see cref="QueueStatus.WaitRange"/>); −1 when too few takes were seen.</summary>
+    [Key(4)] public double SecondsPerTake { get; set; } = -1;
+
+    /// <summary>
+    /// The place of the session holding <paramref name="ticket"/> of its class, the queue's length and the wait
+    /// range; null when the ticket is no longer waiting (served through). Those of its class ahead of it are
+    /// taken as <c>min(ticket − served − 1, waiting − 1)</c>: exact unless a session between the served ticket
+    /// and this one left out of turn, and otherwise too many, never too few.
+    /// </summary>
+    public QueueStatus? StatusFor(long ticket, bool urgent)
+    {
+        var (served, waiting) = urgent ? (UrgentServedThrough, UrgentWaiting) : (OtherServedThrough, OtherWaiting);
+        if (ticket <= served || waiting < 1)
+        {
+            return null;
+        }
+
+        var ahead = (int)Math.Min(ticket - served - 1, waiting - 1);
+        var place = (urgent ? 0 : UrgentWaiting) + ahead + 1;
+        var (low, high) = QueueStatus.WaitRange(place, SecondsPerTake);
+        return new QueueStatus
+        {
+            Position = place,
+            Waiting = UrgentWaiting + OtherWaiting,
+            WaitLowSeconds = low,
+            WaitHighSeconds = high,
+            Ticket = ticket,
+            UrgentTicket = urgent,
+        };
+    }
 }
 
 /// <summary>Resumes a session on a new connection.</summary>
@@ -449,4 +540,11 @@ public static class EndReasons
     /// target organisation's queue. Nothing of this session was carried over.
     /// </summary>
     public const string Transferred = "transferred";
+
+    /// <summary>
+    /// A waiting seeker was away (its connection lost) longer than the queue keeps a place
+    /// (<see cref="QueueStatus.HoldSeconds"/>); the place was given up. The SDKs report it when the seeker comes
+    /// back too late, since nobody was connected to hear it.
+    /// </summary>
+    public const string QueueHoldExpired = "queue_hold_expired";
 }

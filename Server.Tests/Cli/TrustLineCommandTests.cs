@@ -29,6 +29,7 @@ public sealed partial class TrustLineCommandTests
         await respond.WaitForOutputAsync("Signed in");
         await using var seek = CliProcess.Start("seek", "--server", node.BaseAddress.ToString(), "--org", org.Id, "--pin", Path.Combine(folder, "org", "organisation.json"), "--topic", "health");
         await seek.WaitForOutputAsync("[waiting] You are number 1");
+        await seek.WaitForOutputAsync("your place is kept for 10 minutes"); // told before it can happen
 
         await respond.WriteLineAsync("/queue");
         await respond.WaitForOutputAsync("1. nl health");

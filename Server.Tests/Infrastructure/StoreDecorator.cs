@@ -21,6 +21,10 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id) => inner.GetQueuePositionAsync(orgId, id);
 
+    public Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id) => inner.GetPlaceAsync(orgId, id);
+
+    public Task<QueueCounts> GetQueueCountsAsync(byte[] orgId) => inner.GetQueueCountsAsync(orgId);
+
     public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId) => inner.ClaimAsync(orgId, id, responderId, connectionId);
 
     public Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) => inner.SetAnswerAsync(id, responderId, msg2);

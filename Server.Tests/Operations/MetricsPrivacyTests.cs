@@ -126,10 +126,10 @@ public sealed partial class MetricsPrivacyTests
         {
             ["organisation"] = [orgHex, TrustLineMetrics.Other],
             ["reason"] = [EndReasons.SeekerClosed, EndReasons.SeekerLeftQueue, EndReasons.ResponderClosed, EndReasons.SeekerAbandoned,
-                EndReasons.ResponderAbandoned, EndReasons.Idle, EndReasons.MaxLifetime, TrustLineMetrics.Other],
+                EndReasons.ResponderAbandoned, EndReasons.Idle, EndReasons.MaxLifetime, EndReasons.QueueHoldExpired, TrustLineMetrics.Other],
             ["code"] = [.. typeof(ErrorCodes).GetFields().Select(f => (string)f.GetRawConstantValue()!), TrustLineMetrics.Other],
             ["size"] = ["256", "1k", "4k", "16k", TrustLineMetrics.Other],
-            ["outcome"] = ["ok", "refused", "error", "resumed"],
+            ["outcome"] = ["ok", "refused", "error", "resumed", .. typeof(SessionOutcomes).GetFields().Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!), TrustLineMetrics.Other],
             ["command"] = [.. Commands],
             ["party"] = ["seeker", "responder"],
             ["operation"] = ["queue_length", "live_sessions"],

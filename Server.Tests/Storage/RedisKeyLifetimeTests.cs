@@ -27,8 +27,10 @@ public sealed class RedisKeyLifetimeTests
         var db = TestRedis.Connection.GetDatabase();
         var timers = await db.KeyTimeToLiveAsync(keys.Timers);
         var queue = await db.KeyTimeToLiveAsync(keys.Queue(org));
+        var tickets = await db.KeyTimeToLiveAsync(keys.Tickets(org));
         Assert.Multiple(() =>
         {
+            Assert.That(tickets, Is.GreaterThan(TimeSpan.FromHours(3.9)).And.LessThanOrEqualTo(TimeSpan.FromHours(4)), "ticket counters");
             Assert.That(timers, Is.GreaterThan(TimeSpan.FromHours(3.9)).And.LessThanOrEqualTo(TimeSpan.FromHours(4)), "timers");
             Assert.That(queue, Is.GreaterThan(TimeSpan.FromHours(3.9)).And.LessThanOrEqualTo(TimeSpan.FromHours(4)), "queue");
         });

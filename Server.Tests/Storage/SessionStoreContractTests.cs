@@ -51,6 +51,51 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task TicketsCountPerClassInOrderAndTheCountsTellWhatIsServed()
+    {
+        var a = Session();
+        var b = Session(urgent: true);
+        var c = Session();
+        var d = Session(urgent: true); // past the urgent cap of 1: a ticket of the other class
+        var e = Session();
+        foreach (var s in new[] { a, b, c, d, e })
+        {
+            await store.CreateAsync(s, 10, urgentCapacity: 1);
+        }
+
+        var places = new List<QueuePlace>();
+        foreach (var s in new[] { a, b, c, d, e })
+        {
+            places.Add(await store.GetPlaceAsync(org, s.Id));
+        }
+
+        var initial = await store.GetQueueCountsAsync(org);
+        await store.ClaimAsync(org, b.Id, "r", "c1");
+        await store.ClaimAsync(org, a.Id, "r", "c1");
+        await store.DeleteAsync(d.Id, Window); // from the middle
+        var later = await store.GetQueueCountsAsync(org);
+        await store.DeleteAsync(c.Id, Window);
+        await store.DeleteAsync(e.Id, Window);
+        var emptied = await store.GetQueueCountsAsync(org);
+        var f = Session();
+        await store.CreateAsync(f, 10);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(places.Select(p => (p.Position, p.Ticket, p.Urgent)), Is.EqualTo(new[] { (2, T(1), false), (1, T(1), true), (3, T(2), false), (4, T(3), false), (5, T(4), false) }));
+            Assert.That(places.All(p => p.Waiting == 5), Is.True);
+            Assert.That(initial, Is.EqualTo(new QueueCounts(1, T(0), 4, T(0))));
+            Assert.That(later, Is.EqualTo(new QueueCounts(0, T(1), 2, T(1))), "urgent: none waits, served through the last handed out; other: 3 and 5 wait");
+            Assert.That(emptied, Is.EqualTo(new QueueCounts(0, 0, 0, 0)), "the counters go with the queue's last entry");
+            Assert.That(await store.GetPlaceAsync(org, f.Id), Is.EqualTo(new QueuePlace(1, 1, T(1), false)), "tickets start again from the first");
+            Assert.That(await store.GetPlaceAsync(org, a.Id), Is.EqualTo(new QueuePlace(0, 1, 0, false)), "not queued");
+        });
+    }
+
+    /// <summary>The n-th ticket of a class since its queue was last empty (n = 0: the one before the first).</summary>
+    private static long T(int n) => QueueTickets.First + n - 1;
+
+    [Test]
     public async Task ConcurrentOpensNeverFillTheQueuePastItsCapacity()
     {
         var sessions = Enumerable.Range(0, 600).Select(_ => Session()).ToList();

@@ -77,7 +77,7 @@ public sealed class TransferStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
-    public async Task ATransferredSessionQueuesByItsSeekersOriginalJoinTimeAndKeepsIt()
+    public async Task ATransferredSessionGoesToTheHeadOfItsClassAndKeepsItsJoinTime()
     {
         var joined = time.GetUtcNow();
         time.Advance(TimeSpan.FromMinutes(1));

@@ -30,6 +30,12 @@ public sealed class WaitEstimator(TimeProvider time)
         }
     }
 
+    /// <summary>
+    /// The mean time between takes that <see cref="Estimate"/> works from, for seekers that compute their own
+    /// range (<see cref="QueueStatus.WaitRange"/>, the same formula); null when the data are too thin.
+    /// </summary>
+    public double? SecondsPerTake(string orgIdHex) => Estimate(orgIdHex, 1) is { } one ? one.Low.TotalSeconds / (2.0 / 3) : null;
+
     /// <summary>The p50–p90 wait for place <paramref name="place"/> (1 is next), or null when the data are too thin.</summary>
     public (TimeSpan Low, TimeSpan High)? Estimate(string orgIdHex, int place)
     {

@@ -37,7 +37,6 @@ public sealed class TakeSessionHandler(
         var (connection, named) = command;
         var grant = connection.Grant!;
         SessionRecord? taken = null;
-        var rank = 0; // places move only behind the taken session
         if (named is not null)
         {
             if (named.Length != Wire.SessionIdSize)
@@ -46,15 +45,11 @@ public sealed class TakeSessionHandler(
             }
 
             var id = new Guid(named, bigEndian: true);
-            var read = store.GetAsync(id);
-            var place = store.GetQueuePositionAsync(grant.OrgId, id); // read alongside, one round trip
-            await Task.WhenAll(read, place);
-            if (await read is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
+            if (await store.GetAsync(id) is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }
 
-            rank = Math.Max(0, (await place).Position - 1);
             taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
             {
@@ -71,7 +66,6 @@ public sealed class TakeSessionHandler(
             for (var look = 16; taken is null; look *= 4)
             {
                 var candidates = await store.GetQueueAsync(grant.OrgId, look);
-                rank = 0;
                 foreach (var candidate in candidates)
                 {
                     if (seen.Add(candidate.Id) && candidate.SeekerConnection is not null
@@ -79,8 +73,6 @@ public sealed class TakeSessionHandler(
                     {
                         break;
                     }
-
-                    rank++;
                 }
 
                 if (candidates.Count < look)
@@ -111,7 +103,12 @@ public sealed class TakeSessionHandler(
             await departures.LeftAsync(taken.Id, Party.Responder, connection.ConnectionId);
         }
 
-        await queue.ChangedAsync(taken.OrgId, rank);
+        if (taken.SeekerConnection is { } seekerConnection)
+        {
+            await queue.LeaveAsync(seekerConnection, taken.OrgId); // the seeker stops hearing the queue before the take is told
+        }
+
+        await queue.ChangedAsync(taken.OrgId);
         if (!added)
         {
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while taking the session; resume it.");

@@ -23,7 +23,6 @@ public sealed class OpenSessionHandler(
     SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time,
-    Admission.WaitEstimator waits,
     ILogger<OpenSessionHandler> logger) : ICommandHandler<OpenSessionCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(OpenSessionCommand command, CancellationToken cancellationToken)
@@ -80,10 +79,7 @@ public sealed class OpenSessionHandler(
                 break;
         }
 
-        // The timer and the place in the queue are independent: both in flight at once, one round trip.
-        var scheduled = store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
-        var place = store.GetQueuePositionAsync(orgId, sessionId);
-        await Task.WhenAll(scheduled, place);
+        await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
         routes.Known(sessionId, Party.Seeker, connection.ConnectionId, 0);
@@ -97,9 +93,10 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 
-        // Joining at the end moves nobody; an urgent arrival moves everyone behind it.
-        var (position, waiting) = await place;
-        await queue.ChangedAsync(orgId, session.Urgent ? position : null);
-        return new OpenSessionResult { ResumeToken = token, Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(orgId)), Urgent = session.Urgent };
+        // In the group before the place is read: no notice between the two is missed.
+        await queue.JoinAsync(connection.ConnectionId, orgId);
+        var status = await queue.StatusAsync(orgId, sessionId);
+        await queue.ChangedAsync(orgId);
+        return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }
 }

@@ -19,9 +19,9 @@ public sealed class ResumeSessionHandler(
     PeerRoutes routes,
     SessionEnding ending,
     Departures departures,
+    QueueNotifier queue,
     IOptions<SessionLimits> options,
     TimeProvider time,
-    Admission.WaitEstimator waits,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
 {
     private static readonly TimeSpan FollowUpDelay = TimeSpan.FromMilliseconds(500);
@@ -132,14 +132,21 @@ public sealed class ResumeSessionHandler(
         }, CancellationToken.None);
 
         var queued = record.State == SessionState.Queued;
-        var (position, waiting) = queued ? await store.GetQueuePositionAsync(record.OrgId, sessionId) : (0, 0);
+        var status = new QueueStatus();
+        if (queued && party == Party.Seeker)
+        {
+            // Back in the organisation's seeker group (on this node), then told its exact place: where it stands
+            // after being away, whatever notices it missed.
+            await queue.JoinAsync(connection.ConnectionId, record.OrgId);
+            status = await queue.StatusAsync(record.OrgId, sessionId);
+        }
         return new ResumeSessionResult
         {
             Queued = queued,
             Msg2 = party == Party.Seeker ? record.Msg2 : null,
             Msg1 = party == Party.Responder ? record.Msg1 : null,
             NextSequence = link.NextSend,
-            Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(record.OrgId)),
+            Queue = status,
         };
     }
 

@@ -16,6 +16,7 @@ public sealed class SessionEnding(
     QueueNotifier queue,
     IOptions<SessionLimits> options,
     Operations.Metrics.TrustLineMetrics metrics,
+    TimeProvider time,
     ILogger<SessionEnding> logger)
 {
     public Task<bool> EndAsync(Guid sessionId, string reason) => EndAsync(sessionId, _ => reason);
@@ -47,25 +48,33 @@ public sealed class SessionEnding(
         await Task.WhenAll(notices);
         if (record.State == SessionState.Queued)
         {
-            await queue.ChangedAsync(record.OrgId, movedFrom: 0);
+            if (record.SeekerConnection is { } connection)
+            {
+                await queue.LeaveAsync(connection, record.OrgId);
+            }
+
+            await queue.ChangedAsync(record.OrgId);
         }
 
         SessionLog.Ended(logger, reason, record.State == SessionState.Queued ? "queued" : "active");
         metrics.SessionEnded(record.OrgId, reason);
+        metrics.SessionOutcome(record.OrgId, Operations.Metrics.SessionOutcomes.Of(record.State == SessionState.Queued, reason), time.GetUtcNow() - record.CreatedAt);
         return true;
     }
 }
 
 /// <summary>
-/// Tells queued seekers their place and the organisation's responders the queue, after any change. Notices
-/// are coalesced per organisation: the first change after a quiet spell is sent at once, and changes within
-/// <see cref="SessionLimits.QueueNoticeInterval"/> of the last notice wait and go out together in one, so
-/// any churn of opens and closes costs each counsellor at most a few notices a second.
+/// Tells waiting seekers and the organisation's responders that the queue moved, after any change. Seekers
+/// get one small <see cref="QueueMoved"/> per change through the organisation's seeker group, whatever the
+/// queue's length: each computes its own place from its ticket. Responders get the queue's length and head.
+/// Notices are coalesced per organisation: the first change after a quiet spell is sent at once, and changes
+/// within <see cref="SessionLimits.QueueNoticeInterval"/> of the last notice wait and go out together in one,
+/// so any churn of opens and closes costs each counsellor and each seeker at most a few notices a second.
 /// </summary>
 public sealed class QueueNotifier(
     ISessionStore store,
-    PeerRoutes routes,
     Microsoft.AspNetCore.SignalR.IHubContext<Responders.ResponderHub, IResponderClient> responders,
+    Microsoft.AspNetCore.SignalR.IHubContext<SeekerHub, ISeekerClient> seekers,
     IOptions<SessionLimits> options,
     TimeProvider time,
     Admission.WaitEstimator waits,
@@ -73,21 +82,47 @@ public sealed class QueueNotifier(
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Pending> pending = new();
 
+    private static readonly TimeSpan LeaveWait = TimeSpan.FromSeconds(1);
+
     public static string GroupOf(byte[] orgId) => "org:" + Convert.ToHexStringLower(orgId);
 
+    /// <summary>The group of the organisation's waiting seekers (apart from its responders' <see cref="GroupOf"/>).</summary>
+    public static string SeekerGroupOf(byte[] orgId) => "queue:" + Convert.ToHexStringLower(orgId);
+
+    /// <summary>A waiting seeker's connection joins its organisation's seeker group (on open, and on resume while waiting).</summary>
+    public Task JoinAsync(string connectionId, byte[] orgId) => seekers.Groups.AddToGroupAsync(connectionId, SeekerGroupOf(orgId));
+
     /// <summary>
-    /// Responders get the queue's length and head. Waiting seekers from 0-based rank
-    /// <paramref name="movedFrom"/> on get their new places; null when no place moved (a join at the end).
-    /// Returns once the notice is sent, or, within the interval of the last one, once it is scheduled.
+    /// A seeker's connection leaves the group when its session is taken or ends, on whichever node it is
+    /// connected (the backplane carries it, and waits for that node's answer), before the change is told; a
+    /// dropped connection leaves every group by itself. Waits at most <see cref="LeaveWait"/>: a node that
+    /// does not answer holds no live connection.
     /// </summary>
-    public Task ChangedAsync(byte[] orgId, int? movedFrom)
+    public async Task LeaveAsync(string connectionId, byte[] orgId)
+    {
+        try
+        {
+            await seekers.Groups.RemoveFromGroupAsync(connectionId, SeekerGroupOf(orgId)).WaitAsync(LeaveWait); // a network wait, in real time
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException or StackExchange.Redis.RedisException)
+        {
+            // The connection is gone or its node does not answer: it left every group with it. The SDKs ignore
+            // a queue notice once their session is no longer waiting.
+            SessionLog.LeaveGroupFailed(logger, e.GetType().Name);
+        }
+    }
+
+    /// <summary>
+    /// The organisation's queue changed. Returns once the notice is sent, or, within the interval of the last
+    /// one, once it is scheduled.
+    /// </summary>
+    public Task ChangedAsync(byte[] orgId)
     {
         var state = pending.GetOrAdd(Convert.ToHexStringLower(orgId), _ => new Pending(orgId));
         TimeSpan wait;
         lock (state)
         {
             state.Dirty = true;
-            state.MovedFrom = movedFrom is { } from ? Math.Min(from, state.MovedFrom ?? from) : state.MovedFrom;
             if (state.Flushing)
             {
                 return Task.CompletedTask; // the running notice sends this one after it
@@ -112,18 +147,15 @@ public sealed class QueueNotifier(
 
     private async Task FlushAsync(Pending state)
     {
-        int? movedFrom;
         lock (state)
         {
-            movedFrom = state.MovedFrom;
-            state.MovedFrom = null;
             state.Dirty = false;
             state.LastSent = time.GetUtcNow();
         }
 
         try
         {
-            await SendAsync(state.OrgId, movedFrom);
+            await SendAsync(state.OrgId);
         }
         catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
         {
@@ -151,28 +183,32 @@ public sealed class QueueNotifier(
         }
     }
 
-    private async Task SendAsync(byte[] orgId, int? movedFrom)
+    private async Task SendAsync(byte[] orgId)
     {
         var head = await store.GetQueueAsync(orgId, 20);
+        var counts = await store.GetQueueCountsAsync(orgId);
         var now = time.GetUtcNow();
-        var (_, waiting) = await store.GetQueuePositionAsync(orgId, Guid.Empty);
-        var sends = new List<Task>
+        var snapshot = new QueueSnapshot { Waiting = counts.UrgentWaiting + counts.OtherWaiting, Head = [.. head.Select(q => ToEntry(q, now))] };
+        var moved = new QueueMoved
         {
-            responders.Clients.Group(GroupOf(orgId)).QueueChanged(new QueueSnapshot { Waiting = waiting, Head = [.. head.Select(q => ToEntry(q, now))] }),
+            UrgentWaiting = counts.UrgentWaiting,
+            UrgentServedThrough = counts.UrgentServedThrough,
+            OtherWaiting = counts.OtherWaiting,
+            OtherServedThrough = counts.OtherServedThrough,
+            SecondsPerTake = waits.SecondsPerTake(Convert.ToHexStringLower(orgId)) ?? -1,
         };
-        if (movedFrom is { } from)
-        {
-            var connections = await store.GetQueuedConnectionsAsync(orgId, from);
-            for (var i = 0; i < connections.Count; i++)
-            {
-                if (routes.Seeker(connections[i]) is { } seeker)
-                {
-                    sends.Add(seeker.QueuePosition(waits.Fill(new QueueStatus { Position = from + i + 1, Waiting = waiting }, Convert.ToHexStringLower(orgId))));
-                }
-            }
-        }
+        await Task.WhenAll(responders.Clients.Group(GroupOf(orgId)).QueueChanged(snapshot), seekers.Clients.Group(SeekerGroupOf(orgId)).QueueMoved(moved));
+    }
 
-        await Task.WhenAll(sends);
+    /// <summary>A seeker's exact place and ticket, as open and resume answer it, with the wait range and the hold.</summary>
+    public async Task<QueueStatus> StatusAsync(byte[] orgId, Guid sessionId)
+    {
+        var place = await store.GetPlaceAsync(orgId, sessionId);
+        var status = waits.Fill(new QueueStatus { Position = place.Position, Waiting = place.Waiting }, Convert.ToHexStringLower(orgId));
+        status.Ticket = place.Ticket;
+        status.UrgentTicket = place.Urgent;
+        status.HoldSeconds = (int)options.Value.QueueGrace.TotalSeconds;
+        return status;
     }
 
     /// <summary>One organisation's changes not yet told (guarded by locking the instance).</summary>
@@ -181,7 +217,6 @@ public sealed class QueueNotifier(
         public byte[] OrgId { get; } = orgId;
         public bool Dirty { get; set; }
         public bool Flushing { get; set; }
-        public int? MovedFrom { get; set; }
         public DateTimeOffset LastSent { get; set; } = DateTimeOffset.MinValue;
     }
 
@@ -215,6 +250,9 @@ internal static partial class SessionLog
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Information, Message = "Urgent places all taken: a session asking to be urgent waits in order of arrival.")]
     public static partial void UrgentCapReached(ILogger logger);
+
+    [LoggerMessage(EventId = 215, Level = LogLevel.Information, Message = "A seeker connection could not be taken out of its queue group ({ErrorType}); it ignores queue notices from now on.")]
+    public static partial void LeaveGroupFailed(ILogger logger, string errorType);
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "The store failed during {Method} ({ErrorType}).")]
     public static partial void StoreFailed(ILogger logger, string method, string errorType);

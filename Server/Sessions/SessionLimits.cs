@@ -12,11 +12,13 @@ public sealed class SessionLimits
     public TimeSpan Grace { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
-    /// How long a queued seeker whose connection dropped keeps its place (a phone that switched apps for a
-    /// moment). Apart from <see cref="Grace"/>, which holds for answered sessions.
+    /// The hold: how long a waiting seeker whose connection dropped keeps its place (a phone suspends a
+    /// background app within seconds to minutes). Apart from <see cref="Grace"/>, which holds for answered
+    /// sessions. Seekers are told it when they open (<c>QueueStatus.HoldSeconds</c>), before it can happen; past
+    /// it the session ends as <c>queue_hold_expired</c>.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Sessions:QueueGrace must be between 1 second and 1 hour.")]
-    public TimeSpan QueueGrace { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan QueueGrace { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>The longest a session waits in the queue; then the seeker is told (<c>queue_timeout</c>) and it ends.</summary>
     [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00", ErrorMessage = "Sessions:MaxQueueWait must be between 10 seconds and 1 day.")]

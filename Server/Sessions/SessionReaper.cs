@@ -24,7 +24,7 @@ public static class SessionTimers
 
         if (s.SeekerGoneAt is { } seekerGone && now >= seekerGone + SeekerGrace(s, o))
         {
-            return EndReasons.SeekerAbandoned;
+            return s.State == SessionState.Queued ? EndReasons.QueueHoldExpired : EndReasons.SeekerAbandoned;
         }
 
         if (s.State == SessionState.Queued && now >= s.CreatedAt + o.MaxQueueWait)

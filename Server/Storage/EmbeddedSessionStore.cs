@@ -8,13 +8,17 @@ namespace TrustLine.Server.Storage;
 /// </summary>
 internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, IAccessStore
 {
-    private const long NotUrgentOffset = 10_000_000_000_000; // as in the Redis store: urgent sorts first
+    private const long NotUrgentOffset = 10_000_000_000_000; // as in the Redis store: the offset plus the ticket, so urgent sorts first
 
     private readonly Lock gate = new();
     private readonly Dictionary<Guid, Expiring<SessionRecord>> sessions = [];
     private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
     private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
     private readonly Dictionary<Guid, DateTimeOffset> timers = [];
+
+    // The last ticket handed out per organisation and class (urgent, other): two numbers per organisation while
+    // its queue holds a session, never per session; they go with the queue's last session, as in Redis.
+    private readonly Dictionary<string, (long Urgent, long Other)> tickets = [];
     private readonly Dictionary<string, Expiring<ResponderGrant>> tokens = [];
 
     private DateTimeOffset Now => time.GetUtcNow();
@@ -36,8 +40,24 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             }
 
             var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
+            // A transferred seeker (QueuedSince set) goes to the head of its class: one ticket before the lowest
+            // waiting, and the counter stays. Anyone else gets the class's next ticket.
+            var classScores = queue.Values.Where(q => q.Org == org && (q.Score < NotUrgentOffset) == urgent).Select(q => q.Score).ToList();
+            long score;
+            if (session.QueuedSince is not null && classScores.Count > 0)
+            {
+                score = classScores.Min() - 1;
+            }
+            else
+            {
+                var issued = tickets.GetValueOrDefault(org, (Urgent: QueueTickets.First - 1, Other: QueueTickets.First - 1));
+                issued = urgent ? issued with { Urgent = issued.Urgent + 1 } : issued with { Other = issued.Other + 1 };
+                tickets[org] = issued;
+                score = urgent ? issued.Urgent : NotUrgentOffset + issued.Other;
+            }
+
             sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
-            queue[session.Id] = (org, (session.QueuedSince ?? session.CreatedAt).ToUnixTimeMilliseconds() + (urgent ? 0 : NotUrgentOffset));
+            queue[session.Id] = (org, score);
             return Task.FromResult(urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent);
         }
     }
@@ -81,11 +101,44 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
+    public Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var ordered = Ordered(Convert.ToHexString(orgId));
+            var position = ordered.IndexOf(id) + 1;
+            if (position == 0)
+            {
+                return Task.FromResult(new QueuePlace(0, ordered.Count, 0, false));
+            }
+
+            var score = queue[id].Score;
+            return Task.FromResult(new QueuePlace(position, ordered.Count, score < NotUrgentOffset ? score : score - NotUrgentOffset, score < NotUrgentOffset));
+        }
+    }
+
+    public Task<QueueCounts> GetQueueCountsAsync(byte[] orgId)
+    {
+        lock (gate)
+        {
+            Sweep();
+            var org = Convert.ToHexString(orgId);
+            var scores = queue.Where(q => q.Value.Org == org && sessions.ContainsKey(q.Key)).Select(q => q.Value.Score).ToList();
+            var urgent = scores.Where(s => s < NotUrgentOffset).ToList();
+            var other = scores.Where(s => s >= NotUrgentOffset).Select(s => s - NotUrgentOffset).ToList();
+            var issued = tickets.GetValueOrDefault(org);
+            return Task.FromResult(new QueueCounts(
+                urgent.Count, urgent.Count > 0 ? urgent.Min() - 1 : issued.Urgent,
+                other.Count, other.Count > 0 ? other.Min() - 1 : issued.Other));
+        }
+    }
+
     public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
         lock (gate)
         {
-            if (!queue.Remove(id) || Live(id) is not { State: SessionState.Queued } record)
+            if (!Dequeue(id) || Live(id) is not { State: SessionState.Queued } record)
             {
                 return Task.FromResult<SessionRecord?>(null);
             }
@@ -229,7 +282,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         {
             var record = Live(id);
             sessions.Remove(id);
-            queue.Remove(id);
+            Dequeue(id);
             timers.Remove(id);
             if (record is not null)
             {
@@ -356,6 +409,21 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
+    private bool Dequeue(Guid id)
+    {
+        if (!queue.Remove(id, out var entry))
+        {
+            return false;
+        }
+
+        if (!queue.Values.Any(q => q.Org == entry.Org))
+        {
+            tickets.Remove(entry.Org);
+        }
+
+        return true;
+    }
+
     private List<Guid> Ordered(string org) =>
         [.. queue.Where(q => q.Value.Org == org && sessions.ContainsKey(q.Key)).OrderBy(q => q.Value.Score).Select(q => q.Key)];
 
@@ -383,7 +451,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         foreach (var id in sessions.Where(s => s.Value.ExpiresAt <= now).Select(s => s.Key).ToList())
         {
             sessions.Remove(id);
-            queue.Remove(id);
+            Dequeue(id);
         }
 
         foreach (var id in timers.Keys.Where(id => !sessions.ContainsKey(id)).ToList())

@@ -104,6 +104,28 @@ public enum CreateOutcome
     QueueFull,
 }
 
+/// <summary>
+/// A queued session's exact place (1-based; 0 if not queued), the queue's length, and its ticket: tickets of
+/// one organisation and class (urgent or not) are handed out in order of arrival, from 1, and order the class.
+/// </summary>
+public sealed record QueuePlace(int Position, int Waiting, long Ticket, bool Urgent);
+
+/// <summary>
+/// The queue per class: how many wait, and the ticket served through (every ticket up to it has left; the
+/// class's last ticket handed out when none waits). What a seeker needs to compute its place from its ticket.
+/// </summary>
+public sealed record QueueCounts(int UrgentWaiting, long UrgentServedThrough, int OtherWaiting, long OtherServedThrough);
+
+/// <summary>Queue tickets (docs/protocol.md, "The place, from a ticket").</summary>
+public static class QueueTickets
+{
+    /// <summary>
+    /// The first ticket of a class, each time its queue starts empty. Far above 1, so that a transferred seeker
+    /// can always be put before the lowest waiting ticket with a ticket that is still positive (0 means "no ticket").
+    /// </summary>
+    public const long First = 1_000_001;
+}
+
 /// <summary>A queued session's routing fields.</summary>
 public sealed record QueuedSession(Guid Id, string Language, string Topic, bool Urgent, DateTimeOffset CreatedAt, string? SeekerConnection);
 
@@ -131,6 +153,12 @@ public interface ISessionStore
 
     /// <summary>1-based place in the queue, 0 if not queued; and the queue length.</summary>
     Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id);
+
+    /// <summary>The session's exact place and its ticket, read together (<see cref="QueuePlace"/>).</summary>
+    Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id);
+
+    /// <summary>The queue's counts per class, in one step whatever its length (<see cref="QueueCounts"/>).</summary>
+    Task<QueueCounts> GetQueueCountsAsync(byte[] orgId);
 
     /// <summary>Takes a queued session for a responder; exactly one caller wins across all nodes.</summary>
     Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId);

@@ -26,6 +26,12 @@ public sealed class RedisKeys(string prefix)
 
     public RedisKey Queue(byte[] orgId) => $"{prefix}:q:{Convert.ToHexStringLower(orgId)}";
 
+    /// <summary>
+    /// The organisation's ticket counters (a hash: last ticket handed out per class). Its hash tag is the queue
+    /// key's whole name, so it sits in the queue's cluster slot and one script may touch both.
+    /// </summary>
+    public RedisKey Tickets(byte[] orgId) => $"{prefix}:{{{prefix}:q:{Convert.ToHexStringLower(orgId)}}}:t";
+
     public RedisKey Timers => $"{prefix}:timers";
 
     public RedisKey Token(byte[] tokenHash) => $"{prefix}:tok:{Convert.ToHexStringLower(tokenHash)}";

@@ -14,7 +14,7 @@ namespace TrustLine.Server.Storage;
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
-    private const long NotUrgentOffset = 10_000_000_000_000; // ~316 years of milliseconds: urgent sorts first
+    private const long NotUrgentOffset = 10_000_000_000_000; // a not-urgent entry's score is this plus its ticket: urgent sorts first
 
     private const string CreateScript = """
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -25,19 +25,58 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     // The capacity check and the add are one step, so concurrent opens on any number of nodes never
     // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
-    // An urgent entry (score below the offset, ARGV[6]) past the urgent capacity (ARGV[5]) joins with its
-    // not-urgent score (ARGV[7]) instead, in the same step: no flood can hold more urgent places than that.
+    // An urgent entry (ARGV[2] = 1) past the urgent capacity (ARGV[5]) joins as not urgent instead, in the
+    // same step: no flood can hold more urgent places than that. The entry's ticket is the next of its class
+    // (counters in KEYS[2], the queue's slot); its score is the ticket, past the offset (ARGV[6]) when not
+    // urgent, so urgent sorts first and each class in order of tickets. Returns {1 or 2 (not urgent), ticket}.
     private const string EnqueueScript = """
-        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-        local score = ARGV[2]
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return {0, 0} end
+        local urgent = ARGV[2] == '1'
         local result = 1
-        if ARGV[5] ~= '' and redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[6]) >= tonumber(ARGV[5]) then
-          score = ARGV[7]
+        if urgent and ARGV[5] ~= '' and redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[6]) >= tonumber(ARGV[5]) then
+          urgent = false
           result = 2
         end
-        redis.call('ZADD', KEYS[1], 'NX', score, ARGV[3])
+        local offset = tonumber(ARGV[6])
+        local ticket
+        local first = {}
+        if ARGV[7] == '1' then
+          -- a transferred seeker: the head of its class, one ticket before the lowest waiting (the counter stays)
+          if urgent then
+            first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. offset, 'WITHSCORES', 'LIMIT', 0, 1)
+          else
+            first = redis.call('ZRANGEBYSCORE', KEYS[1], offset, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+          end
+        end
+        if first[2] then
+          ticket = tonumber(first[2]) - (urgent and 0 or offset) - 1
+        else
+          redis.call('HSETNX', KEYS[2], urgent and 'u' or 'n', ARGV[8])
+          ticket = redis.call('HINCRBY', KEYS[2], urgent and 'u' or 'n', 1)
+        end
+        redis.call('ZADD', KEYS[1], 'NX', urgent and ticket or (offset + ticket), ARGV[3])
         if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-        return result
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+        return {result, ticket}
+        """;
+
+    // Per class: how many wait, the lowest ticket waiting, and the last ticket handed out. O(log n).
+    private const string CountsScript = """
+        local offset = tonumber(ARGV[1])
+        local urgent = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. offset)
+        local other = redis.call('ZCOUNT', KEYS[1], offset, '+inf')
+        local firstUrgent = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. offset, 'WITHSCORES', 'LIMIT', 0, 1)
+        local firstOther = redis.call('ZRANGEBYSCORE', KEYS[1], offset, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        local issued = redis.call('HMGET', KEYS[2], 'u', 'n')
+        return {urgent, firstUrgent[2] or '', issued[1] or '0', other, firstOther[2] or '', issued[2] or '0'}
+        """;
+
+    // Leaving the queue (a claim, an end): the ZREM decides, and an emptied queue takes its ticket counters
+    // with it (an empty sorted set is gone by itself), so nothing of the queue outlives its last session.
+    private const string DequeueScript = """
+        local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+        return removed
         """;
 
     private const string NotUrgentScript = """
@@ -245,10 +284,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return CreateOutcome.Exists;
         }
 
-        var arrived = (session.QueuedSince ?? session.CreatedAt).ToUnixTimeMilliseconds();
-        var queued = (long)await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId)],
-            [queueCapacity, arrived + (session.Urgent ? 0 : NotUrgentOffset), session.Id.ToString("N"), lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, arrived + NotUrgentOffset], flags: Primary);
+        var enqueued = (RedisResult[])(await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
+            [queueCapacity, session.Urgent ? 1 : 0, session.Id.ToString("N"), lifetime,
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First - 1], flags: Primary))!;
+        var queued = (long)enqueued[0];
         if (queued == 0)
         {
             await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
@@ -321,10 +360,32 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return (position is { } r ? (int)r + 1 : 0, (int)await length);
     }
 
+    public async Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id)
+    {
+        var batch = Db.CreateBatch();
+        var rank = batch.SortedSetRankAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary);
+        var score = batch.SortedSetScoreAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary);
+        var length = batch.SortedSetLengthAsync(keys.Queue(orgId), flags: Primary);
+        batch.Execute();
+        var (position, waiting) = (await rank is { } r ? (int)r + 1 : 0, (int)await length);
+        return await score is { } s && position > 0
+            ? new QueuePlace(position, waiting, (long)(s < NotUrgentOffset ? s : s - NotUrgentOffset), s < NotUrgentOffset)
+            : new QueuePlace(0, waiting, 0, false);
+    }
+
+    public async Task<QueueCounts> GetQueueCountsAsync(byte[] orgId)
+    {
+        var values = (RedisResult[])(await Db.ScriptEvaluateAsync(CountsScript, [keys.Queue(orgId), keys.Tickets(orgId)], [NotUrgentOffset], flags: Primary))!;
+        long Served(int at, long offset) => values[at + 1].IsNull || values[at + 1].ToString() is not { Length: > 0 } first
+            ? long.Parse(values[at + 2].ToString(), CultureInfo.InvariantCulture)
+            : (long)double.Parse(first, CultureInfo.InvariantCulture) - offset - 1;
+        return new QueueCounts((int)values[0], Served(0, 0), (int)values[3], Served(3, NotUrgentOffset));
+    }
+
     public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
         // ZREM is atomic: across all nodes exactly one claimer removes the entry.
-        if (!await Db.SortedSetRemoveAsync(keys.Queue(orgId), id.ToString("N"), flags: Primary))
+        if (!await DequeueAsync(orgId, id))
         {
             return null;
         }
@@ -333,6 +394,9 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
         return claimed.IsNull ? null : Parse(id, Fields((RedisValue[])claimed!));
     }
+
+    private async Task<bool> DequeueAsync(byte[] orgId, Guid id) =>
+        (long)await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary) == 1;
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2], flags: Primary) == 1;
@@ -411,8 +475,8 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var batch = Db.CreateBatch();
         var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
         var queue = record.State == SessionState.Queued
-            ? batch.SortedSetRemoveAsync(keys.Queue(record.OrgId), id.ToString("N"), flags: Primary)
-            : Task.FromResult(false);
+            ? batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [id.ToString("N")], flags: Primary)
+            : Task.FromResult<RedisResult>(null!);
         batch.Execute();
         await Task.WhenAll(timer, queue);
         return record;

@@ -26,7 +26,6 @@ public sealed class AcceptTransferHandler(
     SessionEnding ending,
     IOptions<SessionLimits> options,
     TimeProvider time,
-    Admission.WaitEstimator waits,
     ILogger<AcceptTransferHandler> logger) : ICommandHandler<AcceptTransferCommand, Outcome<OpenSessionResult>>
 {
     public async ValueTask<Outcome<OpenSessionResult>> Handle(AcceptTransferCommand command, CancellationToken cancellationToken)
@@ -105,14 +104,11 @@ public sealed class AcceptTransferHandler(
         await notices.TellResponderAsync(old.Id, TransferOutcomes.Accepted);
         await ending.EndAsync(old.Id, EndReasons.Transferred);
 
-        var (position, waiting) = await store.GetQueuePositionAsync(target, sessionId);
-        await queue.ChangedAsync(target, Math.Max(0, position - 1));
-        return new OpenSessionResult
-        {
-            ResumeToken = token,
-            Queue = waits.Fill(new QueueStatus { Position = position, Waiting = waiting }, Convert.ToHexStringLower(target)),
-            Urgent = session.Urgent,
-        };
+        // In the target's seeker group before the place is read, as an open does: no notice between the two is missed.
+        await queue.JoinAsync(connection.ConnectionId, target);
+        var status = await queue.StatusAsync(target, sessionId);
+        await queue.ChangedAsync(target);
+        return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }
 
     private async Task<Outcome<OpenSessionResult>> FailedAsync(Guid oldId, Refusal refusal)

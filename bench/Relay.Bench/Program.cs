@@ -10,6 +10,7 @@ internal static class BenchMain
         // The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
         // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K] [--opens K] [--only TR,B1]
         //        dotnet run -c Release --project bench/Relay.Bench -- --flood [--quick] [--attackers N]
+        //        dotnet run -c Release --project bench/Relay.Bench -- --queue-notices [--waiting N] [--takes K]
         if (args.Length > 1 && args[0] == "--serve")
         {
             var redisArg = Array.IndexOf(args, "--redis") is var r and >= 0 ? args[r + 1] : null;
@@ -39,6 +40,16 @@ internal static class BenchMain
                 SeekerEvery: TimeSpan.FromSeconds(smoke ? 1 : 1.5),
                 Settle: TimeSpan.FromSeconds(smoke ? 0 : 11)));
             Console.WriteLine($"Elapsed: {started.Elapsed.TotalSeconds:0} s.");
+            return 0;
+        }
+
+        if (args.Contains("--queue-notices"))
+        {
+            // The queue-notice workload alone (issue 14): notices and Redis commands per take with many waiting.
+            Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}. All processes share these cores.");
+            await using var queueRedis = await RedisProcess.StartAsync();
+            using var queueOrg = new BenchOrganisation();
+            await QueueNotices.RunAsync(queueRedis, queueOrg, new QueueNotices.Options(Waiting: Option("--waiting", smoke ? 20 : 1000), Takes: Option("--takes", smoke ? 3 : 20)));
             return 0;
         }
 

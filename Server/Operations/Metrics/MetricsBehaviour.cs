@@ -63,6 +63,10 @@ public sealed class MetricsBehaviour<TMessage, TResponse>(TrustLineMetrics metri
             case OpenSessionCommand open when response.Succeeded && open.Connection.Single() is { } link:
                 metrics.SessionOpened(link.OrgId);
                 break;
+            case OpenSessionCommand open when response.Code is ErrorCodes.Closed or ErrorCodes.QueueFull
+                && open.Request?.Msg1 is { } msg1 && ResponderHandshake.TryParseMsg1(msg1, out var orgId, out _):
+                metrics.SessionOutcome(orgId, SessionOutcomes.Refused, null);
+                break;
             case TakeSessionCommand take when response.BoxedValue is TakenSession taken && Link(take.Connection, taken.SessionId) is { } link:
                 metrics.SessionTaken(link.OrgId, time.GetUtcNow() - OpenedAt(link));
                 break;

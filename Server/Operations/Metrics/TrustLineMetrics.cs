@@ -25,14 +25,20 @@ public sealed class TrustLineMetrics
     /// <summary>Bucket bounds for waits, in seconds: 1 s to 1 h.</summary>
     public static readonly double[] WaitBuckets = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600];
 
+    /// <summary>Bucket bounds for whole sessions, in seconds: 1 s to the longest lifetime (4 h by default).</summary>
+    public static readonly double[] SessionBuckets = [.. WaitBuckets, 7200, 14400];
+
     public const string Other = "other";
 
     private static readonly IReadOnlySet<string> Codes = Constants(typeof(ErrorCodes));
     private static readonly IReadOnlySet<string> Reasons = Constants(typeof(EndReasons));
+    private static readonly IReadOnlySet<string> Outcomes = Constants(typeof(SessionOutcomes));
 
     private readonly IReadOnlySet<string> organisations;
     private readonly Counter<long> opened;
     private readonly Counter<long> ended;
+    private readonly Counter<long> outcomes;
+    private readonly Histogram<double> outcomeDuration;
     private readonly Counter<long> resumes;
     private readonly Counter<long> refusals;
     private readonly Histogram<double> commandDuration;
@@ -61,6 +67,11 @@ public sealed class TrustLineMetrics
 
         opened = meter.CreateCounter<long>("trustline.sessions.opened", "{session}", "Sessions opened by seekers, by organisation.");
         ended = meter.CreateCounter<long>("trustline.sessions.ended", "{session}", "Sessions ended, by organisation and end reason code.");
+        outcomes = meter.CreateCounter<long>("trustline.sessions.outcomes", "{session}",
+            "What became of sessions, by organisation and outcome (served, abandoned, dropped, refused, timed_out, transferred, lost).");
+        outcomeDuration = meter.CreateHistogram("trustline.sessions.outcome_duration", "s",
+            "Time from a session's opening to its outcome, by organisation and outcome (refused opens have none).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SessionBuckets });
         meter.CreateObservableGauge("trustline.sessions.waiting", () => sample?.Waiting ?? [], "{session}", "Sessions waiting in the queue, by organisation (all nodes; sampled from the store).");
         meter.CreateObservableGauge("trustline.sessions.active", ObserveActive, "{session}", "Answered or taken sessions that have not ended (all nodes; sampled from the store).");
         queueWait = meter.CreateHistogram("trustline.queue.wait", "s", "Time a session waited in the queue before a counsellor took it, by organisation.",
@@ -99,6 +110,22 @@ public sealed class TrustLineMetrics
 
     public void SessionEnded(ReadOnlySpan<byte> orgId, string reason) =>
         ended.Add(1, new("organisation", Organisation(orgId)), new("reason", Reasons.Contains(reason) ? reason : Other));
+
+    /// <summary>
+    /// Counts one outcome (<see cref="SessionOutcomes"/>) of the organisation's sessions, with the time since
+    /// the session opened when it had one. Ending a session counts its outcome (<see cref="SessionOutcomes.Of"/>);
+    /// a refused open counts <c>refused</c>.
+    /// </summary>
+    public void SessionOutcome(ReadOnlySpan<byte> orgId, string outcome, TimeSpan? sinceOpen)
+    {
+        var organisation = new KeyValuePair<string, object?>("organisation", Organisation(orgId));
+        var label = new KeyValuePair<string, object?>("outcome", Outcomes.Contains(outcome) ? outcome : Other);
+        outcomes.Add(1, organisation, label);
+        if (sinceOpen is { } duration)
+        {
+            outcomeDuration.Record(Math.Max(0, duration.TotalSeconds), organisation, label);
+        }
+    }
 
     public void SessionTaken(ReadOnlySpan<byte> orgId, TimeSpan waited) =>
         queueWait.Record(Math.Max(0, waited.TotalSeconds), new KeyValuePair<string, object?>("organisation", Organisation(orgId)));
@@ -213,6 +240,50 @@ public sealed class TrustLineMetrics
 
     private static HashSet<string> Constants(Type type) =>
         [.. type.GetFields(BindingFlags.Public | BindingFlags.Static).Where(f => f.IsLiteral && f.FieldType == typeof(string)).Select(f => (string)f.GetRawConstantValue()!)];
+}
+
+/// <summary>
+/// What became of a session, as operations count it (<c>trustline.sessions.outcomes</c>): one closed set of
+/// label values, one outcome per session (a transferred chat is two sessions: the one handed over, and the new one).
+/// </summary>
+public static class SessionOutcomes
+{
+    /// <summary>A counsellor took it, and it ended without a lost connection (either side closed, idle, lifetime).</summary>
+    public const string Served = "served";
+
+    /// <summary>The seeker left the queue before being taken.</summary>
+    public const string Abandoned = "abandoned";
+
+    /// <summary>A party's connection was lost past its grace (while waiting: past the queue's hold).</summary>
+    public const string Dropped = "dropped";
+
+    /// <summary>The open was refused: the organisation is closed, or its queue is full.</summary>
+    public const string Refused = "refused";
+
+    /// <summary>It waited the longest wait the organisation allows and nobody took it.</summary>
+    public const string TimedOut = "timed_out";
+
+    /// <summary>
+    /// A counsellor handed the chat on and the seeker accepted: the session ended as <c>transferred</c>. The chat
+    /// goes on as a new session, whose own outcome is counted when it ends.
+    /// </summary>
+    public const string Transferred = "transferred";
+
+    /// <summary>The store lost the session's state.</summary>
+    public const string Lost = "lost";
+
+    /// <summary>The outcome of a session that ended with <paramref name="reason"/> (an <see cref="EndReasons"/> code), waiting or not.</summary>
+    public static string Of(bool waiting, string reason) => reason switch
+    {
+        EndReasons.SeekerAbandoned or EndReasons.ResponderAbandoned or EndReasons.QueueHoldExpired => Dropped,
+        EndReasons.SeekerLeftQueue => Abandoned,
+        EndReasons.QueueTimeout => TimedOut,
+        EndReasons.StoreLost => Lost,
+        EndReasons.Transferred => Transferred,
+        EndReasons.SeekerClosed when waiting => Abandoned,
+        _ when waiting => TrustLineMetrics.Other,
+        _ => Served,
+    };
 }
 
 /// <summary>What the sampler last read from the store (shared by all nodes).</summary>

@@ -6,7 +6,7 @@ export * from './channel.js';
 export * from './handshake.js';
 export * from './puzzle.js';
 export * from './client/errors.js';
-export { EndReasons, Routes, TransferOutcomes, type QueueEntry, type QueueSnapshot, type QueueStatus } from './client/common.js';
+export { EndReasons, placeFrom, readQueueMoved, Routes, TransferOutcomes, waitRange, type QueueEntry, type QueueMoved, type QueueSnapshot, type QueueStatus } from './client/common.js';
 export * from './client/connection.js';
 export * from './client/seeker.js';
 export * from './client/responder.js';

@@ -69,7 +69,7 @@ test('open without a puzzle first; on puzzle_required fetch one, solve it for th
   assert.deepEqual(second[4], puzzle);
   const sid = (second[0] as Uint8Array).subarray(19, 35);
   assert.ok(checkSolution(puzzle, sid, second[5] as Uint8Array), 'the solution holds for this session id');
-  assert.deepEqual(queue, { position: 3, waiting: 3, wait: null });
+  assert.deepEqual(queue, { position: 3, waiting: 3, wait: null, ticket: 0, urgentTicket: false, holdSeconds: 0 });
   assert.equal(client.state, 'waiting');
   assert.ok(progress.length > 0, 'progress was reported');
   await client.dispose();
@@ -103,7 +103,7 @@ test('nothing the server or a peer sends throws into the app; an envelope after 
 
   // Garbage of every shape to every client method, before the answer.
   for (const junk of [undefined, null, 42, 'text', {}, [], new Uint8Array(0), new Uint8Array(299), new Uint8Array(364)]) {
-    for (const name of ['QueuePosition', 'Answered', 'Envelope', 'Delivered', 'SessionEnded']) {
+    for (const name of ['QueuePosition', 'QueueMoved', 'Answered', 'Envelope', 'Delivered', 'SessionEnded']) {
       // (Junk bytes as msg2 end the session as handshake_failed, as in the .NET SDK: tested below.)
       if (name === 'SessionEnded' || (name === 'Answered' && junk instanceof Uint8Array)) continue;
       assert.doesNotThrow(() => h.push(name, junk), `${name}(${String(junk)})`);
@@ -163,8 +163,44 @@ async function waitFor(condition: () => boolean, ms = 2000): Promise<void> {
 
 test('a queue status carries the likely wait as a range, or none when the server cannot say', async () => {
   const { readQueueStatus } = await import('../src/client/common.js');
-  assert.deepEqual(readQueueStatus([2, 5, 120, 480]), { position: 2, waiting: 5, wait: { lowSeconds: 120, highSeconds: 480 } });
-  assert.deepEqual(readQueueStatus([2, 5, -1, -1]), { position: 2, waiting: 5, wait: null });
-  assert.deepEqual(readQueueStatus([2, 5]), { position: 2, waiting: 5, wait: null }, 'an older server sends no range');
-  assert.deepEqual(readQueueStatus([2, 5, 'x', {}]), { position: 2, waiting: 5, wait: null }, 'nonsense is no range, never a throw');
+  const none = { ticket: 0, urgentTicket: false, holdSeconds: 0 };
+  assert.deepEqual(readQueueStatus([2, 5, 120, 480]), { position: 2, waiting: 5, wait: { lowSeconds: 120, highSeconds: 480 }, ...none });
+  assert.deepEqual(readQueueStatus([2, 5, -1, -1]), { position: 2, waiting: 5, wait: null, ...none });
+  assert.deepEqual(readQueueStatus([2, 5]), { position: 2, waiting: 5, wait: null, ...none }, 'an older server sends no range');
+  assert.deepEqual(readQueueStatus([2, 5, 'x', {}]), { position: 2, waiting: 5, wait: null, ...none }, 'nonsense is no range, never a throw');
+  assert.deepEqual(readQueueStatus([2, 5, -1, -1, 7, true, 600]), { position: 2, waiting: 5, wait: null, ticket: 7, urgentTicket: true, holdSeconds: 600 });
+});
+
+// The same cases as the .NET SDK's (Server.Tests/Client/QueuePlaceTests.cs): one rule on both sides.
+test('a place computed from a queue notice: urgent first, then the class in ticket order; bounded by the count', async () => {
+  const { placeFrom, waitRange } = await import('../src/client/common.js');
+  const moved = { urgentWaiting: 2, urgentServedThrough: 3, otherWaiting: 4, otherServedThrough: 6, secondsPerTake: 60 };
+  for (const [ticket, urgent, place] of [[4, true, 1], [5, true, 2], [7, false, 3], [10, false, 6]] as const) {
+    const status = placeFrom(moved, ticket, urgent)!;
+    assert.equal(status.position, place, `ticket ${ticket}`);
+    assert.equal(status.waiting, 6);
+  }
+  const holed = { urgentWaiting: 0, urgentServedThrough: 0, otherWaiting: 3, otherServedThrough: 6, secondsPerTake: -1 };
+  assert.equal(placeFrom(holed, 10, false)!.position, 3, 'the count bounds it: exact');
+  assert.equal(placeFrom(holed, 9, false)!.position, 3, 'one too many after a leave out of turn, never too few');
+  assert.equal(placeFrom(moved, 6, false), null, 'served through: no place');
+  assert.equal(placeFrom(moved, 3, true), null);
+  assert.deepEqual(waitRange(1, 60), { lowSeconds: 40, highSeconds: 161 });
+  assert.deepEqual(waitRange(4, 60), { lowSeconds: 220, highSeconds: 418 });
+  assert.equal(waitRange(3, -1), null);
+  assert.deepEqual(placeFrom(moved, 7, false)!.wait, waitRange(3, 60));
+});
+
+test('a waiting seeker turns each queue notice into its place with its ticket, and keeps the hold', async () => {
+  const { client, hub } = seekerWith((method) => (method === 'OpenSession' ? [new Uint8Array(32).fill(1), [5, 5, -1, -1, 3, false, 600]] : null));
+  const places: Array<{ position: number; waiting: number; holdSeconds: number }> = [];
+  client.events.on('queue', (q) => places.push(q));
+  await client.open({ language: 'nl' });
+  assert.equal(client.queueHoldSeconds, 600, 'the hold is known before it can happen');
+  hub().push('QueueMoved', [1, 4, 3, 1, -1]); // urgent: 1 waits; other: tickets 2, 3, 4 wait
+  hub().push('QueueMoved', [0, 5, 2, 2, -1]); // the urgent one and ticket 2 were taken
+  hub().push('QueueMoved', [0, 5, 1, 3, -1]); // ticket 3 (this one) was taken: no place
+  hub().push('QueueMoved', ['nonsense']);
+  assert.deepEqual(places.map((p) => [p.position, p.waiting, p.holdSeconds]), [[3, 4, 600], [1, 2, 600]]);
+  await client.dispose();
 });

@@ -77,7 +77,7 @@ test('a proposal for a partner the app knows is shown with the app\'s name for i
   assert.deepEqual(fresh.subarray(3, 19), partnerOrg, 'msg1 for the partner');
   assert.notDeepEqual(fresh.subarray(19, 35), sessionId, 'a new session id');
   assert.notDeepEqual(fresh.subarray(35), msg1.subarray(35), 'a new ephemeral key');
-  assert.deepEqual(queue, { position: 2, waiting: 3, wait: null });
+  assert.deepEqual(queue, { position: 2, waiting: 3, wait: null, ticket: 0, urgentTicket: false, holdSeconds: 0 });
   assert.equal(client.state, 'waiting');
   assert.deepEqual(client.organisationId, partnerOrg);
   assert.deepEqual(states, ['waiting']);

@@ -66,6 +66,8 @@ let lines: Line[] = [];
 let textsSent = 0;
 let deliveredThrough = 0;
 let position = 0;
+/** How long the server keeps the place while this page's connection is lost, in seconds (0: not told). */
+let hold = 0;
 let wait: { lowSeconds: number; highSeconds: number } | null = null;
 let ending: string | null = null;
 let reconnecting = false;
@@ -226,6 +228,7 @@ function waitingView(): void {
     h('p', { class: 'status', role: 'status', id: 'position', text: position <= 1 ? t.positionNext : fill(t.position, { position }) }),
     h('p', { id: 'wait', text: waitText() }),
     transferNote ? h('p', { class: 'status', id: 'transfer-note', role: 'status', text: transferNote }) : null,
+    ...(hold > 0 ? [h('p', { id: 'hold', class: 'hint', text: fill(t.holdNotice, { minutes: Math.max(1, Math.round(hold / 60)) }) })] : []),
     h('p', { text: fill(t.waitingNext, { org: chosen!.name }) }),
     h('p', { class: 'hint', text: t.reloadWarning }),
     leave);
@@ -330,7 +333,8 @@ function endedView(): void {
     lines = []; // the old conversation is forgotten as soon as it is no longer shown
     show(startView, 'start');
   });
-  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text: reasons[key] ?? reasons.other! }),
+  const text = fill(reasons[key] ?? reasons.other!, { minutes: Math.max(1, Math.round(hold / 60)) });
+  screen(t.endedHeading, h('p', { class: 'status', role: 'status', id: 'ended-reason', text }),
     key === 'closed' && chosen ? h('div', { class: 'status' }, ...closedInfo(chosen)) : null, again,
     lines.length > 0 ? h('ol', { class: 'log after', 'aria-label': t.connectedHeading }, ...lines.map(lineElement)) : null);
 }
@@ -350,6 +354,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
   wait = null;
   offer = null;
   transferNote = '';
+  hold = 0;
   const server = config!.server ?? location.origin;
   // Every organisation this page pins may be a transfer target; any other is declined without asking.
   const seeker = new SeekerClient(server, { orgId: fromHex(org.id), roots: org.roots.map(fromHex) }, {
@@ -425,6 +430,7 @@ async function open(org: Organisation, language: string, topic: string, urgent: 
     const queue = await seeker.open({ language, topic, urgent, signal: AbortSignal.timeout(60000) });
     position = queue.position;
     wait = queue.wait;
+    hold = queue.holdSeconds;
     if (seeker.state === 'waiting') show(waitingView, 'waiting');
   } catch (e) {
     if (client !== seeker) return;

@@ -23,6 +23,8 @@ export const EndReasons = {
   storeLost: 'store_lost',
   /** The seeker accepted a transfer: the chat goes on as a new session with a fresh handshake. */
   transferred: 'transferred',
+  /** A waiting seeker was away longer than the queue keeps a place (`QueueStatus.holdSeconds`); told on coming back. */
+  queueHoldExpired: 'queue_hold_expired',
   messagesMissing: 'messages_missing',
   connectionLost: 'connection_lost',
   resumeRefused: 'resume_refused',
@@ -34,6 +36,55 @@ export interface QueueStatus {
   waiting: number;
   /** The likely wait as a range in seconds (its median to 90th percentile), or null when the server cannot estimate it. */
   wait: { lowSeconds: number; highSeconds: number } | null;
+  /** The session's ticket in its class (urgent or not), 0 when the server gave none. */
+  ticket: number;
+  /** Whether the ticket is of the urgent class. */
+  urgentTicket: boolean;
+  /** How long the place is kept while the connection is lost (a phone that switched apps), in seconds; 0 when not told. */
+  holdSeconds: number;
+}
+
+/** The organisation's queue after a change, per class: how many wait and the ticket served through. */
+export interface QueueMoved {
+  urgentWaiting: number;
+  urgentServedThrough: number;
+  otherWaiting: number;
+  otherServedThrough: number;
+  /** The mean time between takes, for the wait range; −1 when unknown. */
+  secondsPerTake: number;
+}
+
+export function readQueueMoved(value: unknown): QueueMoved {
+  const a = (Array.isArray(value) ? value : []) as unknown[];
+  const n = (v: unknown, fallback: number) => (Number.isFinite(Number(v)) ? Number(v) : fallback);
+  return {
+    urgentWaiting: n(a[0], 0), urgentServedThrough: n(a[1], 0), otherWaiting: n(a[2], 0), otherServedThrough: n(a[3], 0), secondsPerTake: n(a[4], -1),
+  };
+}
+
+/** The p50–p90 wait range for a place, as the server computes it (`QueueStatus.WaitRange` in the .NET contracts). */
+export function waitRange(place: number, secondsPerTake: number): { lowSeconds: number; highSeconds: number } | null {
+  if (place < 1 || !(secondsPerTake > 0)) return null;
+  const low = Math.trunc(Math.max(0, (place - 1 / 3) * secondsPerTake));
+  const high = Math.ceil((place + 1.28 * Math.sqrt(place) + 0.4) * secondsPerTake);
+  return { lowSeconds: low, highSeconds: high };
+}
+
+/**
+ * A place computed from a queue notice and the session's ticket (`QueueMoved.StatusFor` in the .NET SDK): the
+ * urgent sessions waiting (unless the ticket is urgent), plus those of its class ahead of it taken as
+ * `min(ticket − served − 1, waiting − 1)`, plus one. Exact unless a session between the served ticket and this
+ * one left out of turn; then too many, never too few. Null when the ticket is no longer waiting.
+ */
+export function placeFrom(moved: QueueMoved, ticket: number, urgent: boolean, holdSeconds = 0): QueueStatus | null {
+  const served = urgent ? moved.urgentServedThrough : moved.otherServedThrough;
+  const waiting = urgent ? moved.urgentWaiting : moved.otherWaiting;
+  if (ticket <= served || waiting < 1) return null;
+  const ahead = Math.min(ticket - served - 1, waiting - 1);
+  const position = (urgent ? 0 : moved.urgentWaiting) + ahead + 1;
+  return {
+    position, waiting: moved.urgentWaiting + moved.otherWaiting, wait: waitRange(position, moved.secondsPerTake), ticket, urgentTicket: urgent, holdSeconds,
+  };
 }
 
 export interface QueueEntry {
@@ -61,7 +112,10 @@ export function readQueueStatus(value: unknown): QueueStatus {
   const low = Number(a[2] ?? -1);
   const high = Number(a[3] ?? -1);
   const wait = Number.isFinite(low) && Number.isFinite(high) && low >= 0 && high >= low ? { lowSeconds: low, highSeconds: high } : null;
-  return { position: Number(a[0] ?? 0), waiting: Number(a[1] ?? 0), wait };
+  return {
+    position: Number(a[0] ?? 0), waiting: Number(a[1] ?? 0), wait,
+    ticket: Number(a[4] ?? 0) || 0, urgentTicket: a[5] === true, holdSeconds: Number(a[6] ?? 0) || 0,
+  };
 }
 
 export function readQueueEntry(value: unknown): QueueEntry {

@@ -7,7 +7,7 @@ import { equalBytes } from '../bytes.js';
 import { CONTENT_ACK, CONTENT_CLOSE, CONTENT_TEXT, type Pseudonym, type SecureChannel } from '../channel.js';
 import { SeekerHandshake } from '../handshake.js';
 import { solvePuzzle, type SolveOptions } from '../puzzle.js';
-import { AckBatcher, EndReasons, GapWatch, readQueueStatus, readResumeResult, readSessionEnd, readTransferProposal, Routes, type QueueStatus } from './common.js';
+import { AckBatcher, EndReasons, GapWatch, placeFrom, readQueueMoved, readQueueStatus, readResumeResult, readSessionEnd, readTransferProposal, Routes, type QueueStatus } from './common.js';
 import { type ClientOptions, type ConnectionStatus, ReconnectingConnection } from './connection.js';
 import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 
@@ -88,6 +88,8 @@ export class SeekerClient {
   private offer: TransferOffer | null = null;
   private transferringFrom: Uint8Array | null = null;
   private endWhileTransferring: string | null = null;
+  private place: QueueStatus | null = null; // the last place told, with the ticket and the hold
+  private awaySince: number | null = null;
 
   /**
    * @param server the server's base address (any node), e.g. `https://help.example.org`
@@ -167,6 +169,7 @@ export class SeekerClient {
       const a = result as unknown[];
       this.resumeToken = a[0] instanceof Uint8Array ? a[0] : new Uint8Array(0);
       const queue = readQueueStatus(a[1]);
+      this.place = queue;
       this.setState('waiting');
       this.events.emit('transferred', offer.target);
       this.events.emit('queue', queue);
@@ -179,6 +182,14 @@ export class SeekerClient {
     if (!this.offer) throw new Error('No transfer is proposed.');
     this.offer = null;
     await this.invoke('DeclineTransfer', [], options.signal);
+  }
+
+  /**
+   * How long the server keeps a waiting seeker's place while the connection is lost (a phone that switched
+   * apps), in seconds, once open; null before or when not told. Tell the seeker before it happens.
+   */
+  get queueHoldSeconds(): number | null {
+    return this.place && this.place.holdSeconds > 0 ? this.place.holdSeconds : null;
   }
 
   /** The highest seq received in order from the counsellor, −1 for none. */
@@ -218,6 +229,7 @@ export class SeekerClient {
     const a = result as unknown[];
     this.resumeToken = a[0] instanceof Uint8Array ? a[0] : new Uint8Array(0);
     const queue = readQueueStatus(a[1]);
+    this.place = queue;
     if (this.currentState === 'new') this.setState('waiting');
     return queue;
   }
@@ -284,6 +296,7 @@ export class SeekerClient {
       }
     };
     hub.on('QueuePosition', guard((status: unknown) => this.events.emit('queue', readQueueStatus(status))));
+    hub.on('QueueMoved', guard((moved: unknown) => this.onQueueMoved(moved)));
     hub.on('Answered', guard((msg2: unknown) => this.sendGate.run(() => this.answer(msg2))));
     hub.on('Envelope', guard((envelope: unknown) => this.onEnvelope(envelope)));
     hub.on('Delivered', guard((sequence: unknown) => {
@@ -324,6 +337,16 @@ export class SeekerClient {
     }
     this.offer = { target, sameOrganisation: own, answerBy: this.now() + proposal.answerWithinSeconds * 1000 };
     this.events.emit('transferProposed', this.offer);
+  }
+
+  private onQueueMoved(moved: unknown): void {
+    // Only while waiting with a ticket: a notice that crosses the take, or comes before the open's answer, says nothing.
+    const known = this.place;
+    if (this.channel || this.currentState === 'ended' || this.currentState === 'new' || !known || known.ticket <= 0) return;
+    const status = placeFrom(readQueueMoved(moved), known.ticket, known.urgentTicket, known.holdSeconds);
+    if (!status) return;
+    this.place = status;
+    this.events.emit('queue', status);
   }
 
   private async answer(msg2: unknown): Promise<void> {
@@ -392,11 +415,19 @@ export class SeekerClient {
       try {
         raw = await hub.invoke('ResumeSession', [sessionId, this.resumeToken, this.receivedThrough]);
       } catch (e) {
-        throw refusalOf(e);
+        const refused = refusalOf(e);
+        // Nobody was connected to hear why the place ended: away for the whole hold, this is why.
+        if (refused instanceof TrustLineError && refused.code === 'resume_refused' && !this.channel && this.holdRanOut()) this.end(EndReasons.queueHoldExpired);
+        throw refused;
       }
       const result = readResumeResult(raw as unknown[]);
       this.connection.activate(hub);
-      if (result.queued) this.events.emit('queue', result.queue);
+      this.awaySince = null;
+      if (result.queued) {
+        if (result.queue.ticket === 0 && this.place) result.queue.holdSeconds = this.place.holdSeconds; // an older server
+        this.place = result.queue;
+        this.events.emit('queue', result.queue);
+      }
       if (result.msg2 && !this.channel) await this.answer(result.msg2);
       // Resend exactly the bytes not yet delivered, in order; the server drops what it already has.
       for (const { envelope } of this.channel?.unacknowledged ?? []) {
@@ -415,8 +446,17 @@ export class SeekerClient {
     }
   }
 
+  /** Away about as long as the hold: the server notices a lost connection up to half a minute after the client. */
+  private holdRanOut(): boolean {
+    const hold = this.queueHoldSeconds;
+    return this.awaySince !== null && hold !== null && this.now() - this.awaySince >= (hold - 30) * 1000;
+  }
+
   private onStatus(status: ConnectionStatus): void {
-    if (status === 'reconnecting' && this.currentState !== 'ended') this.setState('reconnecting');
+    if (status === 'reconnecting' && this.currentState !== 'ended') {
+      this.awaySince ??= this.now();
+      this.setState('reconnecting');
+    }
     else if (status === 'connected' && this.currentState === 'reconnecting') this.setState(this.channel ? 'connected' : 'waiting');
     else if (status === 'closed' && this.currentState !== 'ended' && this.currentState !== 'new') this.end(EndReasons.connectionLost);
   }
