@@ -1,5 +1,6 @@
 using TrustLine.Server.Admission;
 using TrustLine.Server.Limits;
+using TrustLine.Server.Offers;
 using TrustLine.Server.Operations;
 using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Organisations;
@@ -16,6 +17,7 @@ builder.AddOrganisations();
 builder.AddAdmission();
 builder.AddSignIn();
 builder.AddRelay();
+builder.AddOffers();
 builder.AddLimits();
 builder.AddOperations();
 builder.AddWeb();

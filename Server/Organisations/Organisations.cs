@@ -33,6 +33,31 @@ public sealed class OrganisationSettings
     /// </summary>
     [Range(0, 100_000)]
     public int UrgentCapacity { get; set; } = 20;
+
+    /// <summary>Offer each waiting seeker to one available counsellor (docs/architecture.md, routing); off: counsellors take.</summary>
+    public bool Offers { get; set; }
+
+    /// <summary>The most chats one counsellor connection holds at once; unset: 2 with offers on, no limit with them off.</summary>
+    public int? Capacity { get; set; }
+
+    /// <summary>How long an offer stands before it goes to the next counsellor.</summary>
+    public TimeSpan OfferTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Offers left to run out in a row before the counsellor is set away.</summary>
+    public int LapsesBeforeAway { get; set; } = 3;
+}
+
+/// <summary>How an organisation routes waiting seekers to counsellors (docs/architecture.md, routing).</summary>
+/// <param name="On">Offers are made; otherwise counsellors only take.</param>
+/// <param name="Capacity">The most chats per counsellor connection, for offers and takes alike; 0 for no limit.</param>
+/// <param name="Timeout">How long an offer stands.</param>
+/// <param name="LapsesBeforeAway">Offers run out in a row before the counsellor is set away.</param>
+public sealed record OfferRules(bool On, int Capacity, TimeSpan Timeout, int LapsesBeforeAway)
+{
+    public const int DefaultCapacity = 2;
+
+    public static OfferRules From(OrganisationSettings s) =>
+        new(s.Offers, s.Capacity ?? (s.Offers ? DefaultCapacity : 0), s.OfferTimeout, s.LapsesBeforeAway);
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -55,6 +80,7 @@ public sealed class Organisation
     public required int QueueCapacity { get; init; }
     public required OpeningHours Hours { get; init; }
     public required int UrgentCapacity { get; init; }
+    public required OfferRules Offers { get; init; }
 
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
@@ -141,6 +167,7 @@ public sealed class OrganisationDirectory
         QueueCapacity = s.QueueCapacity,
         Hours = OpeningHours.TryParse(s.Hours, out var hours) is null ? hours : OpeningHours.Always,
         UrgentCapacity = s.UrgentCapacity,
+        Offers = OfferRules.From(s),
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -204,6 +231,21 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             if (org.UrgentCapacity is < 0 or > 100_000)
             {
                 failures.Add($"{at}:UrgentCapacity must be between 0 and 100000.");
+            }
+
+            if (org.Capacity is < 1 or > 1000)
+            {
+                failures.Add($"{at}:Capacity must be between 1 and 1000.");
+            }
+
+            if (org.OfferTimeout < TimeSpan.FromSeconds(5) || org.OfferTimeout > TimeSpan.FromMinutes(10))
+            {
+                failures.Add($"{at}:OfferTimeout must be between 00:00:05 and 00:10:00.");
+            }
+
+            if (org.LapsesBeforeAway is < 1 or > 100)
+            {
+                failures.Add($"{at}:LapsesBeforeAway must be between 1 and 100.");
             }
         }
 

@@ -22,6 +22,7 @@ public sealed class ResumeSessionHandler(
     IOptions<SessionLimits> options,
     TimeProvider time,
     Admission.WaitEstimator waits,
+    Offers.OfferRouter offers,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
 {
     private static readonly TimeSpan FollowUpDelay = TimeSpan.FromMilliseconds(500);
@@ -120,6 +121,11 @@ public sealed class ResumeSessionHandler(
         }, CancellationToken.None);
 
         var queued = record.State == SessionState.Queued;
+        if (queued)
+        {
+            offers.Nudge(record.OrgId); // a waiting seeker who is back can be offered again
+        }
+
         var (position, waiting) = queued ? await store.GetQueuePositionAsync(record.OrgId, sessionId) : (0, 0);
         return new ResumeSessionResult
         {
