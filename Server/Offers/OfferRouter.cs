@@ -33,6 +33,12 @@ public sealed class OfferRouter(
     /// <summary>How long a session stays held for a take in progress (a taker that fails frees it after this).</summary>
     internal static readonly TimeSpan HoldTime = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// An offer lapses this long after its time: an answer that arrives just late is told <c>offer_expired</c>, not
+    /// <c>no_offer</c>.
+    /// </summary>
+    internal static readonly TimeSpan LapseGrace = TimeSpan.FromSeconds(1);
+
     /// <summary>How many sessions of the queue's head one pump considers.</summary>
     internal const int Head = 16;
 
@@ -172,7 +178,7 @@ public sealed class OfferRouter(
         var now = time.GetUtcNow();
         foreach (var org in organisations.All.Where(o => o.Offers.On))
         {
-            var lapsed = await offers.LapseAsync(org.OrgId, now, org.Offers.LapsesBeforeAway);
+            var lapsed = await offers.LapseAsync(org.OrgId, now - LapseGrace, org.Offers.LapsesBeforeAway);
             foreach (var lapse in lapsed)
             {
                 OfferLog.Lapsed(logger, lapse.SetAway ? "set away" : "still available");
