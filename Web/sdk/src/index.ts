@@ -10,3 +10,4 @@ export { EndReasons, Routes, type QueueEntry, type QueueSnapshot, type QueueStat
 export * from './client/connection.js';
 export * from './client/seeker.js';
 export * from './client/responder.js';
+export * from './client/offers.js';
