@@ -3,6 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Offers;
+using TrustLine.Server.Storage;
 using TrustLine.Server.Tests.Infrastructure;
 using TrustLine.Server.Tests.Sessions;
 
@@ -324,6 +325,46 @@ public sealed class OfferTests(StoreUnderTest store)
             Assert.That(byHand, Has.Count.EqualTo(4).And.No.AnyOf(offered), "take-next got exactly the sessions not offered");
             Assert.That(accepted.Select(s => s.Id), Is.EquivalentTo(offered), "every accept got its session");
         });
+    }
+
+    [Test]
+    public async Task NothingOfPresenceOrOffersRemainsOnceTheChatsEndAndTheCounsellorsLeave()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await OffersWorldAsync(time);
+        var one = await Counsellor.AvailableAsync(world);
+        var two = await Counsellor.AvailableAsync(world);
+        var seeker = await RawSeeker.OpenAsync(world);
+        var first = await Counsellor.WhoIsOfferedAsync(1, one, two);
+        await first.Client.DeclineOfferAsync(seeker.Id.ToByteArray(bigEndian: true)).WaitAsync(TimeSpan.FromSeconds(10));
+        var second = await Counsellor.WhoIsOfferedAsync(2, one, two);
+        var session = await second.AcceptAsync();
+        time.Advance(TimeSpan.FromSeconds(1));
+        var leaving = await RawSeeker.OpenAsync(world);
+        await first.Offers.WaitForAsync(2, "the second seeker's offer");
+        Assert.That(await Remaining(world), Is.Not.Zero, "presence and offers are kept while they matter (so the check can fail)");
+
+        await leaving.CloseAsync();
+        var withdrawn = await first.Withdrawn.WaitForAsync(1, "the withdrawal");
+        await session.CloseAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await one.Client.DisposeAsync();
+        await two.Client.DisposeAsync();
+
+        Assert.That(withdrawn[0], Is.EqualTo((leaving.Id, OfferEndReasons.Gone)));
+        await Eventually.TrueAsync(async () => await Remaining(world) == 0, TimeSpan.FromSeconds(10), "nothing of presence or offers remains");
+    }
+
+    /// <summary>How many presence and offer entries the store holds (Redis: keys of the organisation's offer slot).</summary>
+    private async Task<int> Remaining(World world)
+    {
+        if (store == StoreUnderTest.Embedded)
+        {
+            return ((EmbeddedOfferStore)world.Nodes[0].Services.GetRequiredService<IOfferStore>()).CountEntries();
+        }
+
+        var keys = new RedisKeys(world.Prefix);
+        var db = TestRedis.Connection.GetDatabase();
+        return (await db.KeyExistsAsync(keys.Presence(world.Org.OrgId)) ? 1 : 0) + (await db.KeyExistsAsync(keys.Offers(world.Org.OrgId)) ? 1 : 0);
     }
 
     private static bool Same(ResponderStatus a, ResponderStatus b) =>

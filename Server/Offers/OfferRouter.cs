@@ -91,7 +91,16 @@ public sealed class OfferRouter(
             return;
         }
 
-        await offers.RemovePresenceAsync(connection.Grant.OrgId, connection.ConnectionId);
+        try
+        {
+            await offers.RemovePresenceAsync(connection.Grant.OrgId, connection.ConnectionId);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Unrefreshed, the presence stops counting within its lifetime; its offer lapses.
+            OfferLog.PumpFailed(logger, e.GetType().Name);
+        }
+
         Nudge(connection.Grant.OrgId);
     }
 
@@ -113,14 +122,22 @@ public sealed class OfferRouter(
         }
 
         var claimed = await sessions.ClaimAsync(orgId, id, responderId, connectionId);
-        var offeredTo = await offers.ReleaseAsync(orgId, id);
-        if (claimed is not null)
+        try
         {
-            await offers.TookAsync(orgId, connectionId, now);
-            if (offeredTo is { } other && other != connectionId)
+            var offeredTo = await offers.ReleaseAsync(orgId, id);
+            if (claimed is not null)
             {
-                await TellAsync(other, c => c.OfferWithdrawn(id.ToByteArray(bigEndian: true), OfferEndReasons.Gone));
+                await offers.TookAsync(orgId, connectionId, now);
+                if (offeredTo is { } other && other != connectionId)
+                {
+                    await TellAsync(other, c => c.OfferWithdrawn(id.ToByteArray(bigEndian: true), OfferEndReasons.Gone));
+                }
             }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // The claim stands; the hold runs out by itself and the declines with their key.
+            OfferLog.PumpFailed(logger, e.GetType().Name);
         }
 
         return claimed;
@@ -134,16 +151,24 @@ public sealed class OfferRouter(
             return;
         }
 
-        if (record.State == SessionState.Queued)
+        try
         {
-            if (await offers.ReleaseAsync(record.OrgId, record.Id) is { } offeredTo)
+            if (record.State == SessionState.Queued)
             {
-                await TellAsync(offeredTo, c => c.OfferWithdrawn(record.Id.ToByteArray(bigEndian: true), OfferEndReasons.Gone));
+                if (await offers.ReleaseAsync(record.OrgId, record.Id) is { } offeredTo)
+                {
+                    await TellAsync(offeredTo, c => c.OfferWithdrawn(record.Id.ToByteArray(bigEndian: true), OfferEndReasons.Gone));
+                }
+            }
+            else if (record.ResponderConnection is { } responder)
+            {
+                await offers.ChatEndedAsync(record.OrgId, responder);
             }
         }
-        else if (record.ResponderConnection is { } responder)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            await offers.ChatEndedAsync(record.OrgId, responder);
+            // The end stands; what is left here runs out with its key, and the next presence write counts the chats.
+            OfferLog.PumpFailed(logger, e.GetType().Name);
         }
 
         Nudge(record.OrgId);
@@ -339,6 +364,6 @@ internal static partial class OfferLog
     [LoggerMessage(EventId = 261, Level = LogLevel.Information, Message = "An offer ran out unanswered; the responder is {Outcome}.")]
     public static partial void Lapsed(ILogger logger, string outcome);
 
-    [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "Offering failed ({ErrorType}); the next event tries again.")]
+    [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "Offers: the store failed ({ErrorType}); the next event or sweep makes up for it.")]
     public static partial void PumpFailed(ILogger logger, string errorType);
 }
