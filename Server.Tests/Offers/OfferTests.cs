@@ -315,15 +315,61 @@ public sealed class OfferTests(StoreUnderTest store)
             byHand.Add(taken.Id);
         }
 
-        var accepted = await Task.WhenAll(counsellors.Select(c => c.AcceptAsync()));
+        var perCounsellor = counsellors.Select(c => c.Offers.Items.Count).ToList();
         var offered = counsellors.SelectMany(c => c.Offers.Items).Select(o => new Guid(o.SessionId, bigEndian: true)).ToList();
+        var accepted = await Task.WhenAll(counsellors.Select(c => c.AcceptAsync()));
 
         Assert.Multiple(() =>
         {
-            Assert.That(counsellors.Select(c => c.Offers.Items.Count), Is.All.EqualTo(1), "one offer at a time per counsellor");
+            Assert.That(perCounsellor, Is.All.EqualTo(1), "one offer at a time per counsellor");
             Assert.That(offered, Is.Unique, "no session offered to two");
-            Assert.That(byHand, Has.Count.EqualTo(4).And.No.AnyOf(offered), "take-next got exactly the sessions not offered");
+            Assert.That(byHand, Has.Count.EqualTo(4), "take-next got the sessions not offered");
+            Assert.That(byHand.Intersect(offered), Is.Empty, "and none offered");
             Assert.That(accepted.Select(s => s.Id), Is.EquivalentTo(offered), "every accept got its session");
+        });
+    }
+
+    [Test]
+    public async Task TakeNextRacingOffersOnEveryNodeNeverTakesAnOfferedSession()
+    {
+        var nodes = store == StoreUnderTest.Redis ? 2 : 1;
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await OffersWorldAsync(time, capacity: 20, nodes: nodes);
+        var counsellors = new List<Counsellor>();
+        for (var i = 0; i < 4; i++)
+        {
+            counsellors.Add(await Counsellor.AvailableAsync(world, i % nodes));
+        }
+
+        var hands = new[] { await Counsellor.ConnectAsync(world, 0), await Counsellor.ConnectAsync(world, nodes - 1) };
+        var byHand = new System.Collections.Concurrent.ConcurrentBag<Guid>();
+        var opens = Task.WhenAll(Enumerable.Range(0, 12).Select(async i => await RawSeeker.OpenOnAsync(await RawSeeker.ConnectAsync(world, i % nodes), world)));
+        var takes = Task.WhenAll(hands.Select(async hand =>
+        {
+            for (var i = 0; i < 6; i++)
+            {
+                if (await hand.Client.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(10)) is { } taken)
+                {
+                    byHand.Add(taken.Id);
+                }
+            }
+        }));
+        await Task.WhenAll(opens, takes);
+
+        var expected = Math.Min(counsellors.Count, 12 - byHand.Count);
+        await Eventually.TrueAsync(() => Task.FromResult(counsellors.Sum(c => c.Offers.Items.Count) >= expected), TimeSpan.FromSeconds(15), $"{expected} offers");
+        // Before the accepts: each accept frees its counsellor for the next offer.
+        var perCounsellor = counsellors.Select(c => c.Offers.Items.Count).ToList();
+        var offered = counsellors.SelectMany(c => c.Offers.Items).Select(o => new Guid(o.SessionId, bigEndian: true)).ToList();
+        var accepted = await Task.WhenAll(counsellors.Where(c => c.Client.PendingOffer is not null).Select(c => c.AcceptAsync()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(offered, Is.Unique);
+            Assert.That(byHand, Is.Unique);
+            Assert.That(byHand.Intersect(offered), Is.Empty, "no session offered to a counsellor was taken by hand");
+            Assert.That(accepted.Select(s => s.Id), Is.EquivalentTo(offered), "every offer could be accepted");
+            Assert.That(perCounsellor, Is.All.LessThanOrEqualTo(1), "one offer at a time per counsellor");
         });
     }
 
