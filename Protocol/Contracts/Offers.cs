@@ -32,7 +32,7 @@ public sealed class ResponderStatus
     /// <summary>True when available for offers.</summary>
     [Key(0)] public bool Available { get; set; }
 
-    /// <summary>Chats this connection holds now.</summary>
+    /// <summary>Chats this connection holds now; −1 in a notice from a node that does not hold the connection (it cannot count them).</summary>
     [Key(1)] public int OpenChats { get; set; }
 
     /// <summary>The most chats it may hold at once; 0 for no limit.</summary>
