@@ -113,4 +113,11 @@ internal sealed class ResponderHubProxy(HubConnection hub, CancellationToken can
     public Task Close(byte[] sessionId) => hub.CallAsync(nameof(IResponderHub.Close), [sessionId], cancellationToken);
 
     public Task Transfer(byte[] sessionId, byte[] orgId) => hub.CallAsync(nameof(IResponderHub.Transfer), [sessionId, orgId], cancellationToken);
+
+    public Task<ResponderStatus> SetAvailability(bool available) =>
+        hub.InvokeAsync<ResponderStatus>(nameof(IResponderHub.SetAvailability), [available], cancellationToken);
+
+    public Task<TakenSession> AcceptOffer(byte[] sessionId) => hub.InvokeAsync<TakenSession>(nameof(IResponderHub.AcceptOffer), [sessionId], cancellationToken);
+
+    public Task DeclineOffer(byte[] sessionId) => hub.CallAsync(nameof(IResponderHub.DeclineOffer), [sessionId], cancellationToken);
 }

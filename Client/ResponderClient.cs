@@ -19,6 +19,8 @@ public sealed class ResponderClient : IAsyncDisposable
     private readonly ConcurrentDictionary<Guid, ResponderSession> sessions = new();
     private string token = "";
     private int disposed;
+    private volatile bool available;
+    private volatile Offer? pendingOffer;
 
     private ResponderClient(Uri server, ResponderCredentials credentials, ClientOptions options)
     {
@@ -33,6 +35,21 @@ public sealed class ResponderClient : IAsyncDisposable
 
     /// <summary>The connection dropped, came back, or closed.</summary>
     public event Action<ConnectionStatus>? StatusChanged;
+
+    /// <summary>A waiting session is offered to this responder alone: accept or decline it within its time.</summary>
+    public event Action<Offer>? Offered;
+
+    /// <summary>An offer is gone (session id, reason: one of <see cref="OfferEndReasons"/>).</summary>
+    public event Action<Guid, string>? OfferWithdrawn;
+
+    /// <summary>The server set this responder away (after offers ran out unanswered), or a call changed the availability.</summary>
+    public event Action<ResponderStatus>? AvailabilityChanged;
+
+    /// <summary>True while available for offers (as last set or told by the server); every connection starts away.</summary>
+    public bool Available => available;
+
+    /// <summary>The offer waiting for an answer, or null.</summary>
+    public Offer? PendingOffer => pendingOffer;
 
     /// <summary>The sessions this responder holds now.</summary>
     public IReadOnlyCollection<ResponderSession> Sessions => [.. sessions.Values];
@@ -102,6 +119,38 @@ public sealed class ResponderClient : IAsyncDisposable
         return await AnswerAsync(taken, cancellationToken);
     }
 
+    /// <summary>
+    /// Sets this responder available for offers or away; kept across reconnects. Returns the server's view: open chats,
+    /// capacity and whether the organisation makes offers at all.
+    /// </summary>
+    public async Task<ResponderStatus> SetAvailabilityAsync(bool isAvailable, CancellationToken cancellationToken = default)
+    {
+        var status = await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).SetAvailability(isAvailable);
+        available = status.Available;
+        if (!isAvailable)
+        {
+            pendingOffer = null;
+        }
+
+        AvailabilityChanged?.Invoke(status);
+        return status;
+    }
+
+    /// <summary>Accepts the offered session and answers its handshake; throws <see cref="TrustLineException"/> (<c>no_offer</c>, <c>offer_expired</c>, <c>at_capacity</c>).</summary>
+    public async Task<ResponderSession> AcceptOfferAsync(byte[] sessionId, CancellationToken cancellationToken = default)
+    {
+        var taken = await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).AcceptOffer(sessionId);
+        ClearOffer(sessionId);
+        return await AnswerAsync(taken, cancellationToken);
+    }
+
+    /// <summary>Declines the offered session: it goes to the next responder.</summary>
+    public async Task DeclineOfferAsync(byte[] sessionId, CancellationToken cancellationToken = default)
+    {
+        await (await connection.ActiveAsync(cancellationToken)).Responder(cancellationToken).DeclineOffer(sessionId);
+        ClearOffer(sessionId);
+    }
+
     /// <summary>Cuts the network connection as a lost signal would; the client comes back by itself.</summary>
     /// <param name="preferServer">Index into the server list (the first server, then the fallbacks) to come back to.</param>
     public Task SimulateNetworkLossAsync(int? preferServer = null) => connection.DropAsync(preferServer);
@@ -140,9 +189,38 @@ public sealed class ResponderClient : IAsyncDisposable
         return session;
     }
 
+    private void ClearOffer(byte[] sessionId)
+    {
+        if (pendingOffer is { } offer && offer.SessionId.AsSpan().SequenceEqual(sessionId))
+        {
+            pendingOffer = null;
+        }
+    }
+
     private void Register(HubConnection hub)
     {
         hub.On<QueueSnapshot>(nameof(IResponderClient.QueueChanged), queue => QueueChanged?.Invoke(queue));
+        hub.On<Offer>(nameof(IResponderClient.Offered), offer =>
+        {
+            if (offer.SessionId is { Length: Wire.SessionIdSize })
+            {
+                pendingOffer = offer;
+                Offered?.Invoke(offer);
+            }
+        });
+        hub.On<byte[], string>(nameof(IResponderClient.OfferWithdrawn), (id, reason) =>
+        {
+            if (id is { Length: Wire.SessionIdSize })
+            {
+                ClearOffer(id);
+                OfferWithdrawn?.Invoke(new Guid(id, bigEndian: true), reason);
+            }
+        });
+        hub.On<ResponderStatus>(nameof(IResponderClient.AvailabilityChanged), status =>
+        {
+            available = status.Available;
+            AvailabilityChanged?.Invoke(status);
+        });
         hub.On<byte[]>(nameof(IResponderClient.Envelope), async envelope =>
         {
             if (EnvelopeHeader.TryParse(envelope, out var header) && sessions.TryGetValue(header.SessionId, out var session))
@@ -182,6 +260,8 @@ public sealed class ResponderClient : IAsyncDisposable
 
     private async Task ResumeAsync(HubConnection hub)
     {
+        // A new connection starts away, and an offer to the old one went with it.
+        pendingOffer = null;
         foreach (var session in sessions.Values.OrderBy(s => s.Id).ToList())
         {
             try
@@ -198,6 +278,13 @@ public sealed class ResponderClient : IAsyncDisposable
                 sessions.TryRemove(session.Id, out _);
                 session.OnEnded(SessionEndReasons.ResumeRefused);
             }
+        }
+
+        if (available)
+        {
+            // After the resumes, so the server counts the open chats of the new connection.
+            var status = await hub.Responder().SetAvailability(true);
+            AvailabilityChanged?.Invoke(status);
         }
     }
 

@@ -1,5 +1,6 @@
 using TrustLine.Server.Admission;
 using TrustLine.Server.Limits;
+using TrustLine.Server.Offers;
 using TrustLine.Server.Operations;
 using TrustLine.Server.Operations.Metrics;
 using TrustLine.Server.Organisations;
@@ -18,6 +19,7 @@ builder.AddAdmission();
 builder.AddSignIn();
 builder.AddRelay();
 builder.AddTransfers();
+builder.AddOffers();
 builder.AddLimits();
 builder.AddOperations();
 builder.AddWeb();

@@ -9,7 +9,7 @@ namespace TrustLine.Cli.Commands;
 /// <summary><c>trustline respond</c>: a counsellor's console with several sessions at once.</summary>
 internal static class RespondCommand
 {
-    private const string Help = "Commands: /queue, /take [n], /sessions, /switch n, /transfer colleague|<org id>, /close [n], /quit; anything else goes to the current session.";
+    private const string Help = "Commands: /queue, /take [n], /sessions, /switch n, /transfer colleague|<org id>, /close [n], /available, /away, /accept, /decline, /status, /quit; anything else goes to the current session.";
 
     public static Command Create()
     {
@@ -79,6 +79,19 @@ internal static class RespondCommand
         {
             client.QueueChanged += queue => Shell.Say("grey", $"[queue] {queue.Waiting} waiting.");
             client.StatusChanged += status => Shell.Say("yellow", $"[{status.ToString().ToLowerInvariant()}]");
+            client.Offered += offer => Shell.Say("magenta",
+                $"[offer] {offer.Language} {(offer.Topic.Length > 0 ? offer.Topic : "-")}{(offer.Urgent ? " URGENT" : "")}, waiting {offer.WaitingSeconds} s: /accept or /decline within {offer.ExpiresInSeconds} s.");
+            client.OfferWithdrawn += (_, reason) => Shell.Say("magenta", $"[offer] {DescribeOfferEnd(reason)}");
+            client.AvailabilityChanged += status =>
+            {
+                if (status.Reason == OfferEndReasons.Lapsed)
+                {
+                    Shell.Say("yellow", "[away] Offers ran out unanswered, so you were set away; /available to receive offers again.");
+                }
+            };
+
+            // Every connection starts away; this also tells whether the organisation makes offers, and the capacity.
+            ShowStatus(await client.SetAvailabilityAsync(false, cancellationToken));
             await ShowQueueAsync(cancellationToken);
             var quit = new TaskCompletionSource();
             await Chat.LoopAsync(async line =>
@@ -122,6 +135,15 @@ internal static class RespondCommand
             _ => $"it ended ({reason}).",
         };
 
+        /// <summary>Why an offer went, as a counsellor reads it.</summary>
+        public static string DescribeOfferEnd(string reason) => reason switch
+        {
+            OfferEndReasons.Lapsed => "the offer ran out; it goes to a colleague.",
+            OfferEndReasons.Gone => "the offered seeker was taken by a colleague or left.",
+            OfferEndReasons.Away => "the offer was withdrawn as you went away.",
+            _ => $"the offer ended ({reason}).",
+        };
+
         public ValueTask DisposeAsync() => client.DisposeAsync();
 
         private async Task<bool> HandleAsync(string line, CancellationToken cancellationToken)
@@ -153,6 +175,30 @@ internal static class RespondCommand
                     }
 
                     Track(taken);
+                    return true;
+                case "/available" or "/away":
+                    ShowStatus(await client.SetAvailabilityAsync(parts[0] == "/available", cancellationToken));
+                    return true;
+                case "/status":
+                    ShowStatus(await client.SetAvailabilityAsync(client.Available, cancellationToken));
+                    return true;
+                case "/accept" or "/decline":
+                    if (client.PendingOffer is not { } offer)
+                    {
+                        Shell.Say("No offer is waiting for an answer.");
+                        return true;
+                    }
+
+                    if (parts[0] == "/accept")
+                    {
+                        Track(await client.AcceptOfferAsync(offer.SessionId, cancellationToken));
+                    }
+                    else
+                    {
+                        await client.DeclineOfferAsync(offer.SessionId, cancellationToken);
+                        Shell.Say("Declined; it goes to a colleague.");
+                    }
+
                     return true;
                 case "/sessions":
                     for (var i = 0; i < sessions.Count; i++)
@@ -225,6 +271,16 @@ internal static class RespondCommand
 
             await current.TransferAsync(orgId, cancellationToken);
             Shell.Say("yellow", $"[session {sessions.IndexOf(current) + 1}] transfer proposed to {(target == "colleague" ? "a colleague" : target)}; waiting for the seeker's answer.");
+        }
+
+        private static void ShowStatus(ResponderStatus status)
+        {
+            var chats = $"{status.OpenChats} open chat{(status.OpenChats == 1 ? "" : "s")}{(status.Capacity > 0 ? $" of at most {status.Capacity}" : "")}";
+            Shell.Say(!status.OffersOn
+                ? $"Your organisation does not offer chats: /take them from the queue. {chats}."
+                : status.Available
+                    ? $"Available: waiting seekers are offered to you. {chats}."
+                    : $"Away: no offers (you may still /take). {chats}. /available to receive offers.");
         }
 
         private async Task ShowQueueAsync(CancellationToken cancellationToken)

@@ -87,6 +87,15 @@ public static class ErrorCodes
     /// <summary>Connections from this network already hold as many places in the queues as one network may; try again later.</summary>
     public const string TooManyWaiting = "too_many_waiting";
 
+    /// <summary>The responder holds as many chats as its organisation's capacity allows; end one first.</summary>
+    public const string AtCapacity = "at_capacity";
+
+    /// <summary>That session is not offered to this connection (never, or no longer: accepted, declined or gone).</summary>
+    public const string NoOffer = "no_offer";
+
+    /// <summary>The offer ran out before the answer came; the session goes to the next responder.</summary>
+    public const string OfferExpired = "offer_expired";
+
     /// <summary>The store is unreachable; try again.</summary>
     public const string Unavailable = "unavailable";
 

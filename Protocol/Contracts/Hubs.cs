@@ -91,6 +91,18 @@ public interface IResponderHub
     /// <see cref="IResponderClient.TransferOutcome"/>, and on acceptance the session ends as <see cref="EndReasons.Transferred"/>.
     /// </summary>
     Task Transfer(byte[] sessionId, byte[] orgId);
+
+    /// <summary>
+    /// Available (true) or away: with the organisation's offers on, only an available responder below its capacity
+    /// is offered sessions (<see cref="IResponderClient.Offered"/>). Every connection starts away.
+    /// </summary>
+    Task<ResponderStatus> SetAvailability(bool available);
+
+    /// <summary>Accept the session offered to this connection: taken as with <see cref="Take"/>; answer it with <c>msg2</c>.</summary>
+    Task<TakenSession> AcceptOffer(byte[] sessionId);
+
+    /// <summary>Decline the session offered to this connection: it is offered to the next responder.</summary>
+    Task DeclineOffer(byte[] sessionId);
 }
 
 /// <summary>Names of the seeker hub's methods, for clients in other languages.</summary>
@@ -150,6 +162,15 @@ public static class ResponderHubMethods
 
     /// <summary><see cref="IResponderHub.Transfer"/>.</summary>
     public const string Transfer = nameof(IResponderHub.Transfer);
+
+    /// <summary><see cref="IResponderHub.SetAvailability"/>.</summary>
+    public const string SetAvailability = nameof(IResponderHub.SetAvailability);
+
+    /// <summary><see cref="IResponderHub.AcceptOffer"/>.</summary>
+    public const string AcceptOffer = nameof(IResponderHub.AcceptOffer);
+
+    /// <summary><see cref="IResponderHub.DeclineOffer"/>.</summary>
+    public const string DeclineOffer = nameof(IResponderHub.DeclineOffer);
 }
 
 /// <summary>What the server calls on a seeker's connection.</summary>
@@ -207,6 +228,15 @@ public interface IResponderClient
 
     /// <summary>What became of a transfer this responder proposed.</summary>
     Task TransferOutcome(TransferResult result);
+
+    /// <summary>A waiting session is offered to this connection alone: accept or decline it before the offer runs out.</summary>
+    Task Offered(Offer offer);
+
+    /// <summary>The offer of a session is gone: <paramref name="reason"/> is one of <see cref="OfferEndReasons"/>.</summary>
+    Task OfferWithdrawn(byte[] sessionId, string reason);
+
+    /// <summary>The server changed this connection's availability (away after offers ran out unanswered).</summary>
+    Task AvailabilityChanged(ResponderStatus status);
 }
 
 /// <summary>Opens a session on the seeker hub.</summary>

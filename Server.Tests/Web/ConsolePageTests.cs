@@ -250,6 +250,56 @@ public sealed partial class ConsolePageTests
     }
 
     [Test]
+    public async Task TheConsoleIsAvailableOnTheServerAndAnswersOffers()
+    {
+        var settings = ConsoleOn();
+        settings["Organisations:test:Offers"] = "true";
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: settings);
+        var (key, cert, _) = await CounsellorFilesAsync(world);
+        await using var browser = NodeScript.Start(Driver, null, "--url", world.Nodes[0].BaseAddress.ToString(), "--shots", Screenshots);
+        await browser.WaitForAsync("launched", 60);
+        await browser.SendAsync(new { cmd = "open" });
+        await browser.WaitForAsync("ready", 30);
+        await browser.SendAsync(new { cmd = "sign-in", key, cert, passphrase = Passphrase });
+        await browser.WaitForAsync("signed-in", 40);
+
+        var first = world.Seeker();
+        await first.OpenAsync("en").WaitAsync(TimeSpan.FromSeconds(15));
+        await browser.SendAsync(new { cmd = "offer", accept = false });
+        var declined = await browser.WaitForAsync("offer-answered");
+        var second = world.Seeker();
+        await second.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(15));
+        await browser.SendAsync(new { cmd = "offer", accept = true });
+        var accepted = await browser.WaitForAsync("offer-answered");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(declined.GetProperty("offer").GetString(), Does.StartWith("A chat is offered to you: English"));
+            Assert.That(declined.GetProperty("capacity").GetString(), Is.EqualTo("You hold 0 of at most 2 chats."));
+            Assert.That(declined.GetProperty("status").GetString(), Is.EqualTo("Declined; the chat goes to a colleague."));
+            Assert.That(accepted.GetProperty("offer").GetString(), Does.StartWith("A chat is offered to you: Dutch"), "the declined one is not offered again");
+            Assert.That(accepted.GetProperty("tabs").GetArrayLength(), Is.EqualTo(1));
+            Assert.That(accepted.GetProperty("capacityAfter").GetString(), Is.EqualTo("You hold 1 of at most 2 chats."));
+        });
+
+        // The toggle is the server's: away, a new seeker is not offered; available again, it is.
+        await browser.SendAsync(new { cmd = "availability" });
+        Assert.That((await browser.WaitForAsync("availability")).GetProperty("pressed").GetString(), Is.EqualTo("false"));
+        var third = world.Seeker();
+        await third.OpenAsync("en").WaitAsync(TimeSpan.FromSeconds(15));
+        await browser.SendAsync(new { cmd = "queue", count = 2 });
+        Assert.That((await browser.WaitForAsync("queue")).GetProperty("offered").GetBoolean(), Is.False, "away: no offer");
+        await browser.SendAsync(new { cmd = "availability" });
+        Assert.That((await browser.WaitForAsync("availability")).GetProperty("pressed").GetString(), Is.EqualTo("true"));
+        await browser.SendAsync(new { cmd = "offer", accept = true });
+        var again = await browser.WaitForAsync("offer-answered");
+        Assert.That(again.GetProperty("tabs").GetArrayLength(), Is.EqualTo(2), "available again: the new seeker is offered and taken");
+
+        await browser.SendAsync(new { cmd = "exit" });
+        Assert.That(await browser.WaitForExitAsync(), Is.Zero);
+    }
+
+    [Test]
     public async Task IdleLockWipesTheKeyFromThePageAndThePassphraseBringsItBack()
     {
         await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: ConsoleOn(idleLock: "00:00:04"));

@@ -39,6 +39,31 @@ public sealed class OrganisationSettings
     /// chat to. One way: a partner that wants to transfer back lists this organisation too.
     /// </summary>
     public List<string> Partners { get; set; } = [];
+
+    /// <summary>Offer each waiting seeker to one available counsellor (docs/architecture.md, routing); off: counsellors take.</summary>
+    public bool Offers { get; set; }
+
+    /// <summary>The most chats one counsellor connection holds at once; unset: 2 with offers on, no limit with them off.</summary>
+    public int? Capacity { get; set; }
+
+    /// <summary>How long an offer stands before it goes to the next counsellor.</summary>
+    public TimeSpan OfferTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Offers left to run out in a row before the counsellor is set away.</summary>
+    public int LapsesBeforeAway { get; set; } = 3;
+}
+
+/// <summary>How an organisation routes waiting seekers to counsellors (docs/architecture.md, routing).</summary>
+/// <param name="On">Offers are made; otherwise counsellors only take.</param>
+/// <param name="Capacity">The most chats per counsellor connection, for offers and takes alike; 0 for no limit.</param>
+/// <param name="Timeout">How long an offer stands.</param>
+/// <param name="LapsesBeforeAway">Offers run out in a row before the counsellor is set away.</param>
+public sealed record OfferRules(bool On, int Capacity, TimeSpan Timeout, int LapsesBeforeAway)
+{
+    public const int DefaultCapacity = 2;
+
+    public static OfferRules From(OrganisationSettings s) =>
+        new(s.Offers, s.Capacity ?? (s.Offers ? DefaultCapacity : 0), s.OfferTimeout, s.LapsesBeforeAway);
 }
 
 /// <summary>The organisations this server serves, by name.</summary>
@@ -61,6 +86,7 @@ public sealed class Organisation
     public required int QueueCapacity { get; init; }
     public required OpeningHours Hours { get; init; }
     public required int UrgentCapacity { get; init; }
+    public required OfferRules Offers { get; init; }
 
     /// <summary>Partner organisations (hex <c>org_id</c>) this one may transfer chats to.</summary>
     public required IReadOnlySet<string> Partners { get; init; }
@@ -151,6 +177,7 @@ public sealed class OrganisationDirectory
         Hours = OpeningHours.TryParse(s.Hours, out var hours) is null ? hours : OpeningHours.Always,
         UrgentCapacity = s.UrgentCapacity,
         Partners = s.Partners.Select(p => p.ToLowerInvariant()).ToHashSet(),
+        Offers = OfferRules.From(s),
         Insecure = s.Roots.Any(PublicTestRoots.Contains),
     };
 
@@ -220,6 +247,21 @@ internal sealed class OrganisationsValidator(IHostEnvironment environment) : IVa
             if (org.Partners.Any(p => !PublicText.TryParseOrgId(p, out _) || !configured.Contains(p)))
             {
                 failures.Add($"{at}:Partners must hold org ids (32 hex characters) of organisations configured on this server.");
+            }
+
+            if (org.Capacity is < 1 or > 1000)
+            {
+                failures.Add($"{at}:Capacity must be between 1 and 1000.");
+            }
+
+            if (org.OfferTimeout < TimeSpan.FromSeconds(5) || org.OfferTimeout > TimeSpan.FromMinutes(10))
+            {
+                failures.Add($"{at}:OfferTimeout must be between 00:00:05 and 00:10:00.");
+            }
+
+            if (org.LapsesBeforeAway is < 1 or > 100)
+            {
+                failures.Add($"{at}:LapsesBeforeAway must be between 1 and 100.");
             }
         }
 

@@ -2,6 +2,7 @@ using Mediator;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Offers;
 using TrustLine.Server.Relay;
 using TrustLine.Server.Sessions;
 using TrustLine.Server.Storage;
@@ -10,7 +11,7 @@ namespace TrustLine.Server.Responders;
 
 /// <summary>The responder hub: only connections with a valid responder token get in.</summary>
 [Authorize(AuthenticationSchemes = ResponderToken.SchemeName)]
-public sealed class ResponderHub(IMediator mediator, ResponderGuard guard) : Hub<IResponderClient>, IResponderHub
+public sealed class ResponderHub(IMediator mediator, ResponderGuard guard, OfferRouter offers) : Hub<IResponderClient>, IResponderHub
 {
     public override async Task OnConnectedAsync()
     {
@@ -24,6 +25,7 @@ public sealed class ResponderHub(IMediator mediator, ResponderGuard guard) : Hub
     {
         guard.Remove(Context);
         await mediator.Send(new ConnectionLostCommand(ConnectionState.Of(Context)));
+        await offers.ConnectionClosedAsync(ConnectionState.Of(Context));
     }
 
     public async Task<QueueEntry[]> GetQueue() =>
@@ -52,4 +54,13 @@ public sealed class ResponderHub(IMediator mediator, ResponderGuard guard) : Hub
 
     public async Task Transfer(byte[] sessionId, byte[] orgId) =>
         (await mediator.Send(new Transfers.ProposeTransferCommand(ConnectionState.Of(Context), sessionId, orgId), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task<ResponderStatus> SetAvailability(bool available) =>
+        (await mediator.Send(new SetAvailabilityCommand(ConnectionState.Of(Context), available), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task<TakenSession> AcceptOffer(byte[] sessionId) =>
+        (await mediator.Send(new AnswerOfferCommand(ConnectionState.Of(Context), sessionId, Accept: true), Context.ConnectionAborted)).ValueOrRefuse();
+
+    public async Task DeclineOffer(byte[] sessionId) =>
+        (await mediator.Send(new AnswerOfferCommand(ConnectionState.Of(Context), sessionId, Accept: false), Context.ConnectionAborted)).ValueOrRefuse();
 }

@@ -28,6 +28,7 @@ public sealed class TakeSessionHandler(
     PeerRoutes routes,
     QueueNotifier queue,
     Departures departures,
+    Offers.OfferRouter offers,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<TakeSessionHandler> logger) : ICommandHandler<TakeSessionCommand, Outcome<TakenSession?>>
@@ -36,6 +37,11 @@ public sealed class TakeSessionHandler(
     {
         var (connection, named) = command;
         var grant = connection.Grant!;
+        if (offers.CapacityOf(grant.OrgId) is var capacity and > 0 && Offers.OfferRouter.OpenChats(connection) >= capacity)
+        {
+            return Refuse.With(ErrorCodes.AtCapacity, $"This connection holds {capacity} chats, the most allowed; end one first.");
+        }
+
         SessionRecord? taken = null;
         if (named is not null)
         {
@@ -50,7 +56,7 @@ public sealed class TakeSessionHandler(
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }
 
-            taken = await store.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
+            taken = await offers.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
             if (taken is null)
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "That session is not waiting any more: another responder took it, or it ended.");
@@ -69,7 +75,7 @@ public sealed class TakeSessionHandler(
                 foreach (var candidate in candidates)
                 {
                     if (seen.Add(candidate.Id) && candidate.SeekerConnection is not null
-                        && (taken = await store.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId)) is not null)
+                        && (taken = await offers.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId)) is not null)
                     {
                         break;
                     }

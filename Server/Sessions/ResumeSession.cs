@@ -22,6 +22,7 @@ public sealed class ResumeSessionHandler(
     QueueNotifier queue,
     IOptions<SessionLimits> options,
     TimeProvider time,
+    Offers.OfferRouter offers,
     ILogger<ResumeSessionHandler> logger) : ICommandHandler<ResumeSessionCommand, Outcome<ResumeSessionResult>>
 {
     private static readonly TimeSpan FollowUpDelay = TimeSpan.FromMilliseconds(500);
@@ -140,6 +141,12 @@ public sealed class ResumeSessionHandler(
             await queue.JoinAsync(connection.ConnectionId, record.OrgId);
             status = await queue.StatusAsync(record.OrgId, sessionId);
         }
+
+        if (queued)
+        {
+            offers.Nudge(record.OrgId); // a waiting seeker who is back can be offered again
+        }
+
         return new ResumeSessionResult
         {
             Queued = queued,

@@ -14,6 +14,7 @@ public sealed class SessionEnding(
     ISessionStore store,
     PeerRoutes routes,
     QueueNotifier queue,
+    Offers.OfferRouter offers,
     IOptions<SessionLimits> options,
     Operations.Metrics.TrustLineMetrics metrics,
     TimeProvider time,
@@ -46,6 +47,7 @@ public sealed class SessionEnding(
         }
 
         await Task.WhenAll(notices);
+        await offers.SessionEndedAsync(record);
         if (record.State == SessionState.Queued)
         {
             if (record.SeekerConnection is { } connection)
@@ -78,6 +80,7 @@ public sealed class QueueNotifier(
     IOptions<SessionLimits> options,
     TimeProvider time,
     Admission.WaitEstimator waits,
+    Offers.OfferRouter offers,
     ILogger<QueueNotifier> logger)
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Pending> pending = new();
@@ -118,6 +121,7 @@ public sealed class QueueNotifier(
     /// </summary>
     public Task ChangedAsync(byte[] orgId)
     {
+        offers.Nudge(orgId);
         var state = pending.GetOrAdd(Convert.ToHexStringLower(orgId), _ => new Pending(orgId));
         TimeSpan wait;
         lock (state)

@@ -34,6 +34,12 @@ public sealed class RedisKeys(string prefix)
 
     public RedisKey Timers => $"{prefix}:timers";
 
+    /// <summary>An organisation's counsellor presence (hash: connection id → state); one slot with its offers.</summary>
+    public RedisKey Presence(byte[] orgId) => $"{prefix}:{{o:{Convert.ToHexStringLower(orgId)}}}:p";
+
+    /// <summary>An organisation's offers, holds and declines (hash: session id → offer or hold, <c>d:</c>session id → declines).</summary>
+    public RedisKey Offers(byte[] orgId) => $"{prefix}:{{o:{Convert.ToHexStringLower(orgId)}}}:o";
+
     public RedisKey Token(byte[] tokenHash) => $"{prefix}:tok:{Convert.ToHexStringLower(tokenHash)}";
 
     public RedisChannel Routes => RedisChannel.Literal($"{prefix}:routes");

@@ -156,6 +156,7 @@ async function handle(c) {
         title: await page.title(),
         chimes: Number(await page.evaluate(() => document.body.dataset.chimes ?? 0)),
         takeDisabled: await page.isDisabled('#take-next'),
+        offered: (await page.$('#offer')) !== null,
         screenshot: c.shot ? await shot(page, c.shot) : null,
       });
       break;
@@ -164,6 +165,17 @@ async function handle(c) {
       await page.click('#availability');
       emit('availability', { label: await text('#availability'), pressed: await page.getAttribute('#availability', 'aria-pressed') });
       break;
+    case 'offer': {
+      // Wait for an offer, then answer it (accept: a new tab; decline: the offer goes).
+      await page.waitForSelector('#offer', { timeout });
+      const offered = { offer: await text('#offer p'), capacity: (await page.$('#capacity')) ? await text('#capacity') : '' };
+      const before = (await tabs()).length;
+      await page.click(c.accept ? '#accept-offer' : '#decline-offer');
+      if (c.accept) await page.waitForFunction((n) => document.querySelectorAll('#tabs [role="tab"]').length === n + 1, before, { timeout });
+      await page.waitForFunction(() => !document.getElementById('offer'), undefined, { timeout });
+      emit('offer-answered', { ...offered, tabs: await tabs(), capacityAfter: (await page.$('#capacity')) ? await text('#capacity') : '', status: await text('#connection') });
+      break;
+    }
     case 'take-next': {
       const before = (await tabs()).length;
       await page.keyboard.press('Alt+T');

@@ -3,7 +3,7 @@
 // (one 32-byte array, zeroed on lock and sign-out); nothing is written to any browser storage.
 import {
   fingerprint, fromHex, MAX_BODY_SIZE, parseCertificate, ResponderClient, toHex, TrustLineError, utf8, verifyChain,
-  type QueueEntry, type QueueSnapshot, type ResponderSession,
+  type Offer, type QueueEntry, type QueueSnapshot, type ResponderSession, type ResponderStatus,
 } from '@trustline/client';
 import { DEMO_ORG_ID, DEMO_PASSPHRASE, demoCertificates } from './demo.js';
 import { openKey, readKeyFile, type KeyFileError, type SealedKey } from './keyfile.js';
@@ -52,6 +52,9 @@ let seed: Uint8Array | null = null;
 let sealed: SealedKey | null = null;
 let identity: { org: string; orgId: string; insecure: boolean; fingerprint: string; notAfter: number } | null = null;
 let available = true;
+/** The server's view of this connection: capacity (0: no limit) and whether the organisation makes offers. */
+let capacity = 0;
+let offersOn = false;
 let locked = false;
 let connection: 'connected' | 'reconnecting' | 'closed' = 'connected';
 let queue: { waiting: number; entries: QueueEntry[]; at: number } = { waiting: 0, entries: [], at: Date.now() };
@@ -176,6 +179,21 @@ async function signIn(keyText: string, certificates: { issuer: Uint8Array; respo
   sealed = read;
   identity = { org: org.name, orgId: org.id, insecure: org.insecure === true, fingerprint: fingerprint(read.publicKey), notAfter: responder.notAfter };
   client.events.on('queue', (snapshot) => onQueue(snapshot));
+  client.events.on('availability', (status) => onAvailability(status));
+  client.events.on('offered', () => {
+    if (!locked) chime();
+    renderQueue();
+  });
+  client.events.on('offerWithdrawn', (_, reason) => {
+    say(offerEndText(reason));
+    renderQueue();
+  });
+  try {
+    // The console starts available, as it always has; the server keeps it (and sets it away after unanswered offers).
+    await client.setAvailability(available, { signal: AbortSignal.timeout(10_000) });
+  } catch {
+    // the toggle tries again
+  }
   client.events.on('status', (status) => {
     connection = status;
     renderStatus();
@@ -311,10 +329,19 @@ function renderBar(): void {
       : `Certificate valid until ${expiry.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' })}`);
   const availability = h('button', { type: 'button', id: 'availability', 'aria-pressed': available ? 'true' : 'false', class: available ? 'available' : 'away',
     text: available ? 'Available' : 'Away' });
-  on(availability, 'click', () => {
-    available = !available;
+  on(availability, 'click', async () => {
+    const wanted = !available;
+    available = wanted;
     renderBar();
     renderQueue();
+    try {
+      await client?.setAvailability(wanted, { signal: AbortSignal.timeout(10_000) });
+    } catch (e) {
+      available = !wanted;
+      renderBar();
+      renderQueue();
+      say(e instanceof TrustLineError ? e.message : 'Your availability could not be changed; try again.');
+    }
   });
   const lock = h('button', { type: 'button', id: 'lock', class: 'secondary', text: 'Lock', 'aria-keyshortcuts': 'Alt+L' });
   on(lock, 'click', () => lockNow());
@@ -332,6 +359,38 @@ function renderStatus(): void {
   statusLine.textContent = connection === 'reconnecting' ? 'Connection to the server lost. Reconnecting… Your chats continue when it is back.'
     : connection === 'closed' ? 'Disconnected from the server.' : notice;
   statusLine.className = connection === 'connected' ? 'status' : 'status warn';
+}
+
+function onAvailability(status: ResponderStatus): void {
+  available = status.available;
+  capacity = status.capacity;
+  offersOn = status.offersOn;
+  if (status.reason === 'lapsed') say('Offered chats went unanswered, so you were set away. Choose Available to receive chats again.');
+  renderBar();
+  renderQueue();
+}
+
+function offerEndText(reason: string): string {
+  switch (reason) {
+    case 'lapsed': return 'The offered chat was not answered in time; it goes to a colleague.';
+    case 'gone': return 'The offered chat was taken by a colleague, or the person left.';
+    case 'away': return 'The offered chat went to a colleague as you are away.';
+    default: return 'The offered chat is no longer offered to you.';
+  }
+}
+
+async function answerOffer(offer: Offer, accept: boolean): Promise<void> {
+  if (!client || locked) return;
+  try {
+    if (accept) adopt(await client.acceptOffer(offer.sessionId, { signal: AbortSignal.timeout(15_000) }));
+    else {
+      await client.declineOffer(offer.sessionId, { signal: AbortSignal.timeout(10_000) });
+      say('Declined; the chat goes to a colleague.');
+    }
+  } catch (e) {
+    say(e instanceof TrustLineError ? e.message : 'The offer could not be answered; try again.');
+  }
+  renderQueue();
 }
 
 function onQueue(snapshot: QueueSnapshot): void {
@@ -384,8 +443,23 @@ function renderQueue(): void {
       h('span', { class: 'wait', 'data-base': String(entry.waitingSeconds), text: `waiting ${minutes(entry.waitingSeconds + (Date.now() - queue.at) / 1000)}` }),
       take));
   });
+  const offer = client?.pendingOffer ?? null;
+  let offerPanel: HTMLElement | null = null;
+  if (offer && !locked) {
+    const accept = h('button', { type: 'button', id: 'accept-offer', class: 'primary', text: 'Accept' });
+    const decline = h('button', { type: 'button', id: 'decline-offer', class: 'secondary', text: 'Decline' });
+    on(accept, 'click', () => answerOffer(offer, true));
+    on(decline, 'click', () => answerOffer(offer, false));
+    offerPanel = h('div', { id: 'offer', role: 'alert', class: offer.urgent ? 'offer urgent' : 'offer' },
+      h('p', { text: `A chat is offered to you: ${language(offer.language)}, ${offer.topic || 'no topic'}${offer.urgent ? ', urgent' : ''}, waiting ${minutes(offer.waitingSeconds)}. Answer within ${offer.expiresInSeconds} seconds.` }),
+      accept, decline);
+  }
+  const open = chats.filter((c) => !c.ended).length;
   queueSection.replaceChildren(
     h('h2', { id: 'queue-heading', tabindex: '-1', text: 'Queue' }),
+    ...(offerPanel ? [offerPanel] : []),
+    ...(capacity > 0 ? [h('p', { id: 'capacity', class: 'muted', text: `You hold ${open} of at most ${capacity} chats.` })] : []),
+    ...(offersOn && available ? [h('p', { class: 'muted', text: 'Waiting people are offered to you one at a time.' })] : []),
     h('p', { id: 'queue-count', role: 'status', text: queue.waiting === 0 ? 'Nobody is waiting.' : queue.waiting === 1 ? '1 person is waiting.' : `${queue.waiting} people are waiting.` }),
     ...(available ? [] : [h('p', { class: 'warn', text: 'You are away: no new chats are offered to you.' })]),
     next, list);
@@ -458,10 +532,12 @@ function adopt(session: ResponderSession): void {
       chat.unread++;
       renderTabs();
     }
+    renderQueue();
     updateTitle();
   });
   say('');
   select(chats.length - 1);
+  renderQueue();
 }
 
 function select(index: number): void {

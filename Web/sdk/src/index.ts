@@ -10,3 +10,4 @@ export { EndReasons, placeFrom, readQueueMoved, Routes, TransferOutcomes, waitRa
 export * from './client/connection.js';
 export * from './client/seeker.js';
 export * from './client/responder.js';
+export * from './client/offers.js';

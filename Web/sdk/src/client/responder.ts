@@ -11,10 +11,17 @@ import {
 } from './common.js';
 import { type ClientOptions, type ConnectionStatus, joinUrl, ReconnectingConnection } from './connection.js';
 import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
+import { type Offer, readOffer, readResponderStatus, type ResponderStatus } from './offers.js';
 
 export interface ResponderEvents {
   queue: (snapshot: QueueSnapshot) => void;
   status: (status: ConnectionStatus) => void;
+  /** A waiting session is offered to this counsellor alone: accept or decline it within its time. */
+  offered: (offer: Offer) => void;
+  /** An offer is gone: `lapsed`, `gone` (taken by a colleague or the seeker left) or `away`. */
+  offerWithdrawn: (sessionId: Uint8Array, reason: string) => void;
+  /** The availability changed: set by this client, or by the server (reason `lapsed`). */
+  availability: (status: ResponderStatus) => void;
 }
 
 export interface ResponderSessionEvents {
@@ -62,6 +69,8 @@ export class ResponderClient {
   private readonly connection: ReconnectingConnection;
   private readonly held = new Map<string, ResponderSession>();
   private token = '';
+  private isAvailable = false;
+  private offer: Offer | null = null;
 
   private constructor(server: string, private readonly credentials: ResponderCredentials, readonly options: ClientOptions) {
     this.connection = new ReconnectingConnection([server, ...(options.fallbackServers ?? [])], Routes.responderHub, options, () => this.token,
@@ -101,6 +110,38 @@ export class ResponderClient {
     const taken = await this.invoke('Take', [sessionId], options.signal);
     if (!taken) throw new TrustLineError('not_available', 'The session is not waiting any more.');
     return this.answer(taken as unknown[], options.signal);
+  }
+
+  /** True while available for offers (as last set, or as the server said); every connection starts away. */
+  get available(): boolean {
+    return this.isAvailable;
+  }
+
+  /** The offer waiting for an answer, or null. */
+  get pendingOffer(): Offer | null {
+    return this.offer;
+  }
+
+  /** Available for offers, or away; kept across reconnects. The answer tells open chats, capacity and whether offers are on. */
+  async setAvailability(available: boolean, options: { signal?: AbortSignal } = {}): Promise<ResponderStatus> {
+    const status = readResponderStatus(await this.invoke('SetAvailability', [available], options.signal));
+    this.isAvailable = status.available;
+    if (!available) this.offer = null;
+    this.events.emit('availability', status);
+    return status;
+  }
+
+  /** Accepts the offered session and answers its handshake (`no_offer`, `offer_expired`, `at_capacity` when refused). */
+  async acceptOffer(sessionId: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<ResponderSession> {
+    const taken = await this.invoke('AcceptOffer', [sessionId], options.signal);
+    this.clearOffer(sessionId);
+    return this.answer(taken as unknown[], options.signal);
+  }
+
+  /** Declines the offered session: it goes to the next counsellor. */
+  async declineOffer(sessionId: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.invoke('DeclineOffer', [sessionId], options.signal);
+    this.clearOffer(sessionId);
   }
 
   simulateNetworkLoss(preferServer?: number): Promise<void> {
@@ -151,6 +192,10 @@ export class ResponderClient {
     return session;
   }
 
+  private clearOffer(sessionId: Uint8Array): void {
+    if (this.offer && equalBytes(this.offer.sessionId, sessionId)) this.offer = null;
+  }
+
   private register(hub: HubConnection): void {
     const guard = <A extends unknown[]>(f: (...a: A) => unknown) => (...a: A) => {
       try {
@@ -161,6 +206,22 @@ export class ResponderClient {
       }
     };
     hub.on('QueueChanged', guard((q: unknown) => this.events.emit('queue', readQueueSnapshot(q))));
+    hub.on('Offered', guard((o: unknown) => {
+      const offer = readOffer(o);
+      if (offer.sessionId.length !== 16) return;
+      this.offer = offer;
+      this.events.emit('offered', offer);
+    }));
+    hub.on('OfferWithdrawn', guard((id: unknown, reason: unknown) => {
+      if (!(id instanceof Uint8Array) || id.length !== 16) return;
+      this.clearOffer(id);
+      this.events.emit('offerWithdrawn', id, String(reason ?? ''));
+    }));
+    hub.on('AvailabilityChanged', guard((s: unknown) => {
+      const status = readResponderStatus(s);
+      this.isAvailable = status.available;
+      this.events.emit('availability', status);
+    }));
     hub.on('Envelope', guard((envelope: unknown) => {
       if (!(envelope instanceof Uint8Array) || envelope.length < 35) return;
       this.held.get(toHex(envelope.subarray(3, 19)))?.onEnvelope(envelope);
@@ -185,6 +246,8 @@ export class ResponderClient {
   }
 
   private async resume(hub: HubConnection): Promise<void> {
+    // A new connection starts away, and an offer to the old one went with it.
+    this.offer = null;
     const sessions = [...this.held.values()];
     // Hold every session's send gate: no text goes out before its session is resumed and resent.
     const releases = await Promise.all(sessions.map((s) => s.holdSends()));
@@ -202,6 +265,10 @@ export class ResponderClient {
       for (const session of sessions) if (!session.endReason) await session.resend(hub);
     } finally {
       for (const release of releases) release();
+    }
+    if (this.isAvailable) {
+      // After the resumes, so the server counts the chats of the new connection.
+      this.events.emit('availability', readResponderStatus(await hub.invoke('SetAvailability', true)));
     }
   }
 }
