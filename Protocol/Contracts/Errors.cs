@@ -87,6 +87,9 @@ public static class ErrorCodes
     /// <summary>Connections from this network already hold as many places in the queues as one network may; try again later.</summary>
     public const string TooManyWaiting = "too_many_waiting";
 
+    /// <summary>Too many connections from this network are open at once; try again in a moment.</summary>
+    public const string TooManyConnections = "too_many_connections";
+
     /// <summary>The responder holds as many chats as its organisation's capacity allows; end one first.</summary>
     public const string AtCapacity = "at_capacity";
 

@@ -89,6 +89,7 @@ internal sealed class World : IAsyncDisposable
         ["Admission:QueueFillThreshold"] = "1",
         // Every test connection comes from 127.0.0.1; the tests of the per-address cap turn it back on.
         ["Limits:PlacesPerAddress"] = "0",
+        ["Limits:ConnectionsPerAddress"] = "0",
     };
 
     public SeekerClient Seeker(int node = 0, Pseudonym? pseudonym = null)

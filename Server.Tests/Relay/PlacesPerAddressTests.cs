@@ -168,3 +168,60 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
             new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }).WaitAsync(TimeSpan.FromSeconds(10));
     }
 }
+
+/// <summary>
+/// One network may keep only so many seeker connections open on one node (<c>Limits:ConnectionsPerAddress</c>):
+/// past it a connection is refused before its WebSocket opens, and a closed one makes room again.
+/// </summary>
+public sealed class ConnectionsPerAddressTests
+{
+    private static readonly IPAddress Attacker = IPAddress.Parse("127.0.0.2");
+    private static readonly IPAddress Neighbour = IPAddress.Parse("127.0.0.3");
+
+    [Test]
+    public async Task ConnectionsPastTheCapAreRefusedAtTheDoorAndAClosedOneMakesRoom()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, extra: new Dictionary<string, string?> { ["Limits:ConnectionsPerAddress"] = "3" });
+        var hubs = new List<HubConnection>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Attacker));
+            }
+
+            var refused = Assert.CatchAsync(async () => hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Attacker)));
+            hubs.Add(await RawHub.SeekerAsync(world.Nodes[0], from: Neighbour));
+            await hubs[0].DisposeAsync();
+            hubs.RemoveAt(0);
+            HubConnection? again = null;
+            await Eventually.TrueAsync(async () =>
+            {
+                try
+                {
+                    again = await RawHub.SeekerAsync(world.Nodes[0], from: Attacker);
+                    return true;
+                }
+                catch (Exception e) when (e is HttpRequestException or System.Net.WebSockets.WebSocketException)
+                {
+                    return false;
+                }
+            }, TimeSpan.FromSeconds(10), "a closed connection makes room for another");
+            hubs.Add(again!);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(refused!.ToString(), Does.Contain("429"), "the fourth from one address is refused before the WebSocket opens");
+                Assert.That(hubs.All(h => h.State == HubConnectionState.Connected), Is.True, "the others are not harmed; another network connects");
+                Assert.That(world.Logs.Entries.Select(e => e.Text), Has.None.Contain("127.0.0.2"), "no address is logged");
+            });
+        }
+        finally
+        {
+            foreach (var hub in hubs)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+    }
+}

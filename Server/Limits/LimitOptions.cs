@@ -48,6 +48,13 @@ public sealed class LimitOptions
     [Range(0, 100_000, ErrorMessage = "Limits:PlacesPerAddress must be between 0 (off) and 100000.")]
     public int PlacesPerAddress { get; set; } = 16;
 
+    /// <summary>
+    /// Seeker hub connections one network address (as a keyed hash) may have open on this node at once; 0 turns
+    /// the cap off. Past it a new connection is refused with 429 before its WebSocket opens.
+    /// </summary>
+    [Range(0, 1_000_000, ErrorMessage = "Limits:ConnectionsPerAddress must be between 0 (off) and 1000000.")]
+    public int ConnectionsPerAddress { get; set; } = 64;
+
     /// <summary>How long the key that hashes addresses lives before a new random one replaces it.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "1.00:00:00", ErrorMessage = "Limits:AddressKeyLifetime must be between 1 minute and 1 day.")]
     public TimeSpan AddressKeyLifetime { get; set; } = TimeSpan.FromHours(1);

@@ -47,6 +47,7 @@ public static class LimitsSetup
         builder.Services.AddSingleton<SilentConnections>();
         builder.Services.AddSingleton<AddressTags>();
         builder.Services.AddSingleton<PlaceHolders>();
+        builder.Services.AddSingleton<ConnectionsPerAddress>();
         builder.Services.AddHostedService<SilentConnectionSweeper>();
         return builder;
     }
@@ -81,7 +82,7 @@ internal sealed class LimitOptionsValidator : IValidateOptions<LimitOptions>
 /// a request that carries an <c>Origin</c> header is let through only from the server's own origin or an
 /// allowed one. Negotiation is refused too: every client connects straight to the WebSocket.
 /// </summary>
-internal sealed class OriginAndTransportGate(RequestDelegate next, IOptionsMonitor<LimitOptions> options)
+internal sealed class OriginAndTransportGate(RequestDelegate next, IOptionsMonitor<LimitOptions> options, AddressTags addresses, ConnectionsPerAddress connections)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -107,7 +108,15 @@ internal sealed class OriginAndTransportGate(RequestDelegate next, IOptionsMonit
             return;
         }
 
-        await next(context);
+        using var lease = connections.Enter(path.StartsWithSegments(Routes.SeekerHub) ? addresses.Of(context) : null);
+        if (!lease.Admitted)
+        {
+            await RefuseAsync(context, StatusCodes.Status429TooManyRequests, ErrorCodes.TooManyConnections,
+                "Too many connections from this network are open; please try again in a moment.");
+            return;
+        }
+
+        await next(context); // for a WebSocket, this returns when the connection closes (and the lease is given back)
     }
 
     internal static bool TryNormalise(string origin, out string normalised)

@@ -18,7 +18,7 @@ namespace TrustLine.Relay.Bench;
 /// The flood workload (issue 10): real seekers open sessions at a steady pace, first on a calm line, then
 /// while attackers on many connections open sessions as fast as they can, without solving puzzles and then
 /// solving them. Each phase runs on a fresh TrustLine node on Redis with the puzzle, the call rate and the
-/// per-address cap on places as shipped (the other workloads turn them off). The attackers come from one host
+/// per-address caps on places and connections as shipped (the other workloads turn them off). The attackers come from one host
 /// (127.0.0.2), the real seekers from others (127.0.0.1). Real seekers behave like the SDKs: open, and when refused
 /// <c>puzzle_required</c>, ask for a puzzle, solve it and open again; then they leave the queue.
 /// </summary>
@@ -41,7 +41,7 @@ internal static class Flood
     public static async Task RunAsync(RedisProcess redis, BenchOrganisation org, Options options)
     {
         Console.WriteLine($"Flood: {options.Attackers} attacking connections, {options.PhaseSeconds} s per phase, a real seeker every {options.SeekerEvery.TotalSeconds:0.#} s; " +
-            "puzzle, call rate and per-address cap as shipped; the attackers come from one address of their own; attackers that solve share one core.");
+            "puzzle, call rate and per-address caps as shipped; the attackers come from one address of their own; attackers that solve share one core.");
         var phases = new List<Phase>
         {
             await RunPhaseAsync("calm", Attack.None, redis, org, options),
@@ -60,6 +60,7 @@ internal static class Flood
         settings["Admission:OpenRateThreshold"] = "1.0";
         settings["Admission:QueueFillThreshold"] = "0.25";
         settings["Limits:PlacesPerAddress"] = "16";
+        settings["Limits:ConnectionsPerAddress"] = "64";
         await using var node = await Node.TrustLineAsync(settings);
         var template = Msg1Template(org);
         using var stop = new CancellationTokenSource();
@@ -92,7 +93,18 @@ internal static class Flood
                     if (hub is null)
                     {
                         hub = Connect(node, AttackerAddress);
-                        await hub.StartAsync(stop.Token);
+                        try
+                        {
+                            await hub.StartAsync(stop.Token);
+                        }
+                        catch (Exception e) when (!stop.IsCancellationRequested && e is HttpRequestException or WebSocketException or InvalidOperationException)
+                        {
+                            // Refused at the door (too many connections from this address): try again at once.
+                            refusals.AddOrUpdate("connection refused", 1, (_, n) => n + 1);
+                            await hub.DisposeAsync();
+                            hub = null;
+                            continue;
+                        }
                     }
 
                     var msg1 = Msg1(template);

@@ -30,7 +30,7 @@ internal sealed class Node : IAsyncDisposable
         args.Add("--Operations:RuntimeDiagnostics=true");
         args.Add("--Logging:LogLevel:Default=Warning");
         // The relay workloads measure the relay at full speed: the per-connection call rate, the admission
-        // puzzle and the per-address cap on places are off unless a workload sets them (the flood workload does).
+        // puzzle and the per-address caps on places and connections are off unless a workload sets them (the flood workload does).
         foreach (var (key, value) in new Dictionary<string, string>
         {
             ["Limits:CallBurst"] = "100000",
@@ -38,6 +38,7 @@ internal sealed class Node : IAsyncDisposable
             ["Admission:OpenRateThreshold"] = "10000",
             ["Admission:QueueFillThreshold"] = "1",
             ["Limits:PlacesPerAddress"] = "0",
+            ["Limits:ConnectionsPerAddress"] = "0",
         })
         {
             if (!settings.ContainsKey(key))

@@ -200,6 +200,75 @@ public sealed class PlaceHolders(IOptions<LimitOptions> options, ISessionStore s
 }
 
 /// <summary>
+/// How many seeker hub connections each address (as a tag) has open on this node. A client that opens hundreds
+/// of connections costs the node for every call each of them makes, refused or not; with the cap, connections
+/// past <see cref="LimitOptions.ConnectionsPerAddress"/> from one network are refused before the WebSocket
+/// opens, at the cost of one small HTTP answer. Counts only, under tags of the current and earlier keys, each
+/// dropped when its last connection closes.
+/// </summary>
+public sealed class ConnectionsPerAddress(IOptions<LimitOptions> options)
+{
+    private readonly ConcurrentDictionary<AddressTag, int> open = new();
+
+    /// <summary>
+    /// Counts a connection in, unless its address (null: none known) is at the cap; the lease says which, and is
+    /// disposed when the connection closes.
+    /// </summary>
+    public Lease Enter(AddressTag? tag)
+    {
+        var cap = options.Value.ConnectionsPerAddress;
+        if (cap <= 0 || tag is not { } known)
+        {
+            return new Lease(this, null, admitted: true);
+        }
+
+        while (true)
+        {
+            var count = open.GetOrAdd(known, 0);
+            if (count >= cap)
+            {
+                return new Lease(this, null, admitted: false);
+            }
+
+            if (open.TryUpdate(known, count + 1, count))
+            {
+                return new Lease(this, known, admitted: true);
+            }
+        }
+    }
+
+    /// <summary>Addresses with a connection open now (for tests; never the tags themselves).</summary>
+    public int Count => open.Count;
+
+    private void Leave(AddressTag tag)
+    {
+        while (open.TryGetValue(tag, out var count))
+        {
+            if (count <= 1 ? open.TryRemove(new KeyValuePair<AddressTag, int>(tag, count)) : open.TryUpdate(tag, count - 1, count))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One connection counted in (or refused: <see cref="Admitted"/> false, and nothing to give back).</summary>
+    public sealed class Lease(ConnectionsPerAddress owner, AddressTag? tag, bool admitted) : IDisposable
+    {
+        private int disposed;
+
+        public bool Admitted { get; } = admitted;
+
+        public void Dispose()
+        {
+            if (tag is { } counted && Interlocked.Exchange(ref disposed, 1) == 0)
+            {
+                owner.Leave(counted);
+            }
+        }
+    }
+}
+
+/// <summary>
 /// Before an open: the connection's address must hold fewer than its cap of waiting places through this node;
 /// after it, the new place is counted under the address's tag. Runs after the puzzle's check, so a refused open
 /// has already paid its work.
