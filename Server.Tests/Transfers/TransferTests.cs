@@ -146,6 +146,8 @@ public sealed class TransferTests(StoreUnderTest store)
 
         await Eventually.TrueAsync(() => Task.FromResult(seeker.State == SeekerState.Ended), TimeSpan.FromSeconds(15), "the seeker refuses the answer");
         Assert.That(seeker.EndReason, Does.StartWith(SessionEndReasons.HandshakeFailed + ":"));
+        // The seeker's app ends the session at once and then closes it on the server: wait for that close.
+        await Eventually.TrueAsync(async () => await scene.World.Store().GetAsync(newId) is null, TimeSpan.FromSeconds(15), "the server ends the new session");
         await scene.AssertGoneAsync(newId);
     }
 
