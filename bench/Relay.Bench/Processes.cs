@@ -22,6 +22,8 @@ internal sealed class Node : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    public int ProcessId => process.Id;
+
     /// <summary>A TrustLine node from the server build beside the harness.</summary>
     public static Task<Node> TrustLineAsync(Dictionary<string, string> settings)
     {

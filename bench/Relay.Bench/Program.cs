@@ -79,10 +79,21 @@ internal static class BenchMain
 
         // TrustLine Redis first, to know the open-loop rates. `--only TR,B1` runs some targets alone (while profiling).
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1].Split(',') : null;
+        // `--workloads closed,open,opens,idle` runs some workloads alone; `--profile-wait S` prints each node's pid
+        // and waits S seconds before and after the workloads, so a profiler (dotnet-trace) can attach to the node.
+        var workloads = Array.IndexOf(args, "--workloads") is var w and >= 0 && w + 1 < args.Length ? args[w + 1].Split(',') : null;
+        var profileWait = Option("--profile-wait", 0);
+        bool Runs(string workload) => workloads is null || workloads.Contains(workload);
         foreach (var step in plan.Where(p => only is null || only.Contains(p.Name)).OrderBy(p => p.Name == "TR" ? 0 : 1))
         {
             await using var target = await step.Start();
-            foreach (var size in options.Sizes)
+            if (profileWait > 0)
+            {
+                Console.WriteLine($"{step.Name} node pids: {string.Join(",", target.Nodes.Select(n => n.ProcessId))}");
+                await Task.Delay(TimeSpan.FromSeconds(profileWait));
+            }
+
+            foreach (var size in Runs("closed") ? options.Sizes : [])
             {
                 var row = await Workloads.ClosedLoopAsync(target, options, size);
                 rows.Add(row);
@@ -92,7 +103,7 @@ internal static class BenchMain
                 }
             }
 
-            if (step.OpenLoop && reference > 0)
+            if (step.OpenLoop && reference > 0 && Runs("open"))
             {
                 foreach (var share in new[] { 0.25, 0.50, 0.75 })
                 {
@@ -103,14 +114,20 @@ internal static class BenchMain
             // Opens before the idle connections: those leave seekers waiting in the queue for the grace period.
             // B1 runs the same opens against its bare hub: the baseline the open's cost is a ratio of; TrustLine
             // embedded splits what TrustLine adds into its own work and the Redis store's.
-            if (target is ISessionOpener opener && step.Name is "TR" or "B1" or "TE")
+            if (target is ISessionOpener opener && step.Name is "TR" or "B1" or "TE" && Runs("opens"))
             {
                 rows.Add(await Workloads.SessionOpensAsync(opener, options));
             }
 
-            if (step.Idle)
+            if (step.Idle && Runs("idle"))
             {
                 rows.Add(await Workloads.IdleMemoryAsync(target, options));
+            }
+
+            if (profileWait > 0)
+            {
+                // The node stays up while the profiler finishes writing its trace (a trace cut short has no method names).
+                await Task.Delay(TimeSpan.FromSeconds(profileWait));
             }
         }
 
