@@ -96,7 +96,7 @@ public sealed class OpenSessionHandler(
         // In the group before the place is read: no notice between the two is missed.
         await queue.JoinAsync(connection.ConnectionId, orgId);
         var status = await queue.StatusAsync(orgId, sessionId);
-        await queue.ChangedAsync(orgId);
+        await queue.ChangedAsync(orgId, placesMoved: session.Urgent); // a join at the end moves nobody
         return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }
 }

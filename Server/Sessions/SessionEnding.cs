@@ -116,10 +116,13 @@ public sealed class QueueNotifier(
     }
 
     /// <summary>
-    /// The organisation's queue changed. Returns once the notice is sent, or, within the interval of the last
-    /// one, once it is scheduled.
+    /// The organisation's queue changed. Responders always hear it; waiting seekers only when
+    /// <paramref name="placesMoved"/> (a take, a leave, an urgent or a transferred arrival): a join at the end of
+    /// the queue moves nobody, and telling every waiting seeker of every join would cost a frame per seeker per
+    /// open. The waiting counts go along with the next notice that moves places. Returns once the notice is sent,
+    /// or, within the interval of the last one, once it is scheduled.
     /// </summary>
-    public Task ChangedAsync(byte[] orgId)
+    public Task ChangedAsync(byte[] orgId, bool placesMoved = true)
     {
         offers.Nudge(orgId);
         var state = pending.GetOrAdd(Convert.ToHexStringLower(orgId), _ => new Pending(orgId));
@@ -127,6 +130,7 @@ public sealed class QueueNotifier(
         lock (state)
         {
             state.Dirty = true;
+            state.PlacesMoved |= placesMoved;
             if (state.Flushing)
             {
                 return Task.CompletedTask; // the running notice sends this one after it
@@ -151,15 +155,18 @@ public sealed class QueueNotifier(
 
     private async Task FlushAsync(Pending state)
     {
+        bool placesMoved;
         lock (state)
         {
+            placesMoved = state.PlacesMoved;
+            state.PlacesMoved = false;
             state.Dirty = false;
             state.LastSent = time.GetUtcNow();
         }
 
         try
         {
-            await SendAsync(state.OrgId);
+            await SendAsync(state.OrgId, placesMoved);
         }
         catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
         {
@@ -187,7 +194,7 @@ public sealed class QueueNotifier(
         }
     }
 
-    private async Task SendAsync(byte[] orgId)
+    private async Task SendAsync(byte[] orgId, bool placesMoved)
     {
         var head = await store.GetQueueAsync(orgId, 20);
         var counts = await store.GetQueueCountsAsync(orgId);
@@ -201,7 +208,8 @@ public sealed class QueueNotifier(
             OtherServedThrough = counts.OtherServedThrough,
             SecondsPerTake = waits.SecondsPerTake(Convert.ToHexStringLower(orgId)) ?? -1,
         };
-        await Task.WhenAll(responders.Clients.Group(GroupOf(orgId)).QueueChanged(snapshot), seekers.Clients.Group(SeekerGroupOf(orgId)).QueueMoved(moved));
+        await Task.WhenAll(responders.Clients.Group(GroupOf(orgId)).QueueChanged(snapshot),
+            placesMoved ? seekers.Clients.Group(SeekerGroupOf(orgId)).QueueMoved(moved) : Task.CompletedTask);
     }
 
     /// <summary>A seeker's exact place and ticket, as open and resume answer it, with the wait range and the hold.</summary>
@@ -220,6 +228,7 @@ public sealed class QueueNotifier(
     {
         public byte[] OrgId { get; } = orgId;
         public bool Dirty { get; set; }
+        public bool PlacesMoved { get; set; }
         public bool Flushing { get; set; }
         public DateTimeOffset LastSent { get; set; } = DateTimeOffset.MinValue;
     }
