@@ -152,6 +152,24 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
         });
     }
 
+    [Test]
+    public async Task UnsetTrustedProxiesMeanANginxOnTheSameHost()
+    {
+        var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:PlacesPerAddress"] = "1" };
+        await using var world = await World.StartAsync(store, extra: extra);
+        await using var a = await RawHub.SeekerAsync(world.Nodes[0], headers: new Dictionary<string, string> { ["X-Forwarded-For"] = "198.51.100.7" });
+        await using var b = await RawHub.SeekerAsync(world.Nodes[0], headers: new Dictionary<string, string> { ["X-Forwarded-For"] = "198.51.100.7" });
+        await using var c = await RawHub.SeekerAsync(world.Nodes[0], headers: new Dictionary<string, string> { ["X-Forwarded-For"] = "198.51.100.8" });
+
+        var codes = new List<string>();
+        foreach (var hub in new[] { a, b, c })
+        {
+            codes.Add(await RawHub.CodeOfAsync(OpenAsync(hub, world)));
+        }
+
+        Assert.That(codes, Is.EqualTo(new[] { "accepted", ErrorCodes.TooManyWaiting, "accepted" }), "from loopback the forwarded address counts");
+    }
+
     [TestCase("not-an-address")]
     [TestCase("10.0.0.0/33")]
     public async Task ATrustedProxyThatIsNoAddressStopsTheNodeAtStartup(string proxy)

@@ -61,7 +61,7 @@ public sealed class LimitOptions
 
     /// <summary>
     /// Addresses or networks (<c>172.30.0.0/24</c>) of reverse proxies (nginx) whose <c>X-Forwarded-For</c> names the client; from any other
-    /// address the header is ignored. Empty: the connection's own address counts.
+    /// address the header is ignored. Empty: loopback only (nginx on the same host as the node).
     /// </summary>
     public List<string> TrustedProxies { get; set; } = [];
 }

@@ -25,7 +25,10 @@ public sealed class AddressTags(IOptions<LimitOptions> options, TimeProvider tim
     private byte[] key = RandomNumberGenerator.GetBytes(32);
     private long generation;
     private DateTimeOffset rotatedAt = time.GetUtcNow();
-    private readonly IPNetwork[] proxies = [.. options.Value.TrustedProxies.Select(p => ParseProxy(p)!.Value)];
+    // Unset: a proxy on the same host (loopback), where only the host's own processes can send the header.
+    private readonly IPNetwork[] proxies = options.Value.TrustedProxies.Count > 0
+        ? [.. options.Value.TrustedProxies.Select(p => ParseProxy(p)!.Value)]
+        : [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
 
     /// <summary>The key's generation now: a tag of an older generation is stale.</summary>
     public long Generation
