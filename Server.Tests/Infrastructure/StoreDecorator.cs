@@ -17,8 +17,6 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max) => inner.GetQueueAsync(orgId, max);
 
-    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank) => inner.GetQueuedConnectionsAsync(orgId, fromRank);
-
     public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id) => inner.GetQueuePositionAsync(orgId, id);
 
     public Task<QueuePlace> GetPlaceAsync(byte[] orgId, Guid id) => inner.GetPlaceAsync(orgId, id);

@@ -183,9 +183,6 @@ public sealed class PlaceHolders(IOptions<LimitOptions> options, ISessionStore s
         }
     }
 
-    /// <summary>Tags under which places are held now (for tests and the sampler; never the tags themselves).</summary>
-    public int Count => holders.Count;
-
     private void Forget(long current)
     {
         var seen = Volatile.Read(ref generation);
@@ -239,9 +236,6 @@ public sealed class ConnectionsPerAddress(IOptions<LimitOptions> options)
             }
         }
     }
-
-    /// <summary>Addresses with a connection open now (for tests; never the tags themselves).</summary>
-    public int Count => open.Count;
 
     private void Leave(AddressTag tag)
     {

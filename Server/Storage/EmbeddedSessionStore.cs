@@ -70,15 +70,6 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank)
-    {
-        lock (gate)
-        {
-            IReadOnlyList<string?> list = [.. Ordered(Convert.ToHexString(orgId)).Skip(fromRank).Select(id => sessions[id].Value.SeekerConnection)];
-            return Task.FromResult(list);
-        }
-    }
-
     public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
     {
         lock (gate)

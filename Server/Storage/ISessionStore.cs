@@ -145,11 +145,8 @@ public interface ISessionStore
 
     Task<SessionRecord?> GetAsync(Guid id);
 
-    /// <summary>The first <paramref name="max"/> of the organisation's queue in order: urgent first, then oldest.</summary>
+    /// <summary>The first <paramref name="max"/> of the organisation's queue in order: urgent first, then by ticket.</summary>
     Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max);
-
-    /// <summary>The seeker connections of the queue from 0-based rank <paramref name="fromRank"/> on, in order (null while away).</summary>
-    Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank);
 
     /// <summary>1-based place in the queue, 0 if not queued; and the queue length.</summary>
     Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id);

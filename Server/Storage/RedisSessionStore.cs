@@ -291,22 +291,6 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
     }
 
-    public async Task<IReadOnlyList<string?>> GetQueuedConnectionsAsync(byte[] orgId, int fromRank)
-    {
-        var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), fromRank, flags: Primary);
-        var batch = Db.CreateBatch();
-        var reads = members.Select(m => batch.HashGetAsync(keys.Session(Guid.ParseExact(m.ToString(), "N")), "sc", flags: Primary)).ToList();
-        batch.Execute();
-        var connections = new List<string?>(reads.Count);
-        foreach (var read in reads)
-        {
-            var value = await read;
-            connections.Add(value.IsNull ? null : value.ToString());
-        }
-
-        return connections;
-    }
-
     public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
     {
         var members = await Db.SortedSetRangeByRankAsync(keys.Queue(orgId), 0, max - 1, flags: Primary);
