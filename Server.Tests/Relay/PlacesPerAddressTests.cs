@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Protocol.Crypto;
@@ -29,6 +30,8 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
     public async Task ANetworkAtItsCapIsRefusedWhileOtherNetworksStillGetPlaces()
     {
         await using var world = await World.StartAsync(store, extra: CapOfThree);
+        var counted = new System.Collections.Concurrent.ConcurrentQueue<string?>();
+        using var listener = RefusalListener(world.Nodes[0], counted);
         var hubs = new List<HubConnection>();
         try
         {
@@ -49,6 +52,7 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
                 Assert.That(codes, Is.EqualTo(new[] { "accepted", "accepted", "accepted", ErrorCodes.TooManyWaiting, ErrorCodes.TooManyWaiting }));
                 Assert.That(result.Queue.Position, Is.EqualTo(4), "another network still gets a place, behind the three");
                 Assert.That(world.Logs.Entries.Select(e => e.Text), Has.None.Contain("127.0.0.2").And.None.Contain("127.0.0.3"), "no address is logged");
+                Assert.That(counted.Count(c => c == ErrorCodes.TooManyWaiting), Is.EqualTo(2), "each refusal is counted by its code");
             });
         }
         finally
@@ -177,6 +181,34 @@ public sealed class PlacesPerAddressTests(StoreUnderTest store)
         var extra = new Dictionary<string, string?>(CapOfThree) { ["Limits:TrustedProxies:0"] = proxy };
         var failure = Assert.CatchAsync(async () => await (await World.StartAsync(store, extra: extra)).DisposeAsync());
         Assert.That(failure!.ToString(), Does.Contain("Limits:TrustedProxies"));
+    }
+
+    /// <summary>Collects the code of every refusal the node's <c>trustline.refusals</c> counter records.</summary>
+    private static System.Diagnostics.Metrics.MeterListener RefusalListener(TrustLineNode node, System.Collections.Concurrent.ConcurrentQueue<string?> codes)
+    {
+        var factory = node.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, factory) && instrument.Name == "trustline.refusals")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "code")
+                {
+                    codes.Enqueue(tag.Value as string);
+                }
+            }
+        });
+        listener.Start();
+        return listener;
     }
 
     private static Task<OpenSessionResult> OpenAsync(HubConnection hub, World world)

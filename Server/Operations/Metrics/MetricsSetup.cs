@@ -38,7 +38,9 @@ public static class MetricsSetup
 
         // The meter and the behaviour are always there: with no exporter listening, recording costs next to nothing.
         builder.Services.AddSingleton<TrustLineMetrics>();
-        builder.Services.AddSingleton(typeof(IPipelineBehavior<,>), typeof(MetricsBehaviour<,>));
+        // First of all behaviours, so the outermost: the refusals of the admission and per-address checks, which
+        // are behaviours too, are timed and counted like the handlers' own.
+        builder.Services.Insert(0, ServiceDescriptor.Singleton(typeof(IPipelineBehavior<,>), typeof(MetricsBehaviour<,>)));
         if (!options.Metrics)
         {
             return builder;
