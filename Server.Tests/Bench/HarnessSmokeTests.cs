@@ -22,6 +22,9 @@ public sealed class HarnessSmokeTests
             Assert.That(text, Does.Contain("CPU per envelope TrustLine/B1:"));
             Assert.That(text, Does.Contain("throughput two-node/one-node:"));
             Assert.That(text, Does.Contain("session opens"));
+            Assert.That(text, Does.Contain("idle handshaked connections (no call)"));
+            Assert.That(text, Does.Contain("memory per idle waiting seeker TrustLine/B1:"));
+            Assert.That(text, Does.Contain("memory per idle handshaked connection TrustLine Redis:"));
         });
     }
 

@@ -68,6 +68,9 @@ internal static class BenchMain
             ("B0", async () => new RawWebSocketTarget([await Node.BaselineAsync("b0", null)]), false, true),
             ("B1", async () => new SignalRTarget("B1 SignalR hub", [await Node.BaselineAsync("b1", null)], null, org), true, true),
             ("B2", async () => new SignalRTarget("B2 SignalR + Redis, 2 nodes", [await Node.BaselineAsync("b1", redis.Configuration), await Node.BaselineAsync("b1", redis.Configuration)], redis), false, false),
+            // B3 only when named (`--only TR,B1,B3`): one bare hub node with the Redis backplane, for the idle workloads,
+            // which splits what a TrustLine connection costs beyond B1 into the backplane's share and TrustLine's own.
+            ("B3", async () => new SignalRTarget("B3 SignalR + Redis, 1 node", [await Node.BaselineAsync("b1", redis.Configuration)], redis, org), false, true),
             ("TE", async () => new TrustLineTarget("TrustLine embedded", [await Node.TrustLineAsync(org.Settings(null))], null, org), false, false),
             ("TR", async () => new TrustLineTarget("TrustLine Redis", [await Node.TrustLineAsync(org.Settings(redis.Configuration))], redis, org), true, true),
             ("T2", async () =>
@@ -84,7 +87,7 @@ internal static class BenchMain
         var workloads = Array.IndexOf(args, "--workloads") is var w and >= 0 && w + 1 < args.Length ? args[w + 1].Split(',') : null;
         var profileWait = Option("--profile-wait", 0);
         bool Runs(string workload) => workloads is null || workloads.Contains(workload);
-        foreach (var step in plan.Where(p => only is null || only.Contains(p.Name)).OrderBy(p => p.Name == "TR" ? 0 : 1))
+        foreach (var step in plan.Where(p => only is null ? p.Name != "B3" : only.Contains(p.Name)).OrderBy(p => p.Name == "TR" ? 0 : 1))
         {
             await using var target = await step.Start();
             if (profileWait > 0)
@@ -122,6 +125,13 @@ internal static class BenchMain
             if (step.Idle && Runs("idle"))
             {
                 rows.Add(await Workloads.IdleMemoryAsync(target, options));
+                if (target is IHubTarget)
+                {
+                    // On a fresh node of the same kind, so the waiting seekers' memory neither adds to nor is reused by it.
+                    await using var fresh = await step.Start();
+                    // The wait for TrustLine to close them (Limits:ClientTimeout, 30 s) is left out of the smoke run; a test covers it.
+                    rows.Add(await Workloads.IdleHandshakedAsync((IHubTarget)fresh, options, awaitSilentClose: fresh is TrustLineTarget && !smoke));
+                }
             }
 
             if (profileWait > 0)

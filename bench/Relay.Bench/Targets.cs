@@ -32,6 +32,13 @@ internal interface ITarget : IAsyncDisposable
     Task<IAsyncDisposable> IdleAsync(int index);
 }
 
+/// <summary>A SignalR target: a connection can stop right after the hub handshake.</summary>
+internal interface IHubTarget : ITarget
+{
+    /// <summary>A connection to the target's (seeker) hub that completed the SignalR handshake and calls nothing.</summary>
+    Task<HubConnection> HandshakedAsync(int index);
+}
+
 /// <summary>A target that can run whole session opens: a responder connection takes each one.</summary>
 internal interface ISessionOpener : ITarget
 {
@@ -151,7 +158,7 @@ internal sealed class RawWebSocketTarget(IReadOnlyList<Node> nodes) : ITarget
 }
 
 /// <summary>B1/B2: a bare SignalR relay hub; with two nodes and Redis, pairs are split across them.</summary>
-internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation? org = null) : ISessionOpener
+internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation? org = null) : ISessionOpener, IHubTarget
 {
     public string Name => name;
 
@@ -176,6 +183,13 @@ internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, Redi
         var connection = Connect(nodes[index % nodes.Count]);
         await connection.StartAsync();
         await connection.InvokeAsync<string>("Id");
+        return connection;
+    }
+
+    public async Task<HubConnection> HandshakedAsync(int index)
+    {
+        var connection = Connect(nodes[index % nodes.Count]);
+        await connection.StartAsync();
         return connection;
     }
 
@@ -244,7 +258,7 @@ internal sealed class SignalRTarget(string name, IReadOnlyList<Node> nodes, Redi
 /// TrustLine: every pair is a real session (PROTOCOL.md handshake: msg1, take, msg2 with certificate chain,
 /// HELLO), then pre-sealed envelopes flow seeker → responder; the responder acknowledges every 64 like the SDK.
 /// </summary>
-internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation org) : ISessionOpener
+internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, RedisProcess? redis, BenchOrganisation org) : ISessionOpener, IHubTarget
 {
     public string Name => name;
 
@@ -310,6 +324,14 @@ internal sealed class TrustLineTarget(string name, IReadOnlyList<Node> nodes, Re
         await seeker.StartAsync();
         using var handshake = SeekerHandshake.Start(org.Pin);
         await seeker.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" });
+        return seeker;
+    }
+
+    public async Task<HubConnection> HandshakedAsync(int index)
+    {
+        // A seeker app that connected and has not opened or resumed yet; the node closes it after Limits:ClientTimeout.
+        var seeker = Connect(nodes[index % nodes.Count], Routes.SeekerHub, null);
+        await seeker.StartAsync();
         return seeker;
     }
 
