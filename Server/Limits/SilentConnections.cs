@@ -14,6 +14,9 @@ public sealed class SilentConnections(IOptions<LimitOptions> options, TimeProvid
 {
     private readonly ConcurrentDictionary<string, (HubCallerContext Context, DateTimeOffset Deadline)> waiting = new();
 
+    /// <summary>Connections that have not called yet.</summary>
+    internal int Silent => waiting.Count;
+
     public void Connected(HubCallerContext context) =>
         waiting[context.ConnectionId] = (context, time.GetUtcNow() + options.Value.ClientTimeout);
 
