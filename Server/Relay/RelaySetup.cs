@@ -64,6 +64,7 @@ public static class RelaySetup
         builder.Services.AddHostedService<SessionReaper>();
 
         builder.Services.AddAuthentication().AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ResponderToken>(ResponderToken.SchemeName, null);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider, NamedSchemeOnly>();
         builder.Services.AddAuthorization();
         return builder;
     }
