@@ -3,8 +3,9 @@ using NSec.Cryptography;
 namespace TrustLine.Protocol.Crypto;
 
 /// <summary>
-/// A start-up check that the native libsodium under NSec loaded and computes correctly: one RFC 7748, one
-/// RFC 8032 and one RFC 8439 vector (the last through the raw message-key path of the channel). Call <see cref="EnsureWorking"/> at boot so a broken native load fails at once
+/// A start-up check that the native libsodium under NSec loaded and computes correctly: one RFC 7748 (through NSec and
+/// through the raw path of the handshake's ephemeral keys), one RFC 8032 and one RFC 8439 vector (the last through the raw
+/// message-key path of the channel). Call <see cref="EnsureWorking"/> at boot so a broken native load fails at once
 /// with a sentence, not at the first session (PROTOCOL.md §6).
 /// </summary>
 public static class CryptoSelfTest
@@ -25,6 +26,18 @@ public static class CryptoSelfTest
                     .SequenceEqual(Convert.FromHexString("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")))
             {
                 return "The X25519 self-test (RFC 7748 §6.1) gave a wrong result: the native cryptography library is broken.";
+            }
+
+            // The same vector through the raw path each handshake's ephemeral key takes.
+            Span<byte> raw = stackalloc byte[EphemeralKey.Size];
+            using (var ephemeral = EphemeralKey.Import(Convert.FromHexString("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")))
+            {
+                if (!ephemeral.PublicKey.SequenceEqual(Convert.FromHexString("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"))
+                    || !ephemeral.TryAgree(Convert.FromHexString("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"), raw)
+                    || !raw.SequenceEqual(Convert.FromHexString("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")))
+                {
+                    return "The X25519 self-test (RFC 7748 §6.1, raw path) gave a wrong result: the native cryptography library is broken.";
+                }
             }
 
             // RFC 8032 §7.1 TEST 2.

@@ -72,9 +72,9 @@ public sealed class SeekerHandshake : IDisposable
     private readonly OrganisationPin pin;
     private readonly byte[] msg1;
     private readonly TimeProvider time;
-    private Key? ephemeral;
+    private EphemeralKey? ephemeral;
 
-    private SeekerHandshake(OrganisationPin pin, Key ephemeral, ReadOnlySpan<byte> sessionId, TimeProvider time)
+    private SeekerHandshake(OrganisationPin pin, EphemeralKey ephemeral, ReadOnlySpan<byte> sessionId, TimeProvider time)
     {
         this.pin = pin;
         this.ephemeral = ephemeral;
@@ -85,7 +85,7 @@ public sealed class SeekerHandshake : IDisposable
         msg1[2] = Wire.Suite;
         pin.OrgId.CopyTo(msg1, 3);
         sessionId.CopyTo(msg1.AsSpan(19));
-        ephemeral.PublicKey.Export(KeyBlobFormat.RawPublicKey).CopyTo(msg1, 35);
+        ephemeral.PublicKey.CopyTo(msg1.AsSpan(35));
     }
 
     /// <summary><c>msg1</c>, 67 bytes, to send when opening the session.</summary>
@@ -103,13 +103,12 @@ public sealed class SeekerHandshake : IDisposable
         ArgumentNullException.ThrowIfNull(pin);
         Span<byte> sessionId = stackalloc byte[Wire.SessionIdSize];
         RandomNumberGenerator.Fill(sessionId); // the OS CSPRNG; NSec 26 has no generator of its own
-        var ephemeral = Key.Create(KeyAgreementAlgorithm.X25519);
-        return new SeekerHandshake(pin, ephemeral, sessionId, time ?? TimeProvider.System);
+        return new SeekerHandshake(pin, EphemeralKey.Create(), sessionId, time ?? TimeProvider.System);
     }
 
     /// <summary>Starts with a given ephemeral private key and session id: for known-answer tests only.</summary>
     internal static SeekerHandshake StartDeterministic(OrganisationPin pin, ReadOnlySpan<byte> ephemeralPrivate, ReadOnlySpan<byte> sessionId, TimeProvider time) =>
-        new(pin, Key.Import(KeyAgreementAlgorithm.X25519, ephemeralPrivate, KeyBlobFormat.RawPrivateKey), sessionId, time);
+        new(pin, EphemeralKey.Import(ephemeralPrivate), sessionId, time);
 
     /// <summary>
     /// Verifies <c>msg2</c> (chain against the pinned roots at the current time, then the handshake
@@ -139,16 +138,23 @@ public sealed class SeekerHandshake : IDisposable
             return new HandshakeResult(HandshakeError.BadSignature);
         }
 
-        using var shared = HandshakeMath.Agree(ephemeral, responderEphemeral);
-        if (shared is null)
+        Span<byte> shared = stackalloc byte[EphemeralKey.Size];
+        try
         {
-            return new HandshakeResult(HandshakeError.BadEphemeral);
-        }
+            if (!ephemeral.TryAgree(responderEphemeral, shared))
+            {
+                return new HandshakeResult(HandshakeError.BadEphemeral);
+            }
 
-        var channel = HandshakeMath.Derive(ChannelRole.Seeker, shared, msg1, msg2, null, time);
-        ephemeral.Dispose();
-        ephemeral = null;
-        return new HandshakeResult(channel, null, responderKey!);
+            var channel = HandshakeMath.Derive(ChannelRole.Seeker, shared, msg1, msg2, null, time);
+            ephemeral.Dispose();
+            ephemeral = null;
+            return new HandshakeResult(channel, null, responderKey!);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(shared);
+        }
     }
 
     /// <inheritdoc />
@@ -207,13 +213,12 @@ public static class ResponderHandshake
     public static HandshakeResult Accept(ReadOnlySpan<byte> msg1, ResponderCredentials credentials, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(credentials);
-        var ephemeral = Key.Create(KeyAgreementAlgorithm.X25519);
-        return Accept(msg1, credentials, ephemeral, time ?? TimeProvider.System);
+        return Accept(msg1, credentials, EphemeralKey.Create(), time ?? TimeProvider.System);
     }
 
     /// <summary>Accepts with a given ephemeral private key: for known-answer tests only.</summary>
     internal static HandshakeResult AcceptDeterministic(ReadOnlySpan<byte> msg1, ResponderCredentials credentials, ReadOnlySpan<byte> ephemeralPrivate, TimeProvider time) =>
-        Accept(msg1, credentials, Key.Import(KeyAgreementAlgorithm.X25519, ephemeralPrivate, KeyBlobFormat.RawPrivateKey), time);
+        Accept(msg1, credentials, EphemeralKey.Import(ephemeralPrivate), time);
 
     /// <summary>Reads the fixed fields of <c>msg1</c>; false unless it is 67 bytes of version 1, ClientHello, suite 1.</summary>
     public static bool TryParseMsg1(ReadOnlySpan<byte> msg1, out byte[] orgId, out Guid sessionId)
@@ -230,9 +235,10 @@ public static class ResponderHandshake
         return true;
     }
 
-    private static HandshakeResult Accept(ReadOnlySpan<byte> msg1, ResponderCredentials credentials, Key ephemeral, TimeProvider time)
+    private static HandshakeResult Accept(ReadOnlySpan<byte> msg1, ResponderCredentials credentials, EphemeralKey ephemeral, TimeProvider time)
     {
         var owned = ephemeral;
+        Span<byte> shared = stackalloc byte[EphemeralKey.Size];
         try
         {
             if (!TryParseMsg1(msg1, out var orgId, out _))
@@ -248,12 +254,11 @@ public static class ResponderHandshake
             var msg2 = new byte[Wire.Msg2Size];
             msg2[0] = Wire.Version;
             msg2[1] = Wire.TypeServerHello;
-            ephemeral.PublicKey.Export(KeyBlobFormat.RawPublicKey).CopyTo(msg2, 2);
+            ephemeral.PublicKey.CopyTo(msg2.AsSpan(2));
             credentials.Issuer.Encoded.CopyTo(msg2.AsSpan(34));
             credentials.Responder.Encoded.CopyTo(msg2.AsSpan(167));
 
-            using var shared = HandshakeMath.Agree(ephemeral, msg1.Slice(35, Wire.PublicKeySize));
-            if (shared is null)
+            if (!ephemeral.TryAgree(msg1.Slice(35, Wire.PublicKeySize), shared))
             {
                 return new HandshakeResult(HandshakeError.BadEphemeral);
             }
@@ -266,6 +271,7 @@ public static class ResponderHandshake
         }
         finally
         {
+            CryptographicOperations.ZeroMemory(shared);
             owned?.Dispose();
         }
     }
@@ -274,19 +280,6 @@ public static class ResponderHandshake
 /// <summary>The shared computations of PROTOCOL.md §2.</summary>
 internal static class HandshakeMath
 {
-    /// <summary>X25519 with the peer's wire bytes; null for a top-bit-set, wrong-size or low-order key.</summary>
-    public static SharedSecret? Agree(Key own, ReadOnlySpan<byte> peerPublic)
-    {
-        // NSec clears bit 255 silently on import, so refuse it before importing (PROTOCOL.md §6).
-        if (peerPublic.Length != Wire.PublicKeySize || (peerPublic[31] & 0x80) != 0
-            || !PublicKey.TryImport(KeyAgreementAlgorithm.X25519, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
-        {
-            return null;
-        }
-
-        return KeyAgreementAlgorithm.X25519.Agree(own, peer);
-    }
-
     public static void Sign(Key responderKey, ReadOnlySpan<byte> msg1, Span<byte> msg2)
     {
         Span<byte> signed = stackalloc byte[Wire.HandshakeSigLabel.Length + 32];
@@ -307,7 +300,7 @@ internal static class HandshakeMath
     }
 
     /// <summary>TH, the two chain keys, and the channel; <c>prk</c> is zeroed before returning.</summary>
-    public static SecureChannel Derive(ChannelRole role, SharedSecret shared, ReadOnlySpan<byte> msg1, ReadOnlySpan<byte> msg2, Key? ownEphemeral, TimeProvider time)
+    public static SecureChannel Derive(ChannelRole role, ReadOnlySpan<byte> shared, ReadOnlySpan<byte> msg1, ReadOnlySpan<byte> msg2, EphemeralKey? ownEphemeral, TimeProvider time)
     {
         Span<byte> transcript = stackalloc byte[32];
         TranscriptHash(msg1, msg2, transcript);

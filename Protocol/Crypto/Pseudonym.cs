@@ -65,23 +65,42 @@ internal static class Returning
         return MacAlgorithm.HmacSha256.Mac(macKey, transcriptHash);
     }
 
-    /// <summary>Checks a tag in constant time; any malformed input means "new seeker".</summary>
-    public static bool Verify(Key responderEphemeral, ReadOnlySpan<byte> pseudonymPublic, ReadOnlySpan<byte> tag, ReadOnlySpan<byte> transcriptHash)
+    /// <summary>
+    /// Checks a tag in constant time; any malformed input means "new seeker". The responder's side works on its
+    /// raw ephemeral key (<see cref="EphemeralKey"/>), NSec's HKDF over the raw X25519 result, and the
+    /// raw HMAC of the channel; the seeker's side (<see cref="Tag"/>) computes the same with NSec keys, and the
+    /// returning-seeker tests hold the two to each other.
+    /// </summary>
+    public static bool Verify(EphemeralKey responderEphemeral, ReadOnlySpan<byte> pseudonymPublic, ReadOnlySpan<byte> tag, ReadOnlySpan<byte> transcriptHash)
     {
-        if (pseudonymPublic.Length != 32 || (pseudonymPublic[31] & 0x80) != 0 || tag.Length != 32
-            || !PublicKey.TryImport(KeyAgreementAlgorithm.X25519, pseudonymPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        if (tag.Length != 32 || transcriptHash.Length != 32)
         {
             return false;
         }
 
-        using var shared = KeyAgreementAlgorithm.X25519.Agree(responderEphemeral, peer);
-        if (shared is null)
+        Span<byte> shared = stackalloc byte[32];
+        Span<byte> kRet = stackalloc byte[32];
+        Span<byte> expected = stackalloc byte[32];
+        Span<byte> info = stackalloc byte[Wire.ReturningLabel.Length + 32];
+        try
         {
-            return false;
-        }
+            if (!responderEphemeral.TryAgree(pseudonymPublic, shared))
+            {
+                return false;
+            }
 
-        using var macKey = DeriveKey(shared, transcriptHash);
-        return MacAlgorithm.HmacSha256.Verify(macKey, transcriptHash, tag);
+            Wire.ReturningLabel.CopyTo(info);
+            transcriptHash.CopyTo(info[Wire.ReturningLabel.Length..]);
+            KeyDerivationAlgorithm.HkdfSha256.DeriveBytes(shared, Wire.ReturningLabel, info, kRet);
+            MessageCipher.HmacSha256(kRet, transcriptHash, expected);
+            return CryptographicOperations.FixedTimeEquals(expected, tag);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(shared);
+            CryptographicOperations.ZeroMemory(kRet);
+            CryptographicOperations.ZeroMemory(expected);
+        }
     }
 
     private static Key DeriveKey(SharedSecret shared, ReadOnlySpan<byte> transcriptHash)

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
-using NSec.Cryptography;
 
 namespace TrustLine.Protocol.Crypto;
 
@@ -37,7 +36,7 @@ public sealed class SecureChannel : IDisposable
     private readonly TimeProvider time;
     private readonly SortedDictionary<ulong, byte[]> outbox = [];
     private readonly List<Held> held = [];
-    private Key? ownEphemeral;
+    private EphemeralKey? ownEphemeral;
 
     internal SecureChannel(
         ChannelRole role,
@@ -46,7 +45,7 @@ public sealed class SecureChannel : IDisposable
         ReadOnlySpan<byte> receiveChain,
         ReadOnlySpan<byte> transcriptHash,
         ReadOnlySpan<byte> responderEphemeralPublic,
-        Key? ownEphemeral,
+        EphemeralKey? ownEphemeral,
         TimeProvider time)
     {
         Role = role;

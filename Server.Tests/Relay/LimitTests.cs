@@ -40,6 +40,81 @@ public sealed class LimitTests
         Assert.That(await ClosedByServerAsync(socket, TimeSpan.FromSeconds(15)), Is.True, "closed after the client timeout");
     }
 
+    /// <summary>
+    /// A hostile client that ignores the server's close frame is cut after the close timeout (2 s), not after
+    /// SignalR's default 5 s: a silent connection is gone within ClientTimeout + about 3 s (issue 10: 35 s).
+    /// </summary>
+    [Test]
+    public async Task ASilentPeerThatIgnoresTheCloseFrameIsCutAfterTheCloseTimeout()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        var node = world.Nodes[0].BaseAddress;
+        await socket.ConnectAsync(new DnsEndPoint(node.Host, node.Port)).WaitAsync(TimeSpan.FromSeconds(10));
+        await using var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET {Routes.SeekerHub} HTTP/1.1\r\nHost: {node.Authority}\r\nUpgrade: websocket\r\n" +
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+        var head = new StringBuilder();
+        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            head.Append((char)await ReadByteAsync(stream));
+        }
+
+        var handshake = "{\"protocol\":\"messagepack\",\"version\":1}\u001e"u8.ToArray();
+        await stream.WriteAsync((byte[])[0x82, (byte)(0x80 | handshake.Length), 0, 0, 0, 0, .. handshake]); // masked with a zero mask
+
+        // Read the server's frames (handshake answer, pings) until its close frame, never answering it.
+        int opcode;
+        do
+        {
+            opcode = await ReadFrameAsync(stream);
+        }
+        while (opcode != 0x8);
+
+        var closeSent = System.Diagnostics.Stopwatch.StartNew();
+        var buffer = new byte[256];
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try
+        {
+            while (await stream.ReadAsync(buffer, deadline.Token) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        var cutAfter = closeSent.Elapsed;
+        Assert.Multiple(() =>
+        {
+            Assert.That(head.ToString(), Does.StartWith("HTTP/1.1 101"));
+            Assert.That(deadline.IsCancellationRequested, Is.False, "the server cut the connection");
+            Assert.That(cutAfter, Is.LessThan(TimeSpan.FromSeconds(4)), "cut after the 2 s close timeout, not SignalR's 5 s");
+        });
+    }
+
+    private static async Task<byte> ReadByteAsync(Stream stream)
+    {
+        var one = new byte[1];
+        await stream.ReadExactlyAsync(one).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        return one[0];
+    }
+
+    /// <summary>Reads one unmasked server frame and returns its opcode.</summary>
+    private static async Task<int> ReadFrameAsync(Stream stream)
+    {
+        var opcode = await ReadByteAsync(stream) & 0x0f;
+        long length = await ReadByteAsync(stream) & 0x7f;
+        if (length >= 126)
+        {
+            var extended = new byte[length == 126 ? 2 : 8];
+            await stream.ReadExactlyAsync(extended).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            length = extended.Aggregate(0L, (value, b) => (value << 8) | b);
+        }
+
+        await stream.ReadExactlyAsync(new byte[length]).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        return opcode;
+    }
+
     [Test]
     public async Task AWebSocketThatNeverHandshakesIsClosed()
     {

@@ -201,7 +201,7 @@ public sealed partial class ConsolePageTests
         await dotnetEnded.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Multiple(() =>
         {
-            Assert.That(dotnetSeeker.EndReason, Is.EqualTo("responder_closed"));
+            Assert.That(dotnetSeeker.EndReason, Is.EqualTo("peer_closed"), "the console's CLOSE reached the seeker end to end");
             Assert.That(dotnetInbox.Items[^1], Does.StartWith("Thank you for talking with us."), "the reason reached the seeker as the last message");
         });
 

@@ -88,7 +88,8 @@ public sealed class SdkInteropTests
 
         await seeker.SendAsync(new { cmd = "close" });
         await seeker.WaitForAsync("closed");
-        Assert.That(await ended.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("seeker_closed"));
+        // The TypeScript seeker's CLOSE reached the .NET responder end to end, before the server's close.
+        Assert.That(await ended.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("peer_closed"));
     }
 
     [Test]
@@ -188,6 +189,7 @@ public sealed class SdkInteropTests
         await responder.SendAsync(new { cmd = "close" });
         await responder.WaitForAsync("closed");
         await states.WaitForAsync(3, "the seeker's ended state");
-        Assert.That(seeker.EndReason, Is.EqualTo("responder_closed"));
+        // The TypeScript responder's CLOSE reached the .NET seeker end to end, before the server's close.
+        Assert.That(seeker.EndReason, Is.EqualTo("peer_closed"));
     }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using TrustLine.Protocol.Crypto;
 using TrustLine.Server.Tests.Infrastructure;
+using TrustLine.Server.Tests.Sessions;
 
 namespace TrustLine.Server.Tests.Web;
 
@@ -190,7 +191,9 @@ public sealed partial class SeekerPageTests
             Assert.That(storage.GetProperty("serviceWorkers").GetInt32(), Is.Zero);
             Assert.That(storage.GetProperty("cookie").GetString(), Is.Empty);
         });
-        Assert.That(await secondEnded.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("seeker_closed"), "the server ended the session at once");
+        // The page's close tells the counsellor end to end (CLOSE), and the server ends the session at once.
+        Assert.That(await secondEnded.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("peer_closed"), "the counsellor was told by the seeker's CLOSE");
+        await Eventually.TrueAsync(async () => await world.Store().GetAsync(second.Id) is null, TimeSpan.FromSeconds(10), "the server ended the session at once");
 
         await browser.SendAsync(new { cmd = "exit" });
         Assert.That(await browser.WaitForExitAsync(), Is.Zero);

@@ -7,6 +7,9 @@ public sealed class LimitOptions
 {
     public const string Section = "Limits";
 
+    /// <summary>How long the server waits for a peer to answer its WebSocket close frame before cutting the connection.</summary>
+    public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>Open connections this node accepts at once (HTTP and WebSocket); past it, new ones are refused.</summary>
     [Range(10, 1_000_000, ErrorMessage = "Limits:MaxConnections must be between 10 and 1000000.")]
     public int MaxConnections { get; set; } = 20_000;

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.SignalR.Protocol;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Limits;
 using TrustLine.Server.Responders;
 using TrustLine.Server.Sessions;
 
@@ -72,10 +73,17 @@ public static class RelaySetup
     public static IEndpointRouteBuilder MapRelay(this IEndpointRouteBuilder app)
     {
         // WebSockets only: no negotiation round trip and no sticky sessions between nodes.
-        app.MapHub<SeekerHub>(Routes.SeekerHub, o => o.Transports = HttpTransportType.WebSockets);
+        // A peer that does not answer the server's close frame is cut after CloseTimeout, not SignalR's 5 s: a
+        // connection closed for silence, or for never finishing the handshake, holds its memory no longer.
+        app.MapHub<SeekerHub>(Routes.SeekerHub, o =>
+        {
+            o.Transports = HttpTransportType.WebSockets;
+            o.WebSockets.CloseTimeout = LimitOptions.CloseTimeout;
+        });
         app.MapHub<ResponderHub>(Routes.ResponderHub, o =>
         {
             o.Transports = HttpTransportType.WebSockets;
+            o.WebSockets.CloseTimeout = LimitOptions.CloseTimeout;
             o.CloseOnAuthenticationExpiration = true;
         });
         app.MapSignIn();

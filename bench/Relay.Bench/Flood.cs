@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -25,13 +24,13 @@ namespace TrustLine.Relay.Bench;
 internal static class Flood
 {
     // Settle: the pause after the warm-up, so its opens age out of the puzzle's window (10 s as shipped).
-    public sealed record Options(int Attackers, int PhaseSeconds, TimeSpan SeekerEvery, TimeSpan Settle);
+    public sealed record Options(int Attackers, int PhaseSeconds, TimeSpan SeekerEvery, TimeSpan Settle, bool AttackersApart);
 
     public sealed record Phase(string Name, int Seekers, int Succeeded, IReadOnlyDictionary<string, int> SeekerFailures,
         double[] Latencies, double[] OpenOnly, double[] PuzzleTimes, long Attempts, long Admitted, IReadOnlyDictionary<string, long> AttackRefusals,
         double CpuCores, double RssBeforeMiB, double RssPeakMiB, double Seconds, double? QueueFullAfter);
 
-    private enum Attack
+    internal enum Attack
     {
         None,
         Unsolved,
@@ -41,7 +40,10 @@ internal static class Flood
     public static async Task RunAsync(RedisProcess redis, BenchOrganisation org, Options options)
     {
         Console.WriteLine($"Flood: {options.Attackers} attacking connections, {options.PhaseSeconds} s per phase, a real seeker every {options.SeekerEvery.TotalSeconds:0.#} s; " +
-            "puzzle, call rate and per-address caps as shipped; the attackers come from one address of their own; attackers that solve share one core.");
+            "puzzle, call rate and per-address caps as shipped; the attackers come from one address of their own; attackers that solve share one core; " +
+            (options.AttackersApart
+                ? "the attackers run in a process of their own at the lowest CPU priority (nice 19), standing for a machine of their own."
+                : "the attackers run in the harness's process, beside the real seekers."));
         var phases = new List<Phase>
         {
             await RunPhaseAsync("calm", Attack.None, redis, org, options),
@@ -64,11 +66,7 @@ internal static class Flood
         await using var node = await Node.TrustLineAsync(settings);
         var template = Msg1Template(org);
         using var stop = new CancellationTokenSource();
-        var attempts = 0L;
-        var admitted = 0L;
-        var refusals = new ConcurrentDictionary<string, long>();
-        using var attackerCore = new SemaphoreSlim(1);
-        var queueFullAt = -1L; // ms into the phase when an attacker first met a full queue
+        var counters = new Counters();
 
         // Warm the fresh node up (JIT, connections), then let those opens age out of the puzzle's window.
         for (var i = 0; i < 5; i++)
@@ -82,89 +80,9 @@ internal static class Flood
         var cpuBefore = node.CpuTime();
         var clock = Stopwatch.StartNew();
 
-        var attackers = attack == Attack.None ? [] : Enumerable.Range(0, options.Attackers).Select(i => Task.Run(async () =>
-        {
-            var hold = i % 2 == 0; // half hold their place, half open and drop from fresh connections
-            HubConnection? hub = null;
-            try
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    if (hub is null)
-                    {
-                        hub = Connect(node, AttackerAddress);
-                        try
-                        {
-                            await hub.StartAsync(stop.Token);
-                        }
-                        catch (Exception e) when (!stop.IsCancellationRequested && e is HttpRequestException or WebSocketException or InvalidOperationException)
-                        {
-                            // Refused at the door (too many connections from this address): try again at once.
-                            refusals.AddOrUpdate("connection refused", 1, (_, n) => n + 1);
-                            await hub.DisposeAsync();
-                            hub = null;
-                            continue;
-                        }
-                    }
-
-                    var msg1 = Msg1(template);
-                    var request = new OpenSessionRequest { Msg1 = msg1, Language = "nl" };
-                    try
-                    {
-                        Interlocked.Increment(ref attempts);
-                        try
-                        {
-                            await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, request, stop.Token);
-                        }
-                        catch (HubException e) when (attack == Attack.Solved && Code(e) == ErrorCodes.PuzzleRequired)
-                        {
-                            refusals.AddOrUpdate(ErrorCodes.PuzzleRequired, 1, (_, n) => n + 1);
-                            var puzzle = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, org.Pin.OrgId, stop.Token);
-                            await attackerCore.WaitAsync(stop.Token);
-                            try
-                            {
-                                request.Puzzle = puzzle;
-                                request.Solution = Solve(puzzle, msg1, stop.Token);
-                            }
-                            finally
-                            {
-                                attackerCore.Release();
-                            }
-
-                            Interlocked.Increment(ref attempts);
-                            await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, request, stop.Token);
-                        }
-
-                        Interlocked.Increment(ref admitted);
-                        if (hold)
-                        {
-                            await Task.Delay(Timeout.Infinite, stop.Token);
-                        }
-
-                        await hub.DisposeAsync();
-                        hub = null;
-                    }
-                    catch (HubException e)
-                    {
-                        refusals.AddOrUpdate(Code(e), 1, (_, n) => n + 1);
-                        if (Code(e) == ErrorCodes.QueueFull)
-                        {
-                            Interlocked.CompareExchange(ref queueFullAt, clock.ElapsedMilliseconds, -1);
-                        }
-                    }
-                }
-            }
-            catch (Exception) when (stop.IsCancellationRequested)
-            {
-            }
-            finally
-            {
-                if (hub is not null)
-                {
-                    await hub.DisposeAsync();
-                }
-            }
-        })).ToList();
+        await using var attackers = attack == Attack.None ? null
+            : options.AttackersApart ? await AttackerProcess.StartAsync(node.BaseAddress, template, org.Pin.OrgId, attack, options.Attackers)
+            : AttackerProcess.InProcess(AttackAsync(node.BaseAddress, template, org.Pin.OrgId, attack, options.Attackers, counters, clock, stop.Token));
 
         // Real seekers on a schedule: latency counts from the scheduled start, so a slow server cannot hide.
         var seekers = new List<Task<SeekerResult>>();
@@ -187,13 +105,105 @@ internal static class Flood
         var cpu = (node.CpuTime() - cpuBefore).TotalSeconds / seconds;
         rssPeak = Math.Max(rssPeak, node.ResidentBytes());
         await stop.CancelAsync();
-        await Task.WhenAll(attackers).WaitAsync(TimeSpan.FromSeconds(60));
+        if (attackers is not null)
+        {
+            await attackers.StopAsync(counters);
+        }
 
         var ok = results.Where(r => r.Failure is null).ToList();
         return new Phase(name, results.Length, ok.Count,
             results.Where(r => r.Failure is not null).GroupBy(r => r.Failure!).ToDictionary(g => g.Key, g => g.Count()),
             [.. ok.Select(r => r.Milliseconds).Order()], [.. ok.Select(r => r.Milliseconds - r.PuzzleMilliseconds).Order()], [.. ok.Select(r => r.PuzzleMilliseconds).Order()],
-            attempts, admitted, refusals, cpu, rssBefore / 1048576.0, rssPeak / 1048576.0, seconds, queueFullAt < 0 ? null : queueFullAt / 1000.0);
+            counters.Attempts, counters.Admitted, counters.Refusals, cpu, rssBefore / 1048576.0, rssPeak / 1048576.0, seconds, counters.QueueFullAt < 0 ? null : counters.QueueFullAt / 1000.0);
+    }
+
+    /// <summary>The attacking host's connections: each opens sessions as fast as it can, until stopped.</summary>
+    internal static Task AttackAsync(Uri baseAddress, byte[] template, byte[] orgId, Attack attack, int count, Counters counters, Stopwatch clock, CancellationToken stop)
+    {
+        var attackerCore = new SemaphoreSlim(1);
+        return Task.WhenAll(Enumerable.Range(0, count).Select(i => Task.Run(async () =>
+        {
+            var hold = i % 2 == 0; // half hold their place, half open and drop from fresh connections
+            HubConnection? hub = null;
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    if (hub is null)
+                    {
+                        hub = Connect(baseAddress, AttackerAddress);
+                        try
+                        {
+                            await hub.StartAsync(stop);
+                        }
+                        catch (Exception e) when (!stop.IsCancellationRequested && e is HttpRequestException or WebSocketException or InvalidOperationException)
+                        {
+                            // Refused at the door (too many connections from this address): try again at once.
+                            counters.Refusals.AddOrUpdate("connection refused", 1, (_, n) => n + 1);
+                            await hub.DisposeAsync();
+                            hub = null;
+                            continue;
+                        }
+                    }
+
+                    var msg1 = Msg1(template);
+                    var request = new OpenSessionRequest { Msg1 = msg1, Language = "nl" };
+                    try
+                    {
+                        Interlocked.Increment(ref counters.Attempts);
+                        try
+                        {
+                            await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, request, stop);
+                        }
+                        catch (HubException e) when (attack == Attack.Solved && Code(e) == ErrorCodes.PuzzleRequired)
+                        {
+                            counters.Refusals.AddOrUpdate(ErrorCodes.PuzzleRequired, 1, (_, n) => n + 1);
+                            var puzzle = await hub.InvokeAsync<byte[]>(SeekerHubMethods.GetPuzzle, orgId, stop);
+                            await attackerCore.WaitAsync(stop);
+                            try
+                            {
+                                request.Puzzle = puzzle;
+                                request.Solution = Solve(puzzle, msg1, stop);
+                            }
+                            finally
+                            {
+                                attackerCore.Release();
+                            }
+
+                            Interlocked.Increment(ref counters.Attempts);
+                            await hub.InvokeAsync<OpenSessionResult>(SeekerHubMethods.OpenSession, request, stop);
+                        }
+
+                        Interlocked.Increment(ref counters.Admitted);
+                        if (hold)
+                        {
+                            await Task.Delay(Timeout.Infinite, stop);
+                        }
+
+                        await hub.DisposeAsync();
+                        hub = null;
+                    }
+                    catch (HubException e)
+                    {
+                        counters.Refusals.AddOrUpdate(Code(e), 1, (_, n) => n + 1);
+                        if (Code(e) == ErrorCodes.QueueFull)
+                        {
+                            Interlocked.CompareExchange(ref counters.QueueFullAt, clock.ElapsedMilliseconds, -1);
+                        }
+                    }
+                }
+            }
+            catch (Exception) when (stop.IsCancellationRequested)
+            {
+            }
+            finally
+            {
+                if (hub is not null)
+                {
+                    await hub.DisposeAsync();
+                }
+            }
+        })));
     }
 
     private sealed record SeekerResult(double Milliseconds, double PuzzleMilliseconds, string? Failure);
@@ -251,7 +261,7 @@ internal static class Flood
             : throw new InvalidOperationException($"The server's puzzle is malformed ({error}).");
 
     /// <summary>A real msg1 once; each open gets a fresh random session id in it (the server checks the fixed fields only).</summary>
-    private static byte[] Msg1Template(BenchOrganisation org)
+    internal static byte[] Msg1Template(BenchOrganisation org)
     {
         using var handshake = SeekerHandshake.Start(org.Pin);
         return handshake.Msg1.ToArray();
@@ -269,9 +279,11 @@ internal static class Flood
     /// <summary>The attacking host: one address of its own (loopback 127.0.0.2), the real seekers another (127.0.0.1).</summary>
     private static readonly IPAddress AttackerAddress = IPAddress.Parse("127.0.0.2");
 
-    private static HubConnection Connect(Node node, IPAddress? from = null) =>
+    private static HubConnection Connect(Node node) => Connect(node.BaseAddress);
+
+    private static HubConnection Connect(Uri baseAddress, IPAddress? from = null) =>
         new HubConnectionBuilder()
-            .WithUrl(new Uri(node.BaseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o =>
+            .WithUrl(new Uri(baseAddress, Routes.SeekerHub), HttpTransportType.WebSockets, o =>
             {
                 o.SkipNegotiation = true;
                 if (from is not null)

@@ -9,13 +9,19 @@ internal static class BenchMain
     {
         // The relay load harness. `--serve b0|b1` runs a baseline server (the harness starts those itself).
         // Usage: dotnet run -c Release --project bench/Relay.Bench -- [--quick] [--pairs N] [--messages M] [--idle K] [--opens K] [--only TR,B1]
-        //        dotnet run -c Release --project bench/Relay.Bench -- --flood [--quick] [--attackers N]
+        //        dotnet run -c Release --project bench/Relay.Bench -- --flood [--quick] [--attackers N] [--attackers-inprocess]
+        //        dotnet run -c Release --project bench/Relay.Bench -- --abuse
         //        dotnet run -c Release --project bench/Relay.Bench -- --queue-notices [--waiting N] [--takes K]
         if (args.Length > 1 && args[0] == "--serve")
         {
             var redisArg = Array.IndexOf(args, "--redis") is var r and >= 0 ? args[r + 1] : null;
             var port = int.Parse(args[Array.IndexOf(args, "--port") + 1], CultureInfo.InvariantCulture);
             return await Baselines.ServeAsync(args[1], port, redisArg);
+        }
+
+        if (args.Length > 5 && args[0] == "--flood-attacker")
+        {
+            return await AttackerProcess.RunChildAsync(args);
         }
 
         var smoke = args.Contains("--smoke"); // proves the harness works, in seconds; its figures mean nothing
@@ -38,7 +44,20 @@ internal static class BenchMain
                 Attackers: Option("--attackers", smoke ? 10 : 200),
                 PhaseSeconds: smoke ? 5 : quick ? 40 : 120,
                 SeekerEvery: TimeSpan.FromSeconds(smoke ? 1 : 1.5),
-                Settle: TimeSpan.FromSeconds(smoke ? 0 : 11)));
+                Settle: TimeSpan.FromSeconds(smoke ? 0 : 11),
+                AttackersApart: !args.Contains("--attackers-inprocess")));
+            Console.WriteLine($"Elapsed: {started.Elapsed.TotalSeconds:0} s.");
+            return 0;
+        }
+
+        if (args.Contains("--abuse"))
+        {
+            // Abusive requests alone (issue 10): huge bodies, a challenge flood, connections that never speak.
+            Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}. All processes share these cores.");
+            var started = Stopwatch.StartNew();
+            await using var abuseRedis = await RedisProcess.StartAsync();
+            using var abuseOrg = new BenchOrganisation();
+            await Abuse.RunAsync(abuseRedis, abuseOrg, smoke);
             Console.WriteLine($"Elapsed: {started.Elapsed.TotalSeconds:0} s.");
             return 0;
         }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HubConnection } from '@microsoft/signalr';
 import {
-  acceptMsg1, checkSolution, CONTENT_TEXT, fromHex, SeekerClient, utf8, type SecureChannel,
+  acceptMsg1, checkSolution, CONTENT_CLOSE, CONTENT_TEXT, fromHex, SeekerClient, utf8, type SecureChannel,
 } from '../src/index.js';
 import * as v from './vectors.js';
 
@@ -135,6 +135,50 @@ test('nothing the server or a peer sends throws into the app; an envelope after 
   await new Promise((resolve) => setTimeout(resolve, 20));
   process.off('unhandledRejection', onUnhandled);
   assert.deepEqual(unhandled, []);
+  await client.dispose();
+});
+
+/** A seeker connected to a responder channel through the scripted hub: the HELLO has been opened. */
+async function connectedSeeker() {
+  const { client, hub } = seekerWith((method) => (method === 'OpenSession' ? opened : method === 'Send' ? [0, false] : null));
+  await client.open({ language: 'nl' });
+  const h = hub();
+  const msg1 = (h.calls[0]!.args[0] as unknown[])[0] as Uint8Array;
+  const accepted = acceptMsg1(msg1, v.credentials(), { now: () => v.nowSeconds * 1000 });
+  assert.ok(accepted.ok);
+  await h.push('Answered', accepted.msg2);
+  await waitFor(() => client.state === 'connected');
+  const responder: SecureChannel = accepted.channel;
+  const hello = h.calls.find((c) => c.method === 'Send')!.args[0] as Uint8Array;
+  assert.equal(responder.tryOpen(hello).status, 'delivered');
+  return { client, h, responder };
+}
+
+test('closing a connected chat tells the counsellor end to end (CLOSE, after every text), then closes on the server', async () => {
+  const { client, h, responder } = await connectedSeeker();
+  const text = client.sendText('tot ziens');
+  await client.close();
+  await text;
+  const methods = h.calls.map((c) => c.method);
+  const sends = h.calls.filter((c) => c.method === 'Send').map((c) => c.args[0] as Uint8Array);
+  const opened = sends.slice(1).map((e) => responder.tryOpen(e));
+  assert.deepEqual(opened.map((o) => o.status), ['delivered', 'delivered']);
+  assert.deepEqual(opened.flatMap((o) => (o.status === 'delivered' ? o.messages.map((m) => m.type) : [])), [CONTENT_TEXT, CONTENT_CLOSE]);
+  assert.equal(responder.endReason, 'peer_closed', "the counsellor's channel ends as closed by peer");
+  assert.ok(methods.lastIndexOf('Close') > methods.lastIndexOf('Send'), 'the server hears of it after the CLOSE was accepted');
+  assert.equal(client.endReason, 'seeker_closed');
+  await client.dispose();
+});
+
+test("a counsellor's CLOSE ends the chat as responder_closed and leaves the server's close to the counsellor", async () => {
+  const { client, h, responder } = await connectedSeeker();
+  h.push('Envelope', responder.sealClose());
+  await waitFor(() => client.state === 'ended');
+  h.push('SessionEnded', [responder.sessionId, 'responder_closed']);
+  assert.equal(client.endReason, 'responder_closed');
+  assert.equal(h.calls.filter((c) => c.method === 'Close').length, 0, 'the receiver of a CLOSE does not close on the server');
+  await client.close();
+  assert.equal(h.calls.filter((c) => c.method === 'Send').length, 1, 'nothing is sent after a CLOSE, not even our own');
   await client.dispose();
 });
 

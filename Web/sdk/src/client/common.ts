@@ -10,6 +10,9 @@ export const Routes = {
 } as const;
 
 /** Why a session ended. The server's codes, plus the client's own: `messages_missing`, `handshake_failed:…`, `connection_lost`, `resume_refused`. */
+/** How long closing waits for the CLOSE envelope to be accepted before it closes on the server anyway (as the .NET SDK). */
+export const closeWaitMs = 10_000;
+
 export const EndReasons = {
   seekerClosed: 'seeker_closed',
   seekerLeftQueue: 'seeker_left_queue',

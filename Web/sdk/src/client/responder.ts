@@ -7,9 +7,10 @@ import { CONTENT_CLOSE, CONTENT_HELLO, CONTENT_TEXT, type SecureChannel, type Se
 import { acceptMsg1, type ResponderCredentials } from '../handshake.js';
 import { SIGN_IN_LABEL } from '../wire.js';
 import {
-  AckBatcher, EndReasons, GapWatch, readQueueEntry, readQueueSnapshot, readSessionEnd, Routes, type QueueEntry, type QueueSnapshot,
+  AckBatcher, closeWaitMs, EndReasons, GapWatch, readQueueEntry, readQueueSnapshot, readSessionEnd, Routes, type QueueEntry, type QueueSnapshot,
 } from './common.js';
 import { type ClientOptions, type ConnectionStatus, joinUrl, ReconnectingConnection } from './connection.js';
+import { issueClose } from './closing.js';
 import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 import { type Offer, readOffer, readResponderStatus, type ResponderStatus } from './offers.js';
 
@@ -287,6 +288,7 @@ export class ResponderSession {
   private readonly gaps: GapWatch;
   private reason: string | null = null;
   private seekerHello: SeekerHello | null = null;
+  private closing = false;
   private seekerAway = false;
   private establishedWaiters: Array<(hello: SeekerHello) => void> = [];
 
@@ -365,9 +367,21 @@ export class ResponderSession {
     if (this.reason === null) this.events.emit('transferOutcome', outcome);
   }
 
-  /** Ends the session for both sides. */
+  /**
+   * Ends the session for both sides: the seeker's app is told first, end to end (CLOSE, PROTOCOL.md §3), then the
+   * server deletes everything of the session.
+   */
   async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.reason) return;
+    this.closing = true;
+    await issueClose(this.sendGate, () => (!this.reason && this.seekerHello && this.channel.endReason === null ? this.channel.sealClose() : null),
+      async (envelope) => {
+        try {
+          await sendRetrying(() => this.client.hub.invoke('Send', envelope), () => Boolean(this.reason));
+        } catch {
+          // Offline or refused: the server's close still ends the session for the seeker.
+        }
+      }, closeWaitMs, options.signal);
     await this.client.invoke('Close', [this.sessionId], options.signal);
     this.client.forget(this.id);
     this.onEnded(EndReasons.responderClosed);
@@ -399,7 +413,11 @@ export class ResponderSession {
         }
       }
       this.acks.received(this.channel.nextReceiveSequence - 1);
-      if (opened.messages.some((m) => m.type === CONTENT_CLOSE)) void this.closeQuietly(EndReasons.seekerClosed);
+      // The seeker's CLOSE: over, in the seeker's words; the server's close is the sender's (§3).
+      if (opened.messages.some((m) => m.type === CONTENT_CLOSE) && !this.closing) {
+        this.onEnded(EndReasons.seekerClosed);
+        this.client.forget(this.id);
+      }
     } else if (opened.status === 'buffered') {
       this.gaps.start();
     } else if (opened.status === 'messages_missing') {

@@ -7,8 +7,9 @@ import { equalBytes } from '../bytes.js';
 import { CONTENT_ACK, CONTENT_CLOSE, CONTENT_TEXT, type Pseudonym, type SecureChannel } from '../channel.js';
 import { SeekerHandshake } from '../handshake.js';
 import { solvePuzzle, type SolveOptions } from '../puzzle.js';
-import { AckBatcher, EndReasons, GapWatch, placeFrom, readQueueMoved, readQueueStatus, readResumeResult, readSessionEnd, readTransferProposal, Routes, type QueueStatus } from './common.js';
+import { AckBatcher, closeWaitMs, EndReasons, GapWatch, placeFrom, readQueueMoved, readQueueStatus, readResumeResult, readSessionEnd, readTransferProposal, Routes, type QueueStatus } from './common.js';
 import { type ClientOptions, type ConnectionStatus, ReconnectingConnection } from './connection.js';
+import { issueClose } from './closing.js';
 import { Events, Gate, refusalOf, sendRetrying, TrustLineError, withSignal } from './errors.js';
 
 export type SeekerState = 'new' | 'waiting' | 'connected' | 'reconnecting' | 'ended';
@@ -243,9 +244,19 @@ export class SeekerClient {
     }), options.signal);
   }
 
-  /** Ends the session (or leaves the queue). The server deletes everything of it at once. */
+  /**
+   * Ends the session (or leaves the queue). With a counsellor connected, the counsellor's app is told first, end
+   * to end (CLOSE, PROTOCOL.md §3: it ends the chat as closed by this side); then the server deletes everything
+   * of the session at once.
+   */
   async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.currentState === 'ended') return;
+    // Named now, so the counsellor's close that our CLOSE may bring back first does not rename this end.
+    this.reason ??= EndReasons.seekerClosed;
+    if (this.channel) {
+      await issueClose(this.sendGate, () => (this.channel && this.channel.endReason === null ? this.channel.sealClose() : null),
+        (envelope) => this.sendEnvelope(envelope), closeWaitMs, options.signal);
+    }
     const hub = await this.connection.active(options.signal);
     try {
       await withSignal(hub.invoke('Close'), options.signal);
@@ -379,10 +390,8 @@ export class SeekerClient {
           else if (m.type === CONTENT_ACK && m.acknowledged !== undefined) this.events.emit('delivered', m.acknowledged);
         }
         this.acks.received(this.channel.nextReceiveSequence - 1);
-        if (opened.messages.some((m) => m.type === CONTENT_CLOSE)) {
-          void this.connection.hub.invoke('Close').catch(() => undefined);
-          this.end(EndReasons.responderClosed);
-        }
+        // The counsellor's CLOSE: over, in the counsellor's words; the server's close is the sender's (§3).
+        if (opened.messages.some((m) => m.type === CONTENT_CLOSE)) this.end(EndReasons.responderClosed);
         break;
       case 'buffered':
         this.gaps.start();
