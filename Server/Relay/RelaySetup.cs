@@ -24,7 +24,7 @@ public static class RelaySetup
         var signalR = builder.Services
             .AddSignalR(o =>
             {
-                o.AddFilter<RefusalFilter>();
+                o.AddSingletonFilter<RefusalFilter>();
                 o.EnableDetailedErrors = false;
                 // MessagePack only: the JSON protocol is not offered (every client speaks MessagePack).
                 o.SupportedProtocols = [RefusingHubProtocol.ProtocolName];
@@ -51,7 +51,7 @@ public static class RelaySetup
         builder.Services.AddSingleton<ResponderGuard>();
         builder.Services.AddSingleton<ResponderGrantFilter>();
         builder.Services.AddHostedService<ResponderGuardSweeper>();
-        builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddFilter<ResponderGrantFilter>());
+        builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddSingletonFilter<ResponderGrantFilter>());
         builder.Services.AddMediator(o => o.ServiceLifetime = ServiceLifetime.Singleton);
         builder.Services.AddSingleton<RouteChannel>();
         builder.Services.AddSingleton<PeerRoutes>();
