@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
@@ -53,6 +54,7 @@ public static class RelaySetup
         builder.Services.AddHostedService<ResponderGuardSweeper>();
         builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddSingletonFilter<ResponderGrantFilter>());
         builder.Services.AddMediator(o => o.ServiceLifetime = ServiceLifetime.Singleton);
+        builder.Services.TryAddSingleton<SendEnvelopeHandler>(); // the hubs call it directly: the hot path
         builder.Services.AddSingleton<RouteChannel>();
         builder.Services.AddSingleton<PeerRoutes>();
         builder.Services.AddSingleton<QueueNotifier>();
