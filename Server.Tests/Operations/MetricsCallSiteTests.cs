@@ -1,9 +1,13 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 using TrustLine.Client;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Protocol.Crypto;
 using TrustLine.Server.Operations.Metrics;
+using TrustLine.Server.Storage;
 using TrustLine.Server.Tests.Infrastructure;
 using TrustLine.Server.Tests.Relay;
 
@@ -67,6 +71,49 @@ public sealed class MetricsCallSiteTests
     }
 
     private static long ClosedBy(NodeMeter meter, string reason) => meter.Sum("trustline.sessions.ended", "reason", reason);
+
+    [Test]
+    public async Task TheHubsSendPathIsCountedLikeEveryCommandItsRefusalsItsStoreErrorsAndWhatItRelays()
+    {
+        // The hubs call the send path directly, not through the mediator's metrics behaviour: it counts for itself.
+        FailingAppend? failing = null;
+        await using var world = await World.StartAsync(StoreUnderTest.Redis,
+            services: s => s.AddSingleton<ISessionStore>(sp => failing = new FailingAppend(sp.GetRequiredService<RedisSessionStore>())));
+        using var meter = new NodeMeter(world.Nodes[0]);
+        await using var scenario = await ManualSeeker.ConnectAsync(world);
+        var first = scenario.Channel.SealText("eerste");
+        var second = scenario.Channel.SealText("tweede");
+        var relayedBefore = meter.Sum("trustline.envelopes.relayed", "size", "256"); // the handshake's HELLO
+
+        failing!.FailNext();
+        var failed = await RefusalTests.CodeOf(scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, first));
+        var outOfOrder = await RefusalTests.CodeOf(scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, second));
+        await scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, first).WaitAsync(TimeSpan.FromSeconds(10));
+        await scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, first).WaitAsync(TimeSpan.FromSeconds(10)); // a duplicate: not relayed again
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(failed, Is.EqualTo(ErrorCodes.Unavailable));
+            Assert.That(outOfOrder, Is.EqualTo(ErrorCodes.OutOfOrder));
+            Assert.That(meter.Sum("trustline.store.errors", "source", "SendEnvelope"), Is.EqualTo(1), "the failed buffer write");
+            Assert.That(meter.Sum("trustline.refusals", "code", ErrorCodes.OutOfOrder), Is.EqualTo(1), "the refusal, by code");
+            Assert.That(meter.Sum("trustline.refusals", "command", "SendEnvelope"), Is.EqualTo(1), "the refusal, by command");
+            Assert.That(meter.Sum("trustline.envelopes.relayed", "size", "256") - relayedBefore, Is.EqualTo(1), "the accepted envelope, once");
+        });
+    }
+
+    /// <summary>The real store, whose next envelope write fails the way Redis does when it drops the connection.</summary>
+    private sealed class FailingAppend(ISessionStore inner) : StoreDecorator(inner)
+    {
+        private int armed;
+
+        public void FailNext() => Interlocked.Exchange(ref armed, 1);
+
+        public override Task<AppendOutcome> AppendEnvelopeAsync(Guid id, Direction direction, ulong sequence, byte[] envelope, DateTimeOffset expiresAt) =>
+            Interlocked.Exchange(ref armed, 0) == 1
+                ? Task.FromException<AppendOutcome>(new RedisConnectionException(ConnectionFailureType.SocketFailure, "failing on cue"))
+                : Inner.AppendEnvelopeAsync(id, direction, sequence, envelope, expiresAt);
+    }
 
     /// <summary>The TrustLine meter of one in-process node (other nodes in the process have meters of their own).</summary>
     private sealed class NodeMeter : IDisposable

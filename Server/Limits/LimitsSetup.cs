@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Relay;
 
 namespace TrustLine.Server.Limits;
 
@@ -41,7 +42,7 @@ public static class LimitsSetup
             hub.HandshakeTimeout = limits.HandshakeTimeout;
             hub.KeepAliveInterval = limits.KeepAliveInterval;
             hub.ClientTimeoutInterval = limits.ClientTimeout;
-            hub.AddFilter<CallRateFilter>();
+            hub.AddSingletonFilter<CallRateFilter>();
         });
         builder.Services.AddSingleton<CallRateFilter>();
         builder.Services.AddSingleton<SilentConnections>();

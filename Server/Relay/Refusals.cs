@@ -18,23 +18,46 @@ namespace TrustLine.Server.Relay;
 /// </summary>
 internal sealed class RefusalFilter(RefusalLog log, StoreWatch watch, ILogger<RefusalFilter> logger) : IHubFilter
 {
-    public async ValueTask<object?> InvokeMethodAsync(HubInvocationContext context, Func<HubInvocationContext, ValueTask<object?>> next)
+    /// <summary>A call answered at once passes straight through; only one still waiting is awaited here.</summary>
+    public ValueTask<object?> InvokeMethodAsync(HubInvocationContext context, Func<HubInvocationContext, ValueTask<object?>> next)
+    {
+        ValueTask<object?> call;
+        try
+        {
+            call = next(context);
+        }
+        catch (Exception e) when (e is RefusedException or RedisException or TimeoutException)
+        {
+            return new(Reply(context, e));
+        }
+
+        return call.IsCompletedSuccessfully ? call : AwaitAsync(context, call);
+    }
+
+    private async ValueTask<object?> AwaitAsync(HubInvocationContext context, ValueTask<object?> call)
     {
         try
         {
-            return await next(context);
+            return await call;
         }
-        catch (RefusedException refused)
+        catch (Exception e) when (e is RefusedException or RedisException or TimeoutException)
+        {
+            return Reply(context, e);
+        }
+    }
+
+    /// <summary>The answer for a refusal, or for a store failure (any other exception goes on to SignalR).</summary>
+    private RefusalReply Reply(HubInvocationContext context, Exception e)
+    {
+        if (e is RefusedException refused)
         {
             log.Refused(context.HubMethodName, refused.Code);
             return new RefusalReply(refused.Code, refused.Message);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException)
-        {
-            SessionLog.StoreFailed(logger, context.HubMethodName, e.GetType().Name);
-            watch.Reported(); // live forwards may have been lost meanwhile: re-deliver from the buffer once it answers
-            return new RefusalReply(ErrorCodes.Unavailable, "The service cannot reach its store just now; try again shortly.");
-        }
+
+        SessionLog.StoreFailed(logger, context.HubMethodName, e.GetType().Name);
+        watch.Reported(); // live forwards may have been lost meanwhile: re-deliver from the buffer once it answers
+        return new RefusalReply(ErrorCodes.Unavailable, "The service cannot reach its store just now; try again shortly.");
     }
 }
 

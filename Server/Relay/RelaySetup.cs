@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
@@ -25,7 +26,7 @@ public static class RelaySetup
         var signalR = builder.Services
             .AddSignalR(o =>
             {
-                o.AddFilter<RefusalFilter>();
+                o.AddSingletonFilter<RefusalFilter>();
                 o.EnableDetailedErrors = false;
                 // MessagePack only: the JSON protocol is not offered (every client speaks MessagePack).
                 o.SupportedProtocols = [RefusingHubProtocol.ProtocolName];
@@ -52,8 +53,9 @@ public static class RelaySetup
         builder.Services.AddSingleton<ResponderGuard>();
         builder.Services.AddSingleton<ResponderGrantFilter>();
         builder.Services.AddHostedService<ResponderGuardSweeper>();
-        builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddFilter<ResponderGrantFilter>());
+        builder.Services.Configure<HubOptions<ResponderHub>>(o => o.AddSingletonFilter<ResponderGrantFilter>());
         builder.Services.AddMediator(o => o.ServiceLifetime = ServiceLifetime.Singleton);
+        builder.Services.TryAddSingleton<SendEnvelopeHandler>(); // the hubs call it directly: the hot path
         builder.Services.AddSingleton<RouteChannel>();
         builder.Services.AddSingleton<PeerRoutes>();
         builder.Services.AddSingleton<QueueNotifier>();

@@ -11,7 +11,7 @@ namespace TrustLine.Server.Responders;
 
 /// <summary>The responder hub: only connections with a valid responder token get in.</summary>
 [Authorize(AuthenticationSchemes = ResponderToken.SchemeName)]
-public sealed class ResponderHub(IMediator mediator, ResponderGuard guard, OfferRouter offers) : Hub<IResponderClient>, IResponderHub
+public sealed class ResponderHub(IMediator mediator, SendEnvelopeHandler sends, ResponderGuard guard, OfferRouter offers) : Hub<IResponderClient>, IResponderHub
 {
     public override async Task OnConnectedAsync()
     {
@@ -40,8 +40,8 @@ public sealed class ResponderHub(IMediator mediator, ResponderGuard guard, Offer
     public async Task Answer(byte[] sessionId, byte[] msg2) =>
         (await mediator.Send(new AnswerSessionCommand(ConnectionState.Of(Context), sessionId, msg2), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public async Task<SendResult> Send(byte[] envelope) =>
-        (await mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted)).ValueOrRefuse();
+    /// <summary>Not through the mediator: the hot path, one async layer to the buffer write (see <see cref="SendEnvelopeHandler"/>).</summary>
+    public Task<SendResult> Send(byte[] envelope) => sends.SendAsync(ConnectionState.Of(Context), envelope);
 
     public async Task Acknowledge(byte[] sessionId, ulong through) =>
         (await mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), sessionId, through), Context.ConnectionAborted)).ValueOrRefuse();

@@ -9,7 +9,7 @@ using TrustLine.Server.Storage;
 namespace TrustLine.Server.Sessions;
 
 /// <summary>The anonymous seeker hub: each method binds the connection's state into a command.</summary>
-public sealed class SeekerHub(IMediator mediator, SilentConnections silent, AddressTags addresses) : Hub<ISeekerClient>, ISeekerHub
+public sealed class SeekerHub(IMediator mediator, SendEnvelopeHandler sends, SilentConnections silent, AddressTags addresses) : Hub<ISeekerClient>, ISeekerHub
 {
     public override Task OnConnectedAsync()
     {
@@ -33,8 +33,8 @@ public sealed class SeekerHub(IMediator mediator, SilentConnections silent, Addr
     public async Task<ResumeSessionResult> ResumeSession(ResumeSessionRequest request) =>
         (await mediator.Send(new ResumeSessionCommand(ConnectionState.Of(Context), request), Context.ConnectionAborted)).ValueOrRefuse();
 
-    public async Task<SendResult> Send(byte[] envelope) =>
-        (await mediator.Send(new SendEnvelopeCommand(ConnectionState.Of(Context), envelope), Context.ConnectionAborted)).ValueOrRefuse();
+    /// <summary>Not through the mediator: the hot path, one async layer to the buffer write (see <see cref="SendEnvelopeHandler"/>).</summary>
+    public Task<SendResult> Send(byte[] envelope) => sends.SendAsync(ConnectionState.Of(Context), envelope);
 
     public async Task Acknowledge(ulong through) =>
         (await mediator.Send(new AcknowledgeCommand(ConnectionState.Of(Context), null, through), Context.ConnectionAborted)).ValueOrRefuse();

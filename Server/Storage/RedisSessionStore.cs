@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using StackExchange.Redis;
 using TrustLine.Protocol.Crypto;
@@ -119,12 +121,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // Only while the session exists: a write in flight when another node deletes the session must not
-    // land after the delete (it would outlive the session by up to EnvelopeMaxAge). Both keys carry the
-    // session's hash tag, so this stays one slot. Records the highest seq buffered, the limit for acks.
-    // The highest-seq field exists from creation, so reading it answers "does the session exist" too (the
-    // EXISTS only runs for a record written before that field did).
+    // land after the delete (it would outlive the session by up to EnvelopeMaxAge). Records the highest seq
+    // buffered, the limit for acks. The highest-seq field exists from creation, so reading it answers "does the
+    // session exist" too (the EXISTS only runs for a record written before that field did).
     // A seq at or below the recorded ack was delivered: a duplicate, never stored again (so every buffered
     // key lies between the ack and the highest seq, where acks and the end look for them).
+    // The envelope's key is the record's key with its last letter (the "s" of RedisKeys.Session) replaced by
+    // "e<direction>:" (ARGV[6]) and the seq: RedisKeys.Envelope's name, with the session's hash tag, so this
+    // stays one slot; built here so the call passes one key name, not two.
     private const string AppendScript = """
         local v = redis.call('HMGET', KEYS[1], ARGV[3], ARGV[5])
         local high = v[1]
@@ -133,10 +137,18 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           high = '-1'
         end
         if tonumber(ARGV[4]) <= tonumber(v[2] or '-1') then return 0 end
-        if not redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+        local key = string.sub(KEYS[1], 1, -2) .. ARGV[6] .. ARGV[4]
+        if not redis.call('SET', key, ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
         if tonumber(high) < tonumber(ARGV[4]) then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
         return 1
         """;
+
+    /// <summary>
+    /// The append script's name in Redis's script cache (EVALSHA names a script by the SHA-1 of its text; an
+    /// identifier, not cryptography). Calling it by name skips the client's own NOSCRIPT retry wrapper, one
+    /// async layer per envelope; <see cref="AppendEnvelopeAsync"/> does that retry itself.
+    /// </summary>
+    private static readonly byte[] AppendScriptId = SHA1.HashData(Encoding.UTF8.GetBytes(AppendScript));
 
     private const string GoneScript = """
         if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
@@ -385,11 +397,23 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     {
         var ttl = expiresAt - time.GetUtcNow();
         var expiry = (long)Math.Max(1, ttl.TotalMilliseconds);
-        RedisKey[] scriptKeys = [keys.Session(id), keys.Envelope(id, direction, sequence)];
+        RedisKey[] scriptKeys = [keys.Session(id)];
         RedisValue[] args = direction == Direction.ClientToServer
-            ? [envelope, expiry, "h1", (long)sequence, "a1"]
-            : [envelope, expiry, "h2", (long)sequence, "a2"];
-        return (long)await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, flags: Primary) switch
+            ? [envelope, expiry, "h1", (long)sequence, "a1", "e1:"]
+            : [envelope, expiry, "h2", (long)sequence, "a2", "e2:"];
+        RedisResult result;
+        try
+        {
+            result = await Db.ScriptEvaluateAsync(AppendScriptId, scriptKeys, args, flags: Primary);
+        }
+        catch (RedisServerException e) when (e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            // A primary that has not run the script yet (restarted, or promoted in a failover): the script did not
+            // run, so sending it whole once is safe, and caches it there again.
+            result = await Db.ScriptEvaluateAsync(AppendScript, scriptKeys, args, flags: Primary);
+        }
+
+        return (long)result switch
         {
             1 => AppendOutcome.Stored,
             0 => AppendOutcome.Duplicate,

@@ -32,7 +32,10 @@ internal static class BenchMain
             Idle: Option("--idle", smoke ? 20 : quick ? 500 : 5000),
             Opens: Option("--opens", smoke ? 5 : quick ? 100 : 500),
             Sizes: quick ? [299] : [299, 1067, 4139],
-            OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10);
+            OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10,
+            // `--warmup N`: a longer unmeasured start of the closed loop, so the figures are of code the JIT has
+            // finished tiering up (on 2 busy cores that takes many seconds; see BENCHMARKS.md, issue 15 third pass).
+            Warmup: Option("--warmup", 20));
         if (args.Contains("--flood"))
         {
             // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.

@@ -3,7 +3,8 @@ using System.Diagnostics;
 
 namespace TrustLine.Relay.Bench;
 
-internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds);
+// Warmup: messages per pair sent before the closed loop's clock starts (not measured).
+internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds, int Warmup = 20);
 
 /// <summary>One line of the report.</summary>
 internal sealed record Row(string Target, string Workload, int Size)
@@ -38,7 +39,7 @@ internal static class Workloads
     {
         var arrivals = new SemaphoreSlim[options.Pairs];
         var links = new IPairLink[options.Pairs];
-        var warm = 20;
+        var warm = options.Warmup;
         for (var i = 0; i < options.Pairs; i++)
         {
             var signal = arrivals[i] = new SemaphoreSlim(0);

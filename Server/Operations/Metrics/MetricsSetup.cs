@@ -2,6 +2,7 @@ using Mediator;
 using Microsoft.AspNetCore.SignalR;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using TrustLine.Server.Relay;
 
 namespace TrustLine.Server.Operations.Metrics;
 
@@ -47,7 +48,7 @@ public static class MetricsSetup
         }
 
         var keep = TrustLineMetrics.LabelKeys.Concat(FrameworkLabelKeys).ToArray();
-        builder.Services.Configure<HubOptions>(o => o.AddFilter<PresenceFilter>());
+        builder.Services.Configure<HubOptions>(o => o.AddSingletonFilter<PresenceFilter>());
         builder.Services.AddSingleton<PresenceFilter>();
         builder.Services.AddHostedService<MetricsSampler>();
         builder.Services.AddOpenTelemetry()
