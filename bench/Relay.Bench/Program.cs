@@ -33,9 +33,11 @@ internal static class BenchMain
             Opens: Option("--opens", smoke ? 5 : quick ? 100 : 500),
             Sizes: quick ? [299] : [299, 1067, 4139],
             OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10,
-            // `--warmup N`: a longer unmeasured start of the closed loop, so the figures are of code the JIT has
-            // finished tiering up (on 2 busy cores that takes many seconds; see BENCHMARKS.md, issue 15 third pass).
-            Warmup: Option("--warmup", 20));
+            // `--warmup N`: the unmeasured start of the closed loop, per pair, the same for every target, so the
+            // figures are of code the JIT has finished tiering up: a long-running node's steady state, not its first
+            // seconds (on 2 shared cores tiering TrustLine's code takes many seconds; BENCHMARKS.md, issue 15 third
+            // pass). 20 before this session; `--warmup 20` gives the old figures.
+            Warmup: Option("--warmup", smoke ? 20 : quick ? 300 : 200));
         if (args.Contains("--flood"))
         {
             // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.
