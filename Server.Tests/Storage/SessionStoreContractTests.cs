@@ -92,6 +92,51 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         });
     }
 
+    [Test]
+    public async Task TheCreateAnswersThePlaceTheQueueGaveItAsAReadRightAfterWould()
+    {
+        // Every way into the queue: the other class at the end, urgent, past the urgent cap, transferred to the head
+        // of each class, and the class that starts when the queue was empty; then both refusals.
+        var arrivals = new[]
+        {
+            Session(), Session(urgent: true), Session(), Session(urgent: true), Session() with { QueuedSince = time.GetUtcNow() },
+            Session(urgent: true) with { QueuedSince = time.GetUtcNow() }, Session(),
+        };
+        var answered = new List<Opening>();
+        var read = new List<QueuePlace>();
+        foreach (var s in arrivals)
+        {
+            answered.Add(await store.CreatePlacedAsync(s, 10, urgentCapacity: 2));
+            read.Add(await store.GetPlaceAsync(org, s.Id));
+        }
+
+        var exists = await store.CreatePlacedAsync(arrivals[0], 10);
+        var full = await store.CreatePlacedAsync(Session(), arrivals.Length);
+        foreach (var s in arrivals)
+        {
+            await store.DeleteAsync(s.Id, Window);
+        }
+
+        var fresh = Session(urgent: true);
+        var first = await store.CreatePlacedAsync(fresh, 10);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(answered.Select(o => o.Place), Is.EqualTo(read), "as read right after each create");
+            Assert.That(answered.Select(o => o.Outcome), Is.EqualTo(new[]
+            {
+                CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created,
+                CreateOutcome.CreatedNotUrgent, CreateOutcome.Created,
+            }));
+            Assert.That(read.Select(p => (p.Position, p.Waiting)), Is.EqualTo(new[] { (1, 1), (1, 2), (3, 3), (2, 4), (3, 5), (3, 6), (7, 7) }),
+                "the transferred ones at the head of their class; the urgent one past the cap at the head of the other class");
+            Assert.That(exists, Is.EqualTo(new Opening(CreateOutcome.Exists, QueuePlace.None)));
+            Assert.That(full, Is.EqualTo(new Opening(CreateOutcome.QueueFull, QueuePlace.None)));
+            Assert.That(first, Is.EqualTo(new Opening(CreateOutcome.Created, new QueuePlace(1, 1, T(1), true))), "an emptied queue starts again from the first ticket");
+            Assert.That(await store.GetPlaceAsync(org, fresh.Id), Is.EqualTo(first.Place));
+        });
+    }
+
     /// <summary>The n-th ticket of a class since its queue was last empty (n = 0: the one before the first).</summary>
     private static long T(int n) => QueueTickets.First + n - 1;
 

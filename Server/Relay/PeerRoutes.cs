@@ -85,6 +85,26 @@ public sealed class PeerRoutes(
         }
     }
 
+    /// <summary>
+    /// The session's seeker holds a live link on this node: it is connected, so not away, and a take need not read
+    /// the record to tell. (A drop untracks the link before it records the seeker away.)
+    /// </summary>
+    public bool SeekerConnectedHere(Guid sessionId)
+    {
+        if (links.TryGetValue(sessionId, out var set))
+        {
+            foreach (var (link, _) in set)
+            {
+                if (!link.Ended && link.Owner is { Party: Party.Seeker })
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Keeps a local link so an end anywhere can stop it.</summary>
     public void Track(SessionLink link) => links.GetOrAdd(link.SessionId, _ => new()).TryAdd(link, 0);
 

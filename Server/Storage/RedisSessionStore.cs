@@ -23,14 +23,29 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // A shared key's TTL only ever grows: PEXPIRE GT raises it. GT never applies to a key without a TTL (one just
+    // created), so when it did not apply, PEXPIRE NX sets the TTL of such a key (and leaves a longer one alone).
+    private const string RaiseTtl = """
+        local function raise(key, ttl)
+          if redis.call('PEXPIRE', key, ttl, 'GT') == 0 then redis.call('PEXPIRE', key, ttl, 'NX') end
+        end
+
+        """;
+
     // The capacity check and the add are one step, so concurrent opens on any number of nodes never
     // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
     // An urgent entry (ARGV[2] = 1) past the urgent capacity (ARGV[5]) joins as not urgent instead, in the
     // same step: no flood can hold more urgent places than that. The entry's ticket is the next of its class
     // (counters in KEYS[2], the queue's slot); its score is the ticket, past the offset (ARGV[6]) when not
-    // urgent, so urgent sorts first and each class in order of tickets. Returns {1 or 2 (not urgent), ticket}.
-    private const string EnqueueScript = """
-        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return {0, 0} end
+    // urgent, so urgent sorts first and each class in order of tickets. Returns {1 or 2 (not urgent), ticket,
+    // place, waiting}: the place is the entry's rank plus one, as the queue stands after the add.
+    // An empty queue (no key) starts both keys afresh: its counters went with its last entry, so a class starts
+    // at the first ticket (ARGV[8]) and both keys take this session's deadline; otherwise the counter counts on
+    // (a class seen for the first time starts at the first ticket) and each TTL is raised with one PEXPIRE GT
+    // (the queue, and a counter that counted on, exist with a TTL: every key of the queue gets one when created).
+    private const string EnqueueScript = RaiseTtl + """
+        local card = redis.call('ZCARD', KEYS[1])
+        if card >= tonumber(ARGV[1]) then return {0, 0} end
         local urgent = ARGV[2] == '1'
         local result = 1
         if urgent and ARGV[5] ~= '' and redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[6]) >= tonumber(ARGV[5]) then
@@ -38,9 +53,11 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           result = 2
         end
         local offset = tonumber(ARGV[6])
+        local class = urgent and 'u' or 'n'
         local ticket
+        local counted = false
         local first = {}
-        if ARGV[7] == '1' then
+        if ARGV[7] == '1' and card > 0 then
           -- a transferred seeker: the head of its class, one ticket before the lowest waiting (the counter stays)
           if urgent then
             first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. offset, 'WITHSCORES', 'LIMIT', 0, 1)
@@ -50,14 +67,29 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         end
         if first[2] then
           ticket = tonumber(first[2]) - (urgent and 0 or offset) - 1
+        elseif card == 0 then
+          ticket = tonumber(ARGV[8])
+          redis.call('HSET', KEYS[2], class, ticket)
         else
-          redis.call('HSETNX', KEYS[2], urgent and 'u' or 'n', ARGV[8])
-          ticket = redis.call('HINCRBY', KEYS[2], urgent and 'u' or 'n', 1)
+          ticket = redis.call('HINCRBY', KEYS[2], class, 1)
+          counted = ticket > 1
+          if ticket == 1 then
+            ticket = tonumber(ARGV[8])
+            redis.call('HSET', KEYS[2], class, ticket)
+          end
         end
         redis.call('ZADD', KEYS[1], 'NX', urgent and ticket or (offset + ticket), ARGV[3])
-        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-        return {result, ticket}
+        -- a ticket of the other class is the highest of all: last in the queue; else its rank tells
+        local position = card + 1
+        if urgent or first[2] then position = redis.call('ZRANK', KEYS[1], ARGV[3]) + 1 end
+        if card == 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[4])
+          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+        else
+          redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
+          if counted then redis.call('PEXPIRE', KEYS[2], ARGV[4], 'GT') else raise(KEYS[2], ARGV[4]) end
+        end
+        return {result, ticket, position, card + 1}
         """;
 
     // Per class: how many wait, the lowest ticket waiting, and the last ticket handed out. O(log n).
@@ -99,9 +131,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return f
         """;
 
+    // Held by this responder and not answered yet, read in one step.
     private const string AnswerScript = """
-        if redis.call('HGET', KEYS[1], 'rid') ~= ARGV[1] then return 0 end
-        if redis.call('HEXISTS', KEYS[1], 'm2') == 1 then return 0 end
+        local v = redis.call('HMGET', KEYS[1], 'rid', 'm2')
+        if v[1] ~= ARGV[1] or v[2] then return 0 end
         redis.call('HSET', KEYS[1], 'm2', ARGV[2])
         return 1
         """;
@@ -168,17 +201,16 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // Reading and deleting the record in one step decides who ends the session (only one caller gets the
-    // fields) and takes its envelopes with it: only the seqs that can still be buffered, after each
+    // fields) and takes its envelopes with it (in the same DEL, the record first): only the seqs that can still be buffered, after each
     // direction's ack up to its highest buffered seq (at most a window), with keys built from the session's
     // key base (ARGV[1], the session's hash tag: the record's slot).
     private const string DeleteScript = """
         local f = redis.call('HGETALL', KEYS[1])
         if #f == 0 then return f end
-        redis.call('DEL', KEYS[1])
         local v = {}
         for i = 1, #f, 2 do v[f[i]] = f[i + 1] end
         local window = tonumber(ARGV[2])
-        local batch = {}
+        local batch = {KEYS[1]}
         for dir = 1, 2 do
           local from = tonumber(v['a' .. dir] or '-1') + 1
           local to = tonumber(v['h' .. dir] or tostring(from + window - 1))
@@ -193,10 +225,12 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
-    // scheduled), so an earlier deadline never expires other sessions' timers.
-    private const string ScheduleScript = """
-        redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+    // scheduled), so an earlier deadline never expires other sessions' timers. Every call for one session passes
+    // its deadline, and the TTL was raised to it when its timer was added: a timer that was there already (a
+    // reschedule: the take, a drop) needs no TTL step.
+    private const string ScheduleScript = RaiseTtl + """
+        if redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 1 end
+        raise(KEYS[1], ARGV[3])
         return 1
         """;
 
@@ -251,7 +285,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     private IDatabase Db => redis.GetDatabase();
 
-    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
+    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue) =>
+        (await CreatePlacedAsync(session, queueCapacity, urgentCapacity)).Outcome;
+
+    public async Task<Opening> CreatePlacedAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
     {
         // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
         // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
@@ -261,28 +298,29 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], CreateArgs(session, lifetime, now), flags: Primary);
         if (created == 0)
         {
-            return CreateOutcome.Exists;
+            return new Opening(CreateOutcome.Exists, QueuePlace.None);
         }
 
         var enqueued = (RedisResult[])(await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
             [queueCapacity, session.Urgent ? 1 : 0, session.Id.ToString("N"), lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First - 1], flags: Primary))!;
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First], flags: Primary))!;
         var queued = (long)enqueued[0];
         if (queued == 0)
         {
             await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
-            return CreateOutcome.QueueFull;
+            return new Opening(CreateOutcome.QueueFull, QueuePlace.None);
         }
 
+        var place = new QueuePlace((int)enqueued[2], (int)enqueued[3], (long)enqueued[1], queued == 1 && session.Urgent);
         if (queued == 2)
         {
             // The record's own slot, a second step: until it lands the record still says urgent (shown only).
             // Only while the record exists: a session ended meanwhile must not come back as a key without a TTL.
             await Db.ScriptEvaluateAsync(NotUrgentScript, [keys.Session(session.Id)]);
-            return CreateOutcome.CreatedNotUrgent;
+            return new Opening(CreateOutcome.CreatedNotUrgent, place);
         }
 
-        return CreateOutcome.Created;
+        return new Opening(CreateOutcome.Created, place);
     }
 
     public async Task<SessionRecord?> GetAsync(Guid id)
