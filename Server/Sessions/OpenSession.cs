@@ -76,7 +76,7 @@ public sealed class OpenSessionHandler(
         // In the group before the session joins the queue: the place the store answers with is the queue as it
         // stood then, and no notice after it is missed. (A notice before the open's answer is ignored by the SDKs.)
         await queue.JoinAsync(connection.ConnectionId, orgId);
-        var opening = await store.CreatePlacedAsync(session, org.QueueCapacity, org.UrgentCapacity);
+        var opening = await store.OpenAsync(session, SessionTimers.Next(session, options.Value), org.QueueCapacity, org.UrgentCapacity);
         switch (opening.Outcome)
         {
             case CreateOutcome.Exists:
@@ -92,8 +92,6 @@ public sealed class OpenSessionHandler(
                 break;
         }
 
-        // The timer is in flight while the rest runs; the open answers once it is set.
-        var scheduled = store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
         routes.Known(sessionId, Party.Seeker, connection.ConnectionId, 0);
@@ -103,13 +101,12 @@ public sealed class OpenSessionHandler(
             // The connection closed while this ran: the resume token never reached anyone, so nobody could
             // ever come back for the session. Undo it.
             routes.Untrack(link);
-            await scheduled;
             await ending.EndAsync(sessionId, EndReasons.SeekerAbandoned);
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 
         var status = queue.StatusOf(orgId, opening.Place);
-        await Task.WhenAll(scheduled, queue.ChangedAsync(orgId, placesMoved: session.Urgent)); // a join at the end moves nobody
+        await queue.ChangedAsync(orgId, placesMoved: session.Urgent); // a join at the end moves nobody
         return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }
 }

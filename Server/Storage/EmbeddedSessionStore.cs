@@ -31,13 +31,18 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<Opening> CreatePlacedAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
+    public Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue)
     {
         lock (gate)
         {
             var outcome = Insert(session, queueCapacity, urgentCapacity);
-            var placed = outcome is CreateOutcome.Created or CreateOutcome.CreatedNotUrgent;
-            return Task.FromResult(new Opening(outcome, placed ? Place(Convert.ToHexString(session.OrgId), session.Id) : QueuePlace.None));
+            if (outcome is not (CreateOutcome.Created or CreateOutcome.CreatedNotUrgent))
+            {
+                return Task.FromResult(new Opening(outcome, QueuePlace.None));
+            }
+
+            timers[session.Id] = timer;
+            return Task.FromResult(new Opening(outcome, Place(Convert.ToHexString(session.OrgId), session.Id)));
         }
     }
 
@@ -149,7 +154,8 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     {
         lock (gate)
         {
-            if (!Dequeue(id) || Live(id) is not { State: SessionState.Queued } record)
+            // Only a session queued in the claimer's organisation: another's is neither taken nor moved.
+            if (Live(id) is not { State: SessionState.Queued } record || !record.OrgId.AsSpan().SequenceEqual(orgId) || !Dequeue(id))
             {
                 return Task.FromResult<SessionRecord?>(null);
             }

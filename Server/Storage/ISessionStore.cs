@@ -151,10 +151,11 @@ public interface ISessionStore
     Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue);
 
     /// <summary>
-    /// <see cref="CreateAsync"/>, answering also the new session's place in its queue as the queue stood when it joined
-    /// (what <see cref="GetPlaceAsync"/> would read right after, without a read). The place is empty unless it was queued.
+    /// An open: <see cref="CreateAsync"/>, and for a session created, its first timer at <paramref name="timer"/> (as
+    /// <see cref="ScheduleAsync"/> with its deadline); answers also its place in the queue as the queue stood when it
+    /// joined (what <see cref="GetPlaceAsync"/> would read right after). A refused open leaves neither record nor timer.
     /// </summary>
-    Task<Opening> CreatePlacedAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue);
+    Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue);
 
     Task<SessionRecord?> GetAsync(Guid id);
 

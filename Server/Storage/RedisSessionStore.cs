@@ -8,9 +8,10 @@ namespace TrustLine.Server.Storage;
 /// <summary>
 /// The Redis store. Hot path: one script per relayed envelope (<c>SET … PX … NX</c> while the session
 /// exists; the NX makes a resend a duplicate on every node). Races between nodes are settled by atomic
-/// commands and scripts on one slot each (ZREM decides a claim, DEL decides who ends a session, a lease
-/// on the timers decides who handles a timer). A script touches either one session's keys (hash tag
-/// <c>{sid}</c>) or one shared key (a queue, the timers), never both: see docs/architecture.md.
+/// commands and scripts on one slot each (the claim script, moving the record from queued to active, decides
+/// a claim; DEL decides who ends a session; a lease on the timers decides who handles a timer). A script
+/// touches either one session's keys (hash tag <c>{sid}</c>) or one shared key (a queue, the timers), never
+/// both: see docs/architecture.md.
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
@@ -103,7 +104,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return {urgent, firstUrgent[2] or '', issued[1] or '0', other, firstOther[2] or '', issued[2] or '0'}
         """;
 
-    // Leaving the queue (a claim, an end): the ZREM decides, and an emptied queue takes its ticket counters
+    // Leaving the queue (a claim, an end): an emptied queue takes its ticket counters
     // with it (an empty sorted set is gone by itself), so nothing of the queue outlives its last session.
     private const string DequeueScript = """
         local removed = redis.call('ZREM', KEYS[1], ARGV[1])
@@ -116,12 +117,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
-    // Reads the record once and answers with it as claimed, so the take needs no second read.
+    // Only a queued session of the claimer's organisation (ARGV[4]), once: the state moves to active here. Reads
+    // the record once and answers with it as claimed, so the take needs no second read.
     private const string ClaimScript = """
         local f = redis.call('HGETALL', KEYS[1])
         local at = {}
         for i = 1, #f, 2 do at[f[i]] = i + 1 end
-        if not at['st'] or f[at['st']] ~= 'q' then return false end
+        if not at['st'] or f[at['st']] ~= 'q' or f[at['org']] ~= ARGV[4] then return false end
         local ep = tonumber(at['ep'] and f[at['ep']] or '0') + 1
         local set = { st = 'a', rid = ARGV[1], rc = ARGV[2], act = ARGV[3], ep = tostring(ep) }
         redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3], 'ep', ep)
@@ -286,13 +288,17 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     private IDatabase Db => redis.GetDatabase();
 
     public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue) =>
-        (await CreatePlacedAsync(session, queueCapacity, urgentCapacity)).Outcome;
+        (await CreateAsync(session, null, queueCapacity, urgentCapacity)).Outcome;
 
-    public async Task<Opening> CreatePlacedAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
+    public Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue) =>
+        CreateAsync(session, timer, queueCapacity, urgentCapacity);
+
+    private async Task<Opening> CreateAsync(SessionRecord session, DateTimeOffset? timer, int queueCapacity, int urgentCapacity)
     {
         // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
         // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
-        // so a refused open leaves nothing and the queue never holds more than its capacity.
+        // so a refused open leaves nothing and the queue never holds more than its capacity. The first timer
+        // (a third slot) goes with the queue's script, in one round trip; a refused open removes it with the record.
         var now = time.GetUtcNow();
         var lifetime = Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds);
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], CreateArgs(session, lifetime, now), flags: Primary);
@@ -301,13 +307,25 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return new Opening(CreateOutcome.Exists, QueuePlace.None);
         }
 
-        var enqueued = (RedisResult[])(await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
-            [queueCapacity, session.Urgent ? 1 : 0, session.Id.ToString("N"), lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First], flags: Primary))!;
+        var member = session.Id.ToString("N");
+        var batch = Db.CreateBatch();
+        var enqueue = batch.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
+            [queueCapacity, session.Urgent ? 1 : 0, member, lifetime,
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First], flags: Primary);
+        var schedule = timer is { } when
+            ? batch.ScriptEvaluateAsync(ScheduleScript, [keys.Timers], [when.ToUnixTimeMilliseconds(), member, lifetime], flags: Primary)
+            : Task.FromResult<RedisResult>(null!);
+        batch.Execute();
+        await Task.WhenAll(enqueue, schedule);
+        var enqueued = (RedisResult[])(await enqueue)!;
         var queued = (long)enqueued[0];
         if (queued == 0)
         {
-            await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
+            var undo = Db.CreateBatch();
+            var record = undo.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
+            var unscheduled = timer is null ? Task.CompletedTask : undo.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
+            undo.Execute();
+            await Task.WhenAll(record, unscheduled);
             return new Opening(CreateOutcome.QueueFull, QueuePlace.None);
         }
 
@@ -386,19 +404,19 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
-        // ZREM is atomic: across all nodes exactly one claimer removes the entry.
-        if (!await DequeueAsync(orgId, id))
-        {
-            return null;
-        }
-
-        var claimed = await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
-            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
+        // The claim script decides: it moves the record from queued to active once, atomically on the record's slot,
+        // so across all nodes exactly one claimer gets the record (and only for the organisation it is queued in).
+        // The entry leaves the queue in the same round trip, whoever wins: a session that is not queued any more
+        // (taken, ended, expired) has no business in the queue.
+        var batch = Db.CreateBatch();
+        var claim = batch.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
+            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds(), orgId], flags: Primary);
+        var dequeue = batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary);
+        batch.Execute();
+        await Task.WhenAll(claim, dequeue);
+        var claimed = await claim;
         return claimed.IsNull ? null : Parse(id, Fields((RedisValue[])claimed!));
     }
-
-    private async Task<bool> DequeueAsync(byte[] orgId, Guid id) =>
-        (long)await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary) == 1;
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2], flags: Primary) == 1;
