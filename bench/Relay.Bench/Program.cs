@@ -26,7 +26,8 @@ internal static class BenchMain
             Idle: Option("--idle", smoke ? 20 : quick ? 500 : 5000),
             Opens: Option("--opens", smoke ? 5 : quick ? 100 : 500),
             Sizes: quick ? [299] : [299, 1067, 4139],
-            OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10);
+            OpenLoopSeconds: smoke ? 1 : quick ? 3 : 10,
+            WarmOpens: Option("--warm-opens", 0));
         if (args.Contains("--flood"))
         {
             // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.
