@@ -344,7 +344,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     public async Task<SessionRecord?> GetAsync(Guid id)
     {
         var fields = await Db.HashGetAllAsync(keys.Session(id), flags: Primary);
-        return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
+        return fields.Length == 0 ? null : Parse(id, fields);
     }
 
     public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
@@ -415,7 +415,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         batch.Execute();
         await Task.WhenAll(claim, dequeue);
         var claimed = await claim;
-        return claimed.IsNull ? null : Parse(id, Fields((RedisValue[])claimed!));
+        return claimed.IsNull ? null : Parse(id, (RedisValue[])claimed!);
     }
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
@@ -491,7 +491,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return null;
         }
 
-        var record = Parse(id, Fields(deleted));
+        var record = Parse(id, deleted);
         var batch = Db.CreateBatch();
         var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
         var queue = record.State == SessionState.Queued
@@ -581,51 +581,115 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return args;
     }
 
-    private static Dictionary<string, RedisValue> Fields(RedisValue[] pairs)
+    /// <summary>A record from its field/value pairs as HGETALL (or a script) answers them.</summary>
+    private static SessionRecord Parse(Guid id, RedisValue[] pairs)
     {
-        var fields = new Dictionary<string, RedisValue>(pairs.Length / 2);
+        var fields = new RecordFields();
         for (var i = 0; i + 1 < pairs.Length; i += 2)
         {
-            fields[pairs[i].ToString()] = pairs[i + 1];
+            fields.Set(pairs[i], pairs[i + 1]);
         }
 
-        return fields;
+        return fields.Build(id);
     }
 
-    private static SessionRecord Parse(Guid id, Dictionary<string, RedisValue> f)
+    private static SessionRecord Parse(Guid id, HashEntry[] entries)
     {
-        static DateTimeOffset? Time(Dictionary<string, RedisValue> f, string name) =>
-            f.TryGetValue(name, out var v) && !v.IsNull ? DateTimeOffset.FromUnixTimeMilliseconds((long)v) : null;
-        static string? Text(Dictionary<string, RedisValue> f, string name) => f.TryGetValue(name, out var v) && !v.IsNull ? v.ToString() : null;
-
-        return new SessionRecord
+        var fields = new RecordFields();
+        foreach (var entry in entries)
         {
-            Id = id,
-            OrgId = (byte[])f["org"]!,
-            Language = Text(f, "lang") ?? "",
-            Topic = Text(f, "topic") ?? "",
-            Urgent = (int)f["urg"] == 1,
-            Msg1 = (byte[])f["m1"]!,
-            ResumeTokenHash = (byte[])f["rth"]!,
-            CreatedAt = Time(f, "cr")!.Value,
-            Deadline = Time(f, "dl")!.Value,
-            State = Text(f, "st") == "a" ? SessionState.Active : SessionState.Queued,
-            ResponderId = Text(f, "rid"),
-            Msg2 = f.TryGetValue("m2", out var m2) ? (byte[]?)m2 : null,
-            SeekerConnection = Text(f, "sc"),
-            ResponderConnection = Text(f, "rc"),
-            SeekerGoneAt = Time(f, "sg"),
-            ResponderGoneAt = Time(f, "rg"),
-            LastActivity = Time(f, "act") ?? Time(f, "cr")!.Value,
-            AckedClientToServer = long.Parse(Text(f, "a1") ?? "-1", CultureInfo.InvariantCulture),
-            AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
-            HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
-            HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
-            Epoch = long.Parse(Text(f, "ep") ?? "0", CultureInfo.InvariantCulture),
-            QueuedSince = Time(f, "qs"),
-            TransferTo = f.TryGetValue("tt", out var tt) ? (byte[]?)tt : null,
-            TransferUntil = Time(f, "tu"),
-        };
+            fields.Set(entry.Name, entry.Value);
+        }
+
+        return fields.Build(id);
+    }
+
+    /// <summary>
+    /// The record's fields, read straight from the reply: a field's name is matched on its bytes, and only the texts
+    /// the record keeps become strings (a dictionary by name cost a string per field, twice per whole open).
+    /// </summary>
+    private struct RecordFields
+    {
+        private RedisValue org, st, lang, topic, urg, m1, rth, cr, dl, act, a1, a2, h1, h2, ep, sc, rc, rid, m2, sg, rg, qs, tt, tu;
+
+        public void Set(RedisValue name, RedisValue value)
+        {
+            var bytes = ((ReadOnlyMemory<byte>)name).Span;
+            if (bytes.Length > 5)
+            {
+                return;
+            }
+
+            Span<char> text = stackalloc char[5];
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                text[i] = (char)bytes[i];
+            }
+
+            switch (text[..bytes.Length])
+            {
+                case "org": org = value; break;
+                case "st": st = value; break;
+                case "lang": lang = value; break;
+                case "topic": topic = value; break;
+                case "urg": urg = value; break;
+                case "m1": m1 = value; break;
+                case "rth": rth = value; break;
+                case "cr": cr = value; break;
+                case "dl": dl = value; break;
+                case "act": act = value; break;
+                case "a1": a1 = value; break;
+                case "a2": a2 = value; break;
+                case "h1": h1 = value; break;
+                case "h2": h2 = value; break;
+                case "ep": ep = value; break;
+                case "sc": sc = value; break;
+                case "rc": rc = value; break;
+                case "rid": rid = value; break;
+                case "m2": m2 = value; break;
+                case "sg": sg = value; break;
+                case "rg": rg = value; break;
+                case "qs": qs = value; break;
+                case "tt": tt = value; break;
+                case "tu": tu = value; break;
+            }
+        }
+
+        public readonly SessionRecord Build(Guid id)
+        {
+            static DateTimeOffset? Time(RedisValue v) => v.IsNull ? null : DateTimeOffset.FromUnixTimeMilliseconds((long)v);
+            static string? Text(RedisValue v) => v.IsNull ? null : v.ToString();
+            static long Number(RedisValue v, long none) => v.IsNull ? none : (long)v;
+
+            return new SessionRecord
+            {
+                Id = id,
+                OrgId = (byte[])org!,
+                Language = Text(lang) ?? "",
+                Topic = Text(topic) ?? "",
+                Urgent = (int)urg == 1,
+                Msg1 = (byte[])m1!,
+                ResumeTokenHash = (byte[])rth!,
+                CreatedAt = Time(cr)!.Value,
+                Deadline = Time(dl)!.Value,
+                State = st == "a" ? SessionState.Active : SessionState.Queued,
+                ResponderId = Text(rid),
+                Msg2 = (byte[]?)m2,
+                SeekerConnection = Text(sc),
+                ResponderConnection = Text(rc),
+                SeekerGoneAt = Time(sg),
+                ResponderGoneAt = Time(rg),
+                LastActivity = Time(act) ?? Time(cr)!.Value,
+                AckedClientToServer = Number(a1, -1),
+                AckedServerToClient = Number(a2, -1),
+                HighestClientToServer = Number(h1, -1),
+                HighestServerToClient = Number(h2, -1),
+                Epoch = Number(ep, 0),
+                QueuedSince = Time(qs),
+                TransferTo = (byte[]?)tt,
+                TransferUntil = Time(tu),
+            };
+        }
     }
 
     private sealed record StoredGrant(string Org, string Responder, DateTimeOffset Expires);
