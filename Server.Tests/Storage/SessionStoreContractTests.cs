@@ -244,6 +244,24 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
     }
 
     [Test]
+    public async Task DeletingASessionWhoseRecordExpiredStillTakesItsTimer()
+    {
+        var session = Session() with { Deadline = time.GetUtcNow().AddMilliseconds(1) };
+        await store.CreateAsync(session, 10);
+        await store.ScheduleAsync(session.Id, time.GetUtcNow().AddSeconds(5), time.GetUtcNow().AddHours(1));
+        time.Advance(TimeSpan.FromSeconds(1));
+        await Eventually.TrueAsync(async () => await store.GetAsync(session.Id) is null, TimeSpan.FromSeconds(10), "the record expired");
+
+        var deleted = await store.DeleteAsync(session.Id, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(deleted, Is.Null, "nothing to delete: nobody announces an end");
+            Assert.That(await store.GetDueAsync(time.GetUtcNow().AddSeconds(10), 10), Does.Not.Contain(session.Id), "a timer without its record goes too");
+        });
+    }
+
+    [Test]
     public async Task OnlyOneClaimWins()
     {
         var session = Session();

@@ -483,22 +483,28 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
     {
-        // One script on the session's slot (the record and its envelopes), then the shared keys in one
-        // pipelined batch: two round trips, whatever the window.
-        var deleted = (RedisValue[])(await Db.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary))!;
+        // One script on the session's slot (the record and its envelopes) and the timer's removal, sent together:
+        // a timer without its record is of no use to anyone, so it goes whoever deletes the record. A queued
+        // session's queue entry (its organisation is known from the record) goes after: one round trip for an
+        // active session, two for a queued one, whatever the window.
+        var member = id.ToString("N");
+        var batch = Db.CreateBatch();
+        var script = batch.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary);
+        var timer = batch.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
+        batch.Execute();
+        await Task.WhenAll(script, timer);
+        var deleted = (RedisValue[])(await script)!;
         if (deleted.Length == 0)
         {
             return null;
         }
 
         var record = Parse(id, deleted);
-        var batch = Db.CreateBatch();
-        var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
-        var queue = record.State == SessionState.Queued
-            ? batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [id.ToString("N")], flags: Primary)
-            : Task.FromResult<RedisResult>(null!);
-        batch.Execute();
-        await Task.WhenAll(timer, queue);
+        if (record.State == SessionState.Queued)
+        {
+            await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [member], flags: Primary);
+        }
+
         return record;
     }
 
