@@ -15,6 +15,9 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue) => inner.CreateAsync(session, queueCapacity, urgentCapacity);
 
+    public virtual Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue) =>
+        inner.OpenAsync(session, timer, queueCapacity, urgentCapacity);
+
     public Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max) => inner.GetQueueAsync(orgId, max);
 
     public Task<(int Position, int Waiting)> GetQueuePositionAsync(byte[] orgId, Guid id) => inner.GetQueuePositionAsync(orgId, id);

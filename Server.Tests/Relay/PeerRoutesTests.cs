@@ -26,6 +26,58 @@ public sealed class PeerRoutesTests
     }
 
     [Test]
+    public void ASeekerIsConnectedHereOnlyWhileItsLiveLinkIsHeldOnThisNode()
+    {
+        var id = Guid.NewGuid();
+        var seeker = ConnectionState.Create("seeker", Party.Seeker);
+        var responder = ConnectionState.Create("responder", Party.Responder);
+        var seekerLink = new SessionLink(id, [1], time.GetUtcNow().AddHours(1));
+        var responderLink = new SessionLink(id, [1], time.GetUtcNow().AddHours(1));
+        routes.Track(responderLink);
+        responder.TryAdd(responderLink);
+        var responderOnly = routes.SeekerConnectedHere(id);
+        routes.Track(seekerLink);
+        var notAddedYet = routes.SeekerConnectedHere(id);
+        seeker.TryAdd(seekerLink);
+        var held = routes.SeekerConnectedHere(id);
+        routes.Untrack(seekerLink);
+        var dropped = routes.SeekerConnectedHere(id);
+        routes.Track(seekerLink);
+        seekerLink.Ended = true;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(responderOnly, Is.False, "the responder's link says nothing of the seeker");
+            Assert.That(notAddedYet, Is.False, "tracked but not held by a connection yet");
+            Assert.That(held, Is.True);
+            Assert.That(dropped, Is.False, "a drop untracks the link");
+            Assert.That(routes.SeekerConnectedHere(id), Is.False, "an ended link");
+        });
+    }
+
+    [Test]
+    public void RouteMessagesReadBackAsWrittenAndAMalformedOneIsNone()
+    {
+        var id = Guid.NewGuid();
+        RouteMessage[] messages =
+        [
+            new(RouteChange.Moved, id, Party.Responder, "conn-1", 42),
+            new(RouteChange.Moved, id, Party.Seeker, null, 3),
+            new(RouteChange.Ended, id, Party.Seeker, null, 0),
+            new(RouteChange.Lost, id, Party.Seeker, null, 0),
+        ];
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Select(m => RouteMessage.Decode(m.Encode())), Is.EqualTo(messages));
+            foreach (var bad in new[] { "", "m|x|s||1", $"m|{id:N}|s||", $"m|{id:N}|s||-1", $"m|{id:N}|s|a|b|1", $"m|{id:N}|s|1" })
+            {
+                Assert.That(RouteMessage.Decode(bad), Is.Null, bad);
+            }
+        });
+    }
+
+    [Test]
     public async Task ALookupRacingAResumeOnAnotherNodeEndsWithTheNewConnection()
     {
         var id = await CreateAsync("old-connection");

@@ -101,6 +101,30 @@ public sealed class LateHandlerTests
         });
     }
 
+    [Test]
+    public async Task AnOpenWhoseConnectionClosesWhileTheStoreCreatesItLeavesNoSession()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var connection = ConnectionState.Create("closing-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), Party.Seeker);
+        ClosingStore? closing = null;
+        await using var world = await World.StartAsync(StoreUnderTest.Embedded, time: time, extra: ShortGrace,
+            services: s => s.AddSingleton<ISessionStore>(sp => closing = new ClosingStore(sp.GetRequiredService<EmbeddedSessionStore>(), connection)));
+        using var handshake = SeekerHandshake.Start(world.Org.Pin);
+
+        // The connection is open when the open starts and closes while the store creates the session.
+        var outcome = await Mediator(world).Send(new OpenSessionCommand(connection, new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }))
+            .AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(closing!.Opened, Is.True, "the store created it");
+            Assert.That(outcome.Succeeded, Is.False);
+            Assert.That(await closing.GetAsync(handshake.SessionGuid), Is.Null, "ended again: nobody holds its resume token");
+            Assert.That(await closing.GetQueueAsync(world.Org.OrgId, 10), Is.Empty);
+            Assert.That(await closing.GetDueAsync(time.GetUtcNow().AddDays(1), 10), Is.Empty, "nor a timer");
+        });
+    }
+
     private static async Task<(Guid Id, byte[] Token)> OpenAndDropAsync(World world, RedisSessionStore store, TimeProvider time)
     {
         var hub = new HubConnectionBuilder()
@@ -124,6 +148,20 @@ public sealed class LateHandlerTests
         var state = ConnectionState.Create("late-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), party, grant);
         await Mediator(world).Send(new ConnectionLostCommand(state)).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         return state;
+    }
+
+    /// <summary>Closes the connection while the open's create runs, as a disconnect handler running meanwhile does.</summary>
+    private sealed class ClosingStore(ISessionStore inner, ConnectionState connection) : StoreDecorator(inner)
+    {
+        public bool Opened { get; private set; }
+
+        public override async Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue)
+        {
+            connection.Close();
+            var opening = await Inner.OpenAsync(session, timer, queueCapacity, urgentCapacity);
+            Opened = opening.Outcome == CreateOutcome.Created;
+            return opening;
+        }
     }
 
     private static IMediator Mediator(World world) => world.Nodes[0].Services.GetRequiredService<IMediator>();

@@ -92,6 +92,61 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         });
     }
 
+    [Test]
+    public async Task AnOpenAnswersThePlaceTheQueueGaveItAsAReadRightAfterWouldAndSetsTheTimer()
+    {
+        // Every way into the queue: the other class at the end, urgent, past the urgent cap, transferred to the head
+        // of each class, and the class that starts when the queue was empty; then both refusals.
+        var arrivals = new[]
+        {
+            Session(), Session(urgent: true), Session(), Session(urgent: true), Session() with { QueuedSince = time.GetUtcNow() },
+            Session(urgent: true) with { QueuedSince = time.GetUtcNow() }, Session(),
+        };
+        var answered = new List<Opening>();
+        var read = new List<QueuePlace>();
+        foreach (var s in arrivals)
+        {
+            answered.Add(await store.OpenAsync(s, Timer(s), 10, urgentCapacity: 2));
+            read.Add(await store.GetPlaceAsync(org, s.Id));
+        }
+
+        var exists = await store.OpenAsync(arrivals[0] with { Deadline = time.GetUtcNow().AddMinutes(1) }, time.GetUtcNow().AddSeconds(1), 10);
+        var refused = Session();
+        var full = await store.OpenAsync(refused, time.GetUtcNow().AddSeconds(1), arrivals.Length);
+        var due = await store.GetDueAsync(time.GetUtcNow().AddHours(2), 100);
+        var early = await store.GetDueAsync(time.GetUtcNow().AddSeconds(2), 100);
+        foreach (var s in arrivals)
+        {
+            await store.DeleteAsync(s.Id, Window);
+        }
+
+        var fresh = Session(urgent: true);
+        var first = await store.OpenAsync(fresh, Timer(fresh), 10);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(answered.Select(o => o.Place), Is.EqualTo(read), "as read right after each create");
+            Assert.That(answered.Select(o => o.Outcome), Is.EqualTo(new[]
+            {
+                CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created, CreateOutcome.Created,
+                CreateOutcome.CreatedNotUrgent, CreateOutcome.Created,
+            }));
+            Assert.That(read.Select(p => (p.Position, p.Waiting)), Is.EqualTo(new[] { (1, 1), (1, 2), (3, 3), (2, 4), (3, 5), (3, 6), (7, 7) }),
+                "the transferred ones at the head of their class; the urgent one past the cap at the head of the other class");
+            Assert.That(exists, Is.EqualTo(new Opening(CreateOutcome.Exists, QueuePlace.None)));
+            Assert.That(full, Is.EqualTo(new Opening(CreateOutcome.QueueFull, QueuePlace.None)));
+            Assert.That(first, Is.EqualTo(new Opening(CreateOutcome.Created, new QueuePlace(1, 1, T(1), true))), "an emptied queue starts again from the first ticket");
+            Assert.That(await store.GetPlaceAsync(org, fresh.Id), Is.EqualTo(first.Place));
+            Assert.That(due, Is.EquivalentTo(arrivals.Select(s => s.Id)), "each open set its timer; a refused one none");
+            Assert.That(early, Is.Empty, "a refused open moves no timer, not even that of the session it collided with");
+            Assert.That(await store.GetDueAsync(Timer(fresh).AddSeconds(-1), 100), Is.Empty, "at the time given");
+            Assert.That(await store.GetDueAsync(Timer(fresh), 100), Is.EqualTo(new[] { fresh.Id }));
+            Assert.That(await store.GetAsync(refused.Id), Is.Null, "a refused open leaves no record");
+        });
+
+        DateTimeOffset Timer(SessionRecord s) => s.Deadline.AddMinutes(-10);
+    }
+
     /// <summary>The n-th ticket of a class since its queue was last empty (n = 0: the one before the first).</summary>
     private static long T(int n) => QueueTickets.First + n - 1;
 
@@ -165,6 +220,45 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
             Assert.That(outcomes.Count(o => o == CreateOutcome.CreatedNotUrgent), Is.EqualTo(280));
         });
         Assert.That((await store.GetQueueAsync(org, 1000)).Count(q => q.Urgent), Is.EqualTo(20));
+    }
+
+    [Test]
+    public async Task AClaimForAnotherOrganisationTakesNothingAndMovesNothing()
+    {
+        var session = Session();
+        await store.CreateAsync(session, 10);
+        var other = RandomNumberGenerator.GetBytes(16);
+
+        var foreign = await store.ClaimAsync(other, session.Id, "stranger", "c0");
+        var queued = await store.GetQueueAsync(org, 10);
+        var record = await store.GetAsync(session.Id);
+        var own = await store.ClaimAsync(org, session.Id, "holder", "c1");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(foreign, Is.Null);
+            Assert.That(queued.Select(q => q.Id), Is.EqualTo(new[] { session.Id }), "still waiting in its own queue");
+            Assert.That((record!.State, record.ResponderId), Is.EqualTo((SessionState.Queued, (string?)null)));
+            Assert.That(own?.ResponderId, Is.EqualTo("holder"), "its own organisation still takes it");
+        });
+    }
+
+    [Test]
+    public async Task DeletingASessionWhoseRecordExpiredStillTakesItsTimer()
+    {
+        var session = Session() with { Deadline = time.GetUtcNow().AddMilliseconds(1) };
+        await store.CreateAsync(session, 10);
+        await store.ScheduleAsync(session.Id, time.GetUtcNow().AddSeconds(5), time.GetUtcNow().AddHours(1));
+        time.Advance(TimeSpan.FromSeconds(1));
+        await Eventually.TrueAsync(async () => await store.GetAsync(session.Id) is null, TimeSpan.FromSeconds(10), "the record expired");
+
+        var deleted = await store.DeleteAsync(session.Id, Window);
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(deleted, Is.Null, "nothing to delete: nobody announces an end");
+            Assert.That(await store.GetDueAsync(time.GetUtcNow().AddSeconds(10), 10), Does.Not.Contain(session.Id), "a timer without its record goes too");
+        });
     }
 
     [Test]

@@ -94,7 +94,8 @@ public sealed class Organisation
     /// <summary>True for the demo organisation on public test keys: never for real use.</summary>
     public required bool Insecure { get; init; }
 
-    public string OrgIdHex => Convert.ToHexStringLower(OrgId);
+    /// <summary>The <c>org_id</c> in lower-case hex, made once: lookups and per-organisation state use it on every call.</summary>
+    public string OrgIdHex => field ??= Convert.ToHexStringLower(OrgId);
 }
 
 /// <summary>
@@ -123,7 +124,17 @@ public sealed class OrganisationDirectory
 
     public IReadOnlyCollection<Organisation> All => byId.Values;
 
-    public Organisation? Find(ReadOnlySpan<byte> orgId) => byId.GetValueOrDefault(Convert.ToHexStringLower(orgId));
+    /// <summary>The organisation of <paramref name="orgId"/>, or null; looked up without making its hex string (a few times per call).</summary>
+    public Organisation? Find(ReadOnlySpan<byte> orgId)
+    {
+        if (orgId.Length > 64)
+        {
+            return null;
+        }
+
+        Span<char> hex = stackalloc char[orgId.Length * 2];
+        return Convert.TryToHexStringLower(orgId, hex, out _) && byId.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var found) ? found : null;
+    }
 
     /// <summary>Calls <paramref name="listener"/> after every applied change.</summary>
     public IDisposable OnChange(Action listener)
@@ -152,7 +163,7 @@ public sealed class OrganisationDirectory
     }
 
     private static Dictionary<string, Organisation> Index(OrganisationsOptions options) =>
-        options.Items.Values.Select(Build).ToDictionary(o => o.OrgIdHex);
+        options.Items.Values.Select(Build).ToDictionary(o => o.OrgIdHex, StringComparer.Ordinal);
 
     private sealed class Unsubscribe(OrganisationDirectory directory, Action listener) : IDisposable
     {

@@ -49,6 +49,18 @@ public sealed class ConnectionState
         }
     }
 
+    /// <summary>The connection has closed (<see cref="Close"/>): nothing may be added to it any more.</summary>
+    public bool IsClosed
+    {
+        get
+        {
+            lock (gate)
+            {
+                return closed;
+            }
+        }
+    }
+
     public static ConnectionState Attach(HubCallerContext context, Party party, ResponderGrant? grant = null)
     {
         var state = Create(context.ConnectionId, party, grant);

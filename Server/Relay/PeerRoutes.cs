@@ -85,6 +85,26 @@ public sealed class PeerRoutes(
         }
     }
 
+    /// <summary>
+    /// The session's seeker holds a live link on this node: it is connected, so not away, and a take need not read
+    /// the record to tell. (A drop untracks the link before it records the seeker away.)
+    /// </summary>
+    public bool SeekerConnectedHere(Guid sessionId)
+    {
+        if (links.TryGetValue(sessionId, out var set))
+        {
+            foreach (var (link, _) in set)
+            {
+                if (!link.Ended && link.Owner is { Party: Party.Seeker })
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Keeps a local link so an end anywhere can stop it.</summary>
     public void Track(SessionLink link) => links.GetOrAdd(link.SessionId, _ => new()).TryAdd(link, 0);
 
@@ -237,17 +257,20 @@ public sealed record RouteMessage(RouteChange Change, Guid SessionId, Party Part
     public string Encode() =>
         string.Create(CultureInfo.InvariantCulture, $"{Change switch { RouteChange.Ended => 'e', RouteChange.Lost => 'l', _ => 'm' }}|{SessionId:N}|{(Party == Party.Seeker ? 's' : 'r')}|{ConnectionId}|{Epoch}");
 
+    /// <summary>Reads a message; every node reads every one, so only the connection id becomes a string.</summary>
     public static RouteMessage? Decode(string text)
     {
-        var parts = text.Split('|');
-        if (parts.Length != 5 || !Guid.TryParseExact(parts[1], "N", out var id)
-            || !long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+        Span<Range> parts = stackalloc Range[6];
+        var span = text.AsSpan();
+        if (span.Split(parts, '|') != 5 || !Guid.TryParseExact(span[parts[1]], "N", out var id)
+            || !long.TryParse(span[parts[4]], NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
         {
             return null;
         }
 
-        return new RouteMessage(parts[0] switch { "e" => RouteChange.Ended, "l" => RouteChange.Lost, _ => RouteChange.Moved }, id,
-            parts[2] == "s" ? Party.Seeker : Party.Responder, parts[3].Length == 0 ? null : parts[3], epoch);
+        var connection = span[parts[3]];
+        return new RouteMessage(span[parts[0]] switch { "e" => RouteChange.Ended, "l" => RouteChange.Lost, _ => RouteChange.Moved }, id,
+            span[parts[2]] is "s" ? Party.Seeker : Party.Responder, connection.IsEmpty ? null : connection.ToString(), epoch);
     }
 }
 

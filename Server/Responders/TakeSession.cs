@@ -50,8 +50,9 @@ public sealed class TakeSessionHandler(
                 return Refuse.With(ErrorCodes.BadRequest, "A session id is 16 bytes.");
             }
 
+            // A seeker connected to this node is not away: the read is for seekers elsewhere (or away).
             var id = new Guid(named, bigEndian: true);
-            if (await store.GetAsync(id) is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
+            if (!routes.SeekerConnectedHere(id) && await store.GetAsync(id) is { State: SessionState.Queued, SeekerConnection: null } away && away.OrgId.AsSpan().SequenceEqual(grant.OrgId))
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }

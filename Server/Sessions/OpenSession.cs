@@ -49,6 +49,13 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.AlreadyInSession, "This connection already has a session; open another connection for another session.");
         }
 
+        if (connection.IsClosed)
+        {
+            // Nobody would hear the answer, and a closed connection cannot join a group (the backplane would wait for
+            // a node that holds it): nothing is created.
+            return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
+        }
+
         var token = RandomNumberGenerator.GetBytes(32);
         var now = time.GetUtcNow();
         var session = new SessionRecord
@@ -66,11 +73,17 @@ public sealed class OpenSessionHandler(
             LastActivity = now,
         };
 
-        switch (await store.CreateAsync(session, org.QueueCapacity, org.UrgentCapacity))
+        // In the group before the session joins the queue: the place the store answers with is the queue as it
+        // stood then, and no notice after it is missed. (A notice before the open's answer is ignored by the SDKs.)
+        await queue.JoinAsync(connection.ConnectionId, orgId);
+        var opening = await store.OpenAsync(session, SessionTimers.Next(session, options.Value), org.QueueCapacity, org.UrgentCapacity);
+        switch (opening.Outcome)
         {
             case CreateOutcome.Exists:
+                await queue.LeaveAsync(connection.ConnectionId, orgId);
                 return Refuse.With(ErrorCodes.SessionExists, "A session with this id exists; start a new handshake.");
             case CreateOutcome.QueueFull:
+                await queue.LeaveAsync(connection.ConnectionId, orgId);
                 return Refuse.With(ErrorCodes.QueueFull, "The organisation's queue is full; please try again in a few minutes.");
             case CreateOutcome.CreatedNotUrgent:
                 // The urgent places are all taken: the seeker still gets a place, in order of arrival, and is told so.
@@ -79,7 +92,6 @@ public sealed class OpenSessionHandler(
                 break;
         }
 
-        await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var link = new SessionLink(sessionId, orgId, session.Deadline) { LastTouch = now };
         routes.Track(link);
         routes.Known(sessionId, Party.Seeker, connection.ConnectionId, 0);
@@ -93,9 +105,7 @@ public sealed class OpenSessionHandler(
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 
-        // In the group before the place is read: no notice between the two is missed.
-        await queue.JoinAsync(connection.ConnectionId, orgId);
-        var status = await queue.StatusAsync(orgId, sessionId);
+        var status = queue.StatusOf(orgId, opening.Place);
         await queue.ChangedAsync(orgId, placesMoved: session.Urgent); // a join at the end moves nobody
         return new OpenSessionResult { ResumeToken = token, Queue = status, Urgent = session.Urgent };
     }

@@ -33,9 +33,9 @@ public sealed class SessionEnding(
 
         var reason = reasonOf(record);
 
-        await routes.EndedAsync(sessionId);
+        // This node's links stop at once; the other nodes hear it while the parties are told.
         var end = new SessionEnd { SessionId = sessionId.ToByteArray(bigEndian: true), Reason = reason };
-        var notices = new List<Task>();
+        var notices = new List<Task>(3) { routes.EndedAsync(sessionId) };
         if (routes.Seeker(record.SeekerConnection) is { } seeker)
         {
             notices.Add(seeker.SessionEnded(end));
@@ -213,9 +213,11 @@ public sealed class QueueNotifier(
     }
 
     /// <summary>A seeker's exact place and ticket, as open and resume answer it, with the wait range and the hold.</summary>
-    public async Task<QueueStatus> StatusAsync(byte[] orgId, Guid sessionId)
+    public async Task<QueueStatus> StatusAsync(byte[] orgId, Guid sessionId) => StatusOf(orgId, await store.GetPlaceAsync(orgId, sessionId));
+
+    /// <summary>The status of a place already known (the open's, answered by the store with the create).</summary>
+    public QueueStatus StatusOf(byte[] orgId, QueuePlace place)
     {
-        var place = await store.GetPlaceAsync(orgId, sessionId);
         var status = waits.Fill(new QueueStatus { Position = place.Position, Waiting = place.Waiting }, Convert.ToHexStringLower(orgId));
         status.Ticket = place.Ticket;
         status.UrgentTicket = place.Urgent;

@@ -27,39 +27,59 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     {
         lock (gate)
         {
-            Sweep();
-            var org = Convert.ToHexString(session.OrgId);
-            if (sessions.ContainsKey(session.Id))
-            {
-                return Task.FromResult(CreateOutcome.Exists);
-            }
-
-            if (queue.Values.Count(q => q.Org == org) >= queueCapacity)
-            {
-                return Task.FromResult(CreateOutcome.QueueFull);
-            }
-
-            var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
-            // A transferred seeker (QueuedSince set) goes to the head of its class: one ticket before the lowest
-            // waiting, and the counter stays. Anyone else gets the class's next ticket.
-            var classScores = queue.Values.Where(q => q.Org == org && (q.Score < NotUrgentOffset) == urgent).Select(q => q.Score).ToList();
-            long score;
-            if (session.QueuedSince is not null && classScores.Count > 0)
-            {
-                score = classScores.Min() - 1;
-            }
-            else
-            {
-                var issued = tickets.GetValueOrDefault(org, (Urgent: QueueTickets.First - 1, Other: QueueTickets.First - 1));
-                issued = urgent ? issued with { Urgent = issued.Urgent + 1 } : issued with { Other = issued.Other + 1 };
-                tickets[org] = issued;
-                score = urgent ? issued.Urgent : NotUrgentOffset + issued.Other;
-            }
-
-            sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
-            queue[session.Id] = (org, score);
-            return Task.FromResult(urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent);
+            return Task.FromResult(Insert(session, queueCapacity, urgentCapacity));
         }
+    }
+
+    public Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue)
+    {
+        lock (gate)
+        {
+            var outcome = Insert(session, queueCapacity, urgentCapacity);
+            if (outcome is not (CreateOutcome.Created or CreateOutcome.CreatedNotUrgent))
+            {
+                return Task.FromResult(new Opening(outcome, QueuePlace.None));
+            }
+
+            timers[session.Id] = timer;
+            return Task.FromResult(new Opening(outcome, Place(Convert.ToHexString(session.OrgId), session.Id)));
+        }
+    }
+
+    private CreateOutcome Insert(SessionRecord session, int queueCapacity, int urgentCapacity)
+    {
+        Sweep();
+        var org = Convert.ToHexString(session.OrgId);
+        if (sessions.ContainsKey(session.Id))
+        {
+            return CreateOutcome.Exists;
+        }
+
+        if (queue.Values.Count(q => q.Org == org) >= queueCapacity)
+        {
+            return CreateOutcome.QueueFull;
+        }
+
+        var urgent = session.Urgent && queue.Values.Count(q => q.Org == org && q.Score < NotUrgentOffset) < urgentCapacity;
+        // A transferred seeker (QueuedSince set) goes to the head of its class: one ticket before the lowest
+        // waiting, and the counter stays. Anyone else gets the class's next ticket.
+        var classScores = queue.Values.Where(q => q.Org == org && (q.Score < NotUrgentOffset) == urgent).Select(q => q.Score).ToList();
+        long score;
+        if (session.QueuedSince is not null && classScores.Count > 0)
+        {
+            score = classScores.Min() - 1;
+        }
+        else
+        {
+            var issued = tickets.GetValueOrDefault(org, (Urgent: QueueTickets.First - 1, Other: QueueTickets.First - 1));
+            issued = urgent ? issued with { Urgent = issued.Urgent + 1 } : issued with { Other = issued.Other + 1 };
+            tickets[org] = issued;
+            score = urgent ? issued.Urgent : NotUrgentOffset + issued.Other;
+        }
+
+        sessions[session.Id] = new(session with { LastActivity = Now, Urgent = urgent }, session.Deadline);
+        queue[session.Id] = (org, score);
+        return urgent == session.Urgent ? CreateOutcome.Created : CreateOutcome.CreatedNotUrgent;
     }
 
     public Task<SessionRecord?> GetAsync(Guid id)
@@ -97,16 +117,21 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         lock (gate)
         {
             Sweep();
-            var ordered = Ordered(Convert.ToHexString(orgId));
-            var position = ordered.IndexOf(id) + 1;
-            if (position == 0)
-            {
-                return Task.FromResult(new QueuePlace(0, ordered.Count, 0, false));
-            }
-
-            var score = queue[id].Score;
-            return Task.FromResult(new QueuePlace(position, ordered.Count, score < NotUrgentOffset ? score : score - NotUrgentOffset, score < NotUrgentOffset));
+            return Task.FromResult(Place(Convert.ToHexString(orgId), id));
         }
+    }
+
+    private QueuePlace Place(string org, Guid id)
+    {
+        var ordered = Ordered(org);
+        var position = ordered.IndexOf(id) + 1;
+        if (position == 0)
+        {
+            return new QueuePlace(0, ordered.Count, 0, false);
+        }
+
+        var score = queue[id].Score;
+        return new QueuePlace(position, ordered.Count, score < NotUrgentOffset ? score : score - NotUrgentOffset, score < NotUrgentOffset);
     }
 
     public Task<QueueCounts> GetQueueCountsAsync(byte[] orgId)
@@ -129,7 +154,8 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     {
         lock (gate)
         {
-            if (!Dequeue(id) || Live(id) is not { State: SessionState.Queued } record)
+            // Only a session queued in the claimer's organisation: another's is neither taken nor moved.
+            if (Live(id) is not { State: SessionState.Queued } record || !record.OrgId.AsSpan().SequenceEqual(orgId) || !Dequeue(id))
             {
                 return Task.FromResult<SessionRecord?>(null);
             }

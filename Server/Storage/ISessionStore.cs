@@ -104,11 +104,18 @@ public enum CreateOutcome
     QueueFull,
 }
 
+/// <summary>What a create did, and the place the session took in its queue (<see cref="QueuePlace.None"/> unless queued).</summary>
+public sealed record Opening(CreateOutcome Outcome, QueuePlace Place);
+
 /// <summary>
 /// A queued session's exact place (1-based; 0 if not queued), the queue's length, and its ticket: tickets of
 /// one organisation and class (urgent or not) are handed out in order of arrival, from 1, and order the class.
 /// </summary>
-public sealed record QueuePlace(int Position, int Waiting, long Ticket, bool Urgent);
+public sealed record QueuePlace(int Position, int Waiting, long Ticket, bool Urgent)
+{
+    /// <summary>Not queued.</summary>
+    public static readonly QueuePlace None = new(0, 0, 0, false);
+}
 
 /// <summary>
 /// The queue per class: how many wait, and the ticket served through (every ticket up to it has left; the
@@ -142,6 +149,13 @@ public interface ISessionStore
     /// urgent ones (checked atomically with the add), and its record says so.
     /// </summary>
     Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue);
+
+    /// <summary>
+    /// An open: <see cref="CreateAsync"/>, and for a session created, its first timer at <paramref name="timer"/> (as
+    /// <see cref="ScheduleAsync"/> with its deadline); answers also its place in the queue as the queue stood when it
+    /// joined (what <see cref="GetPlaceAsync"/> would read right after). A refused open leaves neither record nor timer.
+    /// </summary>
+    Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue);
 
     Task<SessionRecord?> GetAsync(Guid id);
 

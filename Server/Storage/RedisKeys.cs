@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using StackExchange.Redis;
 using TrustLine.Protocol.Crypto;
 
@@ -24,13 +25,13 @@ public sealed class RedisKeys(string prefix)
     /// <summary>What the envelope keys of one direction start with: the seq follows.</summary>
     public string EnvelopeBase(Guid id, Direction direction) => $"{prefix}:{{{id:N}}}:e{(byte)direction}:";
 
-    public RedisKey Queue(byte[] orgId) => $"{prefix}:q:{Convert.ToHexStringLower(orgId)}";
+    public RedisKey Queue(byte[] orgId) => Of(orgId).Queue;
 
     /// <summary>
     /// The organisation's ticket counters (a hash: last ticket handed out per class). Its hash tag is the queue
     /// key's whole name, so it sits in the queue's cluster slot and one script may touch both.
     /// </summary>
-    public RedisKey Tickets(byte[] orgId) => $"{prefix}:{{{prefix}:q:{Convert.ToHexStringLower(orgId)}}}:t";
+    public RedisKey Tickets(byte[] orgId) => Of(orgId).Tickets;
 
     public RedisKey Timers => $"{prefix}:timers";
 
@@ -43,6 +44,42 @@ public sealed class RedisKeys(string prefix)
     public RedisKey Token(byte[] tokenHash) => $"{prefix}:tok:{Convert.ToHexStringLower(tokenHash)}";
 
     public RedisChannel Routes => RedisChannel.Literal($"{prefix}:routes");
+
+    private const int MostOrganisationsKept = 1024;
+
+    private readonly ConcurrentDictionary<byte[], OrganisationKeys> organisations = new(BytesComparer.Instance);
+
+    /// <summary>
+    /// An organisation's queue and ticket keys, made once per organisation (a few of them are on every open, take
+    /// and end). Only the organisations the server serves come here; past a bound, keys are made afresh each time.
+    /// </summary>
+    private OrganisationKeys Of(byte[] orgId)
+    {
+        if (organisations.TryGetValue(orgId, out var known))
+        {
+            return known;
+        }
+
+        var hex = Convert.ToHexStringLower(orgId);
+        var made = new OrganisationKeys($"{prefix}:q:{hex}", $"{prefix}:{{{prefix}:q:{hex}}}:t");
+        return organisations.Count < MostOrganisationsKept ? organisations.GetOrAdd([.. orgId], made) : made;
+    }
+
+    private sealed record OrganisationKeys(RedisKey Queue, RedisKey Tickets);
+
+    private sealed class BytesComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly BytesComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
+        {
+            var hash = new HashCode();
+            hash.AddBytes(obj);
+            return hash.ToHashCode();
+        }
+    }
 
     /// <summary>Envelope keys for seqs <paramref name="after"/>+1 through <paramref name="after"/>+<paramref name="count"/>.</summary>
     public RedisKey[] Envelopes(Guid id, Direction direction, long after, int count)

@@ -10,9 +10,10 @@ namespace TrustLine.Server.Storage;
 /// <summary>
 /// The Redis store. Hot path: one script per relayed envelope (<c>SET … PX … NX</c> while the session
 /// exists; the NX makes a resend a duplicate on every node). Races between nodes are settled by atomic
-/// commands and scripts on one slot each (ZREM decides a claim, DEL decides who ends a session, a lease
-/// on the timers decides who handles a timer). A script touches either one session's keys (hash tag
-/// <c>{sid}</c>) or one shared key (a queue, the timers), never both: see docs/architecture.md.
+/// commands and scripts on one slot each (the claim script, moving the record from queued to active, decides
+/// a claim; DEL decides who ends a session; a lease on the timers decides who handles a timer). A script
+/// touches either one session's keys (hash tag <c>{sid}</c>) or one shared key (a queue, the timers), never
+/// both: see docs/architecture.md.
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
@@ -25,14 +26,29 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
+    // A shared key's TTL only ever grows: PEXPIRE GT raises it. GT never applies to a key without a TTL (one just
+    // created), so when it did not apply, PEXPIRE NX sets the TTL of such a key (and leaves a longer one alone).
+    private const string RaiseTtl = """
+        local function raise(key, ttl)
+          if redis.call('PEXPIRE', key, ttl, 'GT') == 0 then redis.call('PEXPIRE', key, ttl, 'NX') end
+        end
+
+        """;
+
     // The capacity check and the add are one step, so concurrent opens on any number of nodes never
     // overfill the queue. The queue's TTL only ever grows (to the latest deadline of a queued session).
     // An urgent entry (ARGV[2] = 1) past the urgent capacity (ARGV[5]) joins as not urgent instead, in the
     // same step: no flood can hold more urgent places than that. The entry's ticket is the next of its class
     // (counters in KEYS[2], the queue's slot); its score is the ticket, past the offset (ARGV[6]) when not
-    // urgent, so urgent sorts first and each class in order of tickets. Returns {1 or 2 (not urgent), ticket}.
-    private const string EnqueueScript = """
-        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return {0, 0} end
+    // urgent, so urgent sorts first and each class in order of tickets. Returns {1 or 2 (not urgent), ticket,
+    // place, waiting}: the place is the entry's rank plus one, as the queue stands after the add.
+    // An empty queue (no key) starts both keys afresh: its counters went with its last entry, so a class starts
+    // at the first ticket (ARGV[8]) and both keys take this session's deadline; otherwise the counter counts on
+    // (a class seen for the first time starts at the first ticket) and each TTL is raised with one PEXPIRE GT
+    // (the queue, and a counter that counted on, exist with a TTL: every key of the queue gets one when created).
+    private const string EnqueueScript = RaiseTtl + """
+        local card = redis.call('ZCARD', KEYS[1])
+        if card >= tonumber(ARGV[1]) then return {0, 0} end
         local urgent = ARGV[2] == '1'
         local result = 1
         if urgent and ARGV[5] ~= '' and redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[6]) >= tonumber(ARGV[5]) then
@@ -40,9 +56,11 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           result = 2
         end
         local offset = tonumber(ARGV[6])
+        local class = urgent and 'u' or 'n'
         local ticket
+        local counted = false
         local first = {}
-        if ARGV[7] == '1' then
+        if ARGV[7] == '1' and card > 0 then
           -- a transferred seeker: the head of its class, one ticket before the lowest waiting (the counter stays)
           if urgent then
             first = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. offset, 'WITHSCORES', 'LIMIT', 0, 1)
@@ -52,14 +70,29 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         end
         if first[2] then
           ticket = tonumber(first[2]) - (urgent and 0 or offset) - 1
+        elseif card == 0 then
+          ticket = tonumber(ARGV[8])
+          redis.call('HSET', KEYS[2], class, ticket)
         else
-          redis.call('HSETNX', KEYS[2], urgent and 'u' or 'n', ARGV[8])
-          ticket = redis.call('HINCRBY', KEYS[2], urgent and 'u' or 'n', 1)
+          ticket = redis.call('HINCRBY', KEYS[2], class, 1)
+          counted = ticket > 1
+          if ticket == 1 then
+            ticket = tonumber(ARGV[8])
+            redis.call('HSET', KEYS[2], class, ticket)
+          end
         end
         redis.call('ZADD', KEYS[1], 'NX', urgent and ticket or (offset + ticket), ARGV[3])
-        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-        return {result, ticket}
+        -- a ticket of the other class is the highest of all: last in the queue; else its rank tells
+        local position = card + 1
+        if urgent or first[2] then position = redis.call('ZRANK', KEYS[1], ARGV[3]) + 1 end
+        if card == 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[4])
+          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+        else
+          redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
+          if counted then redis.call('PEXPIRE', KEYS[2], ARGV[4], 'GT') else raise(KEYS[2], ARGV[4]) end
+        end
+        return {result, ticket, position, card + 1}
         """;
 
     // Per class: how many wait, the lowest ticket waiting, and the last ticket handed out. O(log n).
@@ -73,7 +106,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return {urgent, firstUrgent[2] or '', issued[1] or '0', other, firstOther[2] or '', issued[2] or '0'}
         """;
 
-    // Leaving the queue (a claim, an end): the ZREM decides, and an emptied queue takes its ticket counters
+    // Leaving the queue (a claim, an end): an emptied queue takes its ticket counters
     // with it (an empty sorted set is gone by itself), so nothing of the queue outlives its last session.
     private const string DequeueScript = """
         local removed = redis.call('ZREM', KEYS[1], ARGV[1])
@@ -86,12 +119,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return 1
         """;
 
-    // Reads the record once and answers with it as claimed, so the take needs no second read.
+    // Only a queued session of the claimer's organisation (ARGV[4]), once: the state moves to active here. Reads
+    // the record once and answers with it as claimed, so the take needs no second read.
     private const string ClaimScript = """
         local f = redis.call('HGETALL', KEYS[1])
         local at = {}
         for i = 1, #f, 2 do at[f[i]] = i + 1 end
-        if not at['st'] or f[at['st']] ~= 'q' then return false end
+        if not at['st'] or f[at['st']] ~= 'q' or f[at['org']] ~= ARGV[4] then return false end
         local ep = tonumber(at['ep'] and f[at['ep']] or '0') + 1
         local set = { st = 'a', rid = ARGV[1], rc = ARGV[2], act = ARGV[3], ep = tostring(ep) }
         redis.call('HSET', KEYS[1], 'st', 'a', 'rid', ARGV[1], 'rc', ARGV[2], 'act', ARGV[3], 'ep', ep)
@@ -101,9 +135,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return f
         """;
 
+    // Held by this responder and not answered yet, read in one step.
     private const string AnswerScript = """
-        if redis.call('HGET', KEYS[1], 'rid') ~= ARGV[1] then return 0 end
-        if redis.call('HEXISTS', KEYS[1], 'm2') == 1 then return 0 end
+        local v = redis.call('HMGET', KEYS[1], 'rid', 'm2')
+        if v[1] ~= ARGV[1] or v[2] then return 0 end
         redis.call('HSET', KEYS[1], 'm2', ARGV[2])
         return 1
         """;
@@ -180,17 +215,16 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // Reading and deleting the record in one step decides who ends the session (only one caller gets the
-    // fields) and takes its envelopes with it: only the seqs that can still be buffered, after each
+    // fields) and takes its envelopes with it (in the same DEL, the record first): only the seqs that can still be buffered, after each
     // direction's ack up to its highest buffered seq (at most a window), with keys built from the session's
     // key base (ARGV[1], the session's hash tag: the record's slot).
     private const string DeleteScript = """
         local f = redis.call('HGETALL', KEYS[1])
         if #f == 0 then return f end
-        redis.call('DEL', KEYS[1])
         local v = {}
         for i = 1, #f, 2 do v[f[i]] = f[i + 1] end
         local window = tonumber(ARGV[2])
-        local batch = {}
+        local batch = {KEYS[1]}
         for dir = 1, 2 do
           local from = tonumber(v['a' .. dir] or '-1') + 1
           local to = tonumber(v['h' .. dir] or tostring(from + window - 1))
@@ -205,10 +239,12 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         """;
 
     // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
-    // scheduled), so an earlier deadline never expires other sessions' timers.
-    private const string ScheduleScript = """
-        redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+    // scheduled), so an earlier deadline never expires other sessions' timers. Every call for one session passes
+    // its deadline, and the TTL was raised to it when its timer was added: a timer that was there already (a
+    // reschedule: the take, a drop) needs no TTL step.
+    private const string ScheduleScript = RaiseTtl + """
+        if redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 1 end
+        raise(KEYS[1], ARGV[3])
         return 1
         """;
 
@@ -263,44 +299,64 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     private IDatabase Db => redis.GetDatabase();
 
-    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue)
+    public async Task<CreateOutcome> CreateAsync(SessionRecord session, int queueCapacity, int urgentCapacity = int.MaxValue) =>
+        (await CreateAsync(session, null, queueCapacity, urgentCapacity)).Outcome;
+
+    public Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue) =>
+        CreateAsync(session, timer, queueCapacity, urgentCapacity);
+
+    private async Task<Opening> CreateAsync(SessionRecord session, DateTimeOffset? timer, int queueCapacity, int urgentCapacity)
     {
         // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
         // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
-        // so a refused open leaves nothing and the queue never holds more than its capacity.
+        // so a refused open leaves nothing and the queue never holds more than its capacity. The first timer
+        // (a third slot) goes with the queue's script, in one round trip; a refused open removes it with the record.
         var now = time.GetUtcNow();
         var lifetime = Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds);
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], CreateArgs(session, lifetime, now), flags: Primary);
         if (created == 0)
         {
-            return CreateOutcome.Exists;
+            return new Opening(CreateOutcome.Exists, QueuePlace.None);
         }
 
-        var enqueued = (RedisResult[])(await Db.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
-            [queueCapacity, session.Urgent ? 1 : 0, session.Id.ToString("N"), lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First - 1], flags: Primary))!;
+        var member = session.Id.ToString("N");
+        var batch = Db.CreateBatch();
+        var enqueue = batch.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
+            [queueCapacity, session.Urgent ? 1 : 0, member, lifetime,
+                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First], flags: Primary);
+        var schedule = timer is { } when
+            ? batch.ScriptEvaluateAsync(ScheduleScript, [keys.Timers], [when.ToUnixTimeMilliseconds(), member, lifetime], flags: Primary)
+            : Task.FromResult<RedisResult>(null!);
+        batch.Execute();
+        await Task.WhenAll(enqueue, schedule);
+        var enqueued = (RedisResult[])(await enqueue)!;
         var queued = (long)enqueued[0];
         if (queued == 0)
         {
-            await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
-            return CreateOutcome.QueueFull;
+            var undo = Db.CreateBatch();
+            var record = undo.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
+            var unscheduled = timer is null ? Task.CompletedTask : undo.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
+            undo.Execute();
+            await Task.WhenAll(record, unscheduled);
+            return new Opening(CreateOutcome.QueueFull, QueuePlace.None);
         }
 
+        var place = new QueuePlace((int)enqueued[2], (int)enqueued[3], (long)enqueued[1], queued == 1 && session.Urgent);
         if (queued == 2)
         {
             // The record's own slot, a second step: until it lands the record still says urgent (shown only).
             // Only while the record exists: a session ended meanwhile must not come back as a key without a TTL.
             await Db.ScriptEvaluateAsync(NotUrgentScript, [keys.Session(session.Id)]);
-            return CreateOutcome.CreatedNotUrgent;
+            return new Opening(CreateOutcome.CreatedNotUrgent, place);
         }
 
-        return CreateOutcome.Created;
+        return new Opening(CreateOutcome.Created, place);
     }
 
     public async Task<SessionRecord?> GetAsync(Guid id)
     {
         var fields = await Db.HashGetAllAsync(keys.Session(id), flags: Primary);
-        return fields.Length == 0 ? null : Parse(id, fields.ToDictionary(f => f.Name.ToString(), f => f.Value));
+        return fields.Length == 0 ? null : Parse(id, fields);
     }
 
     public async Task<IReadOnlyList<QueuedSession>> GetQueueAsync(byte[] orgId, int max)
@@ -360,19 +416,19 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
     {
-        // ZREM is atomic: across all nodes exactly one claimer removes the entry.
-        if (!await DequeueAsync(orgId, id))
-        {
-            return null;
-        }
-
-        var claimed = await Db.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
-            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds()], flags: Primary);
-        return claimed.IsNull ? null : Parse(id, Fields((RedisValue[])claimed!));
+        // The claim script decides: it moves the record from queued to active once, atomically on the record's slot,
+        // so across all nodes exactly one claimer gets the record (and only for the organisation it is queued in).
+        // The entry leaves the queue in the same round trip, whoever wins: a session that is not queued any more
+        // (taken, ended, expired) has no business in the queue.
+        var batch = Db.CreateBatch();
+        var claim = batch.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
+            [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds(), orgId], flags: Primary);
+        var dequeue = batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary);
+        batch.Execute();
+        await Task.WhenAll(claim, dequeue);
+        var claimed = await claim;
+        return claimed.IsNull ? null : Parse(id, (RedisValue[])claimed!);
     }
-
-    private async Task<bool> DequeueAsync(byte[] orgId, Guid id) =>
-        (long)await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary) == 1;
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
         (long)await Db.ScriptEvaluateAsync(AnswerScript, [keys.Session(id)], [responderId, msg2], flags: Primary) == 1;
@@ -451,22 +507,28 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
     {
-        // One script on the session's slot (the record and its envelopes), then the shared keys in one
-        // pipelined batch: two round trips, whatever the window.
-        var deleted = (RedisValue[])(await Db.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary))!;
+        // One script on the session's slot (the record and its envelopes) and the timer's removal, sent together:
+        // a timer without its record is of no use to anyone, so it goes whoever deletes the record. A queued
+        // session's queue entry (its organisation is known from the record) goes after: one round trip for an
+        // active session, two for a queued one, whatever the window.
+        var member = id.ToString("N");
+        var batch = Db.CreateBatch();
+        var script = batch.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary);
+        var timer = batch.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
+        batch.Execute();
+        await Task.WhenAll(script, timer);
+        var deleted = (RedisValue[])(await script)!;
         if (deleted.Length == 0)
         {
             return null;
         }
 
-        var record = Parse(id, Fields(deleted));
-        var batch = Db.CreateBatch();
-        var timer = batch.SortedSetRemoveAsync(keys.Timers, id.ToString("N"), flags: Primary);
-        var queue = record.State == SessionState.Queued
-            ? batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [id.ToString("N")], flags: Primary)
-            : Task.FromResult<RedisResult>(null!);
-        batch.Execute();
-        await Task.WhenAll(timer, queue);
+        var record = Parse(id, deleted);
+        if (record.State == SessionState.Queued)
+        {
+            await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [member], flags: Primary);
+        }
+
         return record;
     }
 
@@ -549,51 +611,115 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return args;
     }
 
-    private static Dictionary<string, RedisValue> Fields(RedisValue[] pairs)
+    /// <summary>A record from its field/value pairs as HGETALL (or a script) answers them.</summary>
+    private static SessionRecord Parse(Guid id, RedisValue[] pairs)
     {
-        var fields = new Dictionary<string, RedisValue>(pairs.Length / 2);
+        var fields = new RecordFields();
         for (var i = 0; i + 1 < pairs.Length; i += 2)
         {
-            fields[pairs[i].ToString()] = pairs[i + 1];
+            fields.Set(pairs[i], pairs[i + 1]);
         }
 
-        return fields;
+        return fields.Build(id);
     }
 
-    private static SessionRecord Parse(Guid id, Dictionary<string, RedisValue> f)
+    private static SessionRecord Parse(Guid id, HashEntry[] entries)
     {
-        static DateTimeOffset? Time(Dictionary<string, RedisValue> f, string name) =>
-            f.TryGetValue(name, out var v) && !v.IsNull ? DateTimeOffset.FromUnixTimeMilliseconds((long)v) : null;
-        static string? Text(Dictionary<string, RedisValue> f, string name) => f.TryGetValue(name, out var v) && !v.IsNull ? v.ToString() : null;
-
-        return new SessionRecord
+        var fields = new RecordFields();
+        foreach (var entry in entries)
         {
-            Id = id,
-            OrgId = (byte[])f["org"]!,
-            Language = Text(f, "lang") ?? "",
-            Topic = Text(f, "topic") ?? "",
-            Urgent = (int)f["urg"] == 1,
-            Msg1 = (byte[])f["m1"]!,
-            ResumeTokenHash = (byte[])f["rth"]!,
-            CreatedAt = Time(f, "cr")!.Value,
-            Deadline = Time(f, "dl")!.Value,
-            State = Text(f, "st") == "a" ? SessionState.Active : SessionState.Queued,
-            ResponderId = Text(f, "rid"),
-            Msg2 = f.TryGetValue("m2", out var m2) ? (byte[]?)m2 : null,
-            SeekerConnection = Text(f, "sc"),
-            ResponderConnection = Text(f, "rc"),
-            SeekerGoneAt = Time(f, "sg"),
-            ResponderGoneAt = Time(f, "rg"),
-            LastActivity = Time(f, "act") ?? Time(f, "cr")!.Value,
-            AckedClientToServer = long.Parse(Text(f, "a1") ?? "-1", CultureInfo.InvariantCulture),
-            AckedServerToClient = long.Parse(Text(f, "a2") ?? "-1", CultureInfo.InvariantCulture),
-            HighestClientToServer = long.Parse(Text(f, "h1") ?? "-1", CultureInfo.InvariantCulture),
-            HighestServerToClient = long.Parse(Text(f, "h2") ?? "-1", CultureInfo.InvariantCulture),
-            Epoch = long.Parse(Text(f, "ep") ?? "0", CultureInfo.InvariantCulture),
-            QueuedSince = Time(f, "qs"),
-            TransferTo = f.TryGetValue("tt", out var tt) ? (byte[]?)tt : null,
-            TransferUntil = Time(f, "tu"),
-        };
+            fields.Set(entry.Name, entry.Value);
+        }
+
+        return fields.Build(id);
+    }
+
+    /// <summary>
+    /// The record's fields, read straight from the reply: a field's name is matched on its bytes, and only the texts
+    /// the record keeps become strings (a dictionary by name cost a string per field, twice per whole open).
+    /// </summary>
+    private struct RecordFields
+    {
+        private RedisValue org, st, lang, topic, urg, m1, rth, cr, dl, act, a1, a2, h1, h2, ep, sc, rc, rid, m2, sg, rg, qs, tt, tu;
+
+        public void Set(RedisValue name, RedisValue value)
+        {
+            var bytes = ((ReadOnlyMemory<byte>)name).Span;
+            if (bytes.Length > 5)
+            {
+                return;
+            }
+
+            Span<char> text = stackalloc char[5];
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                text[i] = (char)bytes[i];
+            }
+
+            switch (text[..bytes.Length])
+            {
+                case "org": org = value; break;
+                case "st": st = value; break;
+                case "lang": lang = value; break;
+                case "topic": topic = value; break;
+                case "urg": urg = value; break;
+                case "m1": m1 = value; break;
+                case "rth": rth = value; break;
+                case "cr": cr = value; break;
+                case "dl": dl = value; break;
+                case "act": act = value; break;
+                case "a1": a1 = value; break;
+                case "a2": a2 = value; break;
+                case "h1": h1 = value; break;
+                case "h2": h2 = value; break;
+                case "ep": ep = value; break;
+                case "sc": sc = value; break;
+                case "rc": rc = value; break;
+                case "rid": rid = value; break;
+                case "m2": m2 = value; break;
+                case "sg": sg = value; break;
+                case "rg": rg = value; break;
+                case "qs": qs = value; break;
+                case "tt": tt = value; break;
+                case "tu": tu = value; break;
+            }
+        }
+
+        public readonly SessionRecord Build(Guid id)
+        {
+            static DateTimeOffset? Time(RedisValue v) => v.IsNull ? null : DateTimeOffset.FromUnixTimeMilliseconds((long)v);
+            static string? Text(RedisValue v) => v.IsNull ? null : v.ToString();
+            static long Number(RedisValue v, long none) => v.IsNull ? none : (long)v;
+
+            return new SessionRecord
+            {
+                Id = id,
+                OrgId = (byte[])org!,
+                Language = Text(lang) ?? "",
+                Topic = Text(topic) ?? "",
+                Urgent = (int)urg == 1,
+                Msg1 = (byte[])m1!,
+                ResumeTokenHash = (byte[])rth!,
+                CreatedAt = Time(cr)!.Value,
+                Deadline = Time(dl)!.Value,
+                State = st == "a" ? SessionState.Active : SessionState.Queued,
+                ResponderId = Text(rid),
+                Msg2 = (byte[]?)m2,
+                SeekerConnection = Text(sc),
+                ResponderConnection = Text(rc),
+                SeekerGoneAt = Time(sg),
+                ResponderGoneAt = Time(rg),
+                LastActivity = Time(act) ?? Time(cr)!.Value,
+                AckedClientToServer = Number(a1, -1),
+                AckedServerToClient = Number(a2, -1),
+                HighestClientToServer = Number(h1, -1),
+                HighestServerToClient = Number(h2, -1),
+                Epoch = Number(ep, 0),
+                QueuedSince = Time(qs),
+                TransferTo = (byte[]?)tt,
+                TransferUntil = Time(tu),
+            };
+        }
     }
 
     private sealed record StoredGrant(string Org, string Responder, DateTimeOffset Expires);

@@ -104,7 +104,7 @@ public sealed class AcceptTransferHandler(
         await notices.TellResponderAsync(old.Id, TransferOutcomes.Accepted);
         await ending.EndAsync(old.Id, EndReasons.Transferred);
 
-        // In the target's seeker group before the place is read, as an open does: no notice between the two is missed.
+        // In the target's seeker group before the place is read: no notice between the two is missed.
         await queue.JoinAsync(connection.ConnectionId, target);
         var status = await queue.StatusAsync(target, sessionId);
         await queue.ChangedAsync(target);

@@ -37,7 +37,9 @@ internal static class BenchMain
             // figures are of code the JIT has finished tiering up: a long-running node's steady state, not its first
             // seconds (on 2 shared cores tiering TrustLine's code takes many seconds; BENCHMARKS.md, issue 15 third
             // pass). 20 before this session; `--warmup 20` gives the old figures.
-            Warmup: Option("--warmup", smoke ? 20 : quick ? 300 : 200));
+            Warmup: Option("--warmup", smoke ? 20 : quick ? 300 : 200),
+            // `--warm-opens K`: whole opens before the measured ones, the same for every target (0 before this session).
+            WarmOpens: Option("--warm-opens", smoke ? 0 : quick ? 100 : 300));
         if (args.Contains("--flood"))
         {
             // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.

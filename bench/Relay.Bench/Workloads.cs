@@ -3,8 +3,9 @@ using System.Diagnostics;
 
 namespace TrustLine.Relay.Bench;
 
-// Warmup: messages per pair sent before the closed loop's clock starts (not measured).
-internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds, int Warmup = 20);
+// Warmup: messages per pair sent before the closed loop's clock starts (not measured); WarmOpens: whole opens run
+// before the measured ones (0: a node as it comes).
+internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds, int Warmup = 20, int WarmOpens = 0);
 
 /// <summary>One line of the report.</summary>
 internal sealed record Row(string Target, string Workload, int Size)
@@ -259,24 +260,34 @@ internal static class Workloads
     private static double? Marginal((long Bytes, int Opened)? half, long after, int total) =>
         half is { } h && total > h.Opened ? (after - h.Bytes) / (double)(total - h.Opened) : null;
 
-    /// <summary>Whole session opens with the real handshake, eight at a time.</summary>
+    /// <summary>
+    /// Whole session opens with the real handshake, eight at a time; after <see cref="BenchOptions.WarmOpens"/> unmeasured
+    /// ones when asked (`--warm-opens N`), so the figures are of a node whose JIT has tiered the open's code up.
+    /// </summary>
     public static async Task<Row> SessionOpensAsync(ISessionOpener target, BenchOptions options)
     {
         await using var responder = await target.ResponderAsync(0);
+        await RunAsync(0, options.WarmOpens);
         var before = await SnapshotAsync(target);
-        var next = -1;
         var clock = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < options.Opens)
-            {
-                await target.OpenSessionAsync(i, responder);
-            }
-        }));
+        await RunAsync(options.WarmOpens, options.Opens);
         clock.Stop();
         var after = await SnapshotAsync(target);
-        return Measure(target, "session opens (handshake, HELLO, close)", 0, options.Opens, clock.Elapsed, before, after, []);
+        var warm = options.WarmOpens > 0 ? $", after {options.WarmOpens} warm" : "";
+        return Measure(target, $"session opens (handshake, HELLO, close{warm})", 0, options.Opens, clock.Elapsed, before, after, []);
+
+        Task RunAsync(int from, int count)
+        {
+            var next = from - 1;
+            return Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < from + count)
+                {
+                    await target.OpenSessionAsync(i, responder);
+                }
+            }));
+        }
     }
 
     private static async Task<Snapshot> SnapshotAsync(ITarget target)
