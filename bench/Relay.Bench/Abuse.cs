@@ -39,7 +39,11 @@ internal static class Abuse
         }
     }
 
-    private static Dictionary<string, string> Shipped(RedisProcess redis, BenchOrganisation org)
+    /// <summary>
+    /// A node's settings with the call rate, the admission puzzle and the per-address caps as shipped (the relay
+    /// workloads turn them off: <see cref="Node.TrustLineAsync"/>).
+    /// </summary>
+    internal static Dictionary<string, string> Shipped(RedisProcess redis, BenchOrganisation org)
     {
         var settings = org.Settings(redis.Configuration);
         settings["Limits:CallBurst"] = "400";

@@ -55,14 +55,8 @@ internal static class Flood
 
     private static async Task<Phase> RunPhaseAsync(string name, Attack attack, RedisProcess redis, BenchOrganisation org, Options options)
     {
-        var settings = org.Settings(redis.Configuration);
+        var settings = Abuse.Shipped(redis, org);
         settings["Organisations:bench:QueueCapacity"] = "200";
-        settings["Limits:CallBurst"] = "400";
-        settings["Limits:CallsPerSecond"] = "50";
-        settings["Admission:OpenRateThreshold"] = "1.0";
-        settings["Admission:QueueFillThreshold"] = "0.25";
-        settings["Limits:PlacesPerAddress"] = "16";
-        settings["Limits:ConnectionsPerAddress"] = "64";
         await using var node = await Node.TrustLineAsync(settings);
         var template = Msg1Template(org);
         using var stop = new CancellationTokenSource();
