@@ -24,7 +24,7 @@ public sealed partial class MetricsPrivacyTests
     // Every command and query the server's mediator handles: the closed set of command labels.
     private static readonly string[] Commands = [.. typeof(TrustLineMetrics).Assembly.GetTypes()
         .Where(t => typeof(Mediator.IMessage).IsAssignableFrom(t) && t is { IsInterface: false, IsAbstract: false })
-        .Select(MetricsBehaviour.CommandName)];
+        .Select(MetricsBehaviour.CommandName).Concat(MetricsBehaviour.Direct)];
 
     // Label keys that come with the exporter itself: the meter's name, histogram bounds, and the resource.
     private static readonly string[] ExporterKeys =
@@ -157,7 +157,7 @@ public sealed partial class MetricsPrivacyTests
             Assert.That(Has(series, "trustline_sessions_waiting", "organisation", orgHex), Is.True, "waiting per organisation");
             Assert.That(Has(series, "trustline_responders_available", "organisation", orgHex), Is.True, "available counsellors");
             Assert.That(Has(series, "trustline_certificates_issuer_expiry_seconds", "organisation", orgHex, v => v == org.IssuerCertificate.NotAfter), Is.True, "issuer expiry");
-            Assert.That(Commands, Does.Contain("SendEnvelope").And.Contain("OpenSession"), "the command labels come from the mediator's messages");
+            Assert.That(Commands, Does.Contain("SendEnvelope").And.Contain("OpenSession"), "the command labels come from the mediator's messages and the direct send path");
             Assert.That(Has(series, "trustline_commands_duration_seconds_count", "command", "SendEnvelope"), Is.True, "command durations");
             foreach (var name in new[] { "trustline_sessions_active", "trustline_store_up", "trustline_reaper_lag_seconds", "trustline_store_duration_seconds_count",
                 "kestrel_active_connections", "http_server_request_duration_seconds_count", "signalr_server_active_connections", "dotnet_process_cpu_time_seconds_total" })

@@ -8,8 +8,6 @@ using TrustLine.Server.Storage;
 
 namespace TrustLine.Server.Relay;
 
-public sealed record SendEnvelopeCommand(ConnectionState Connection, byte[] Envelope) : ICommand<Outcome<SendResult>>;
-
 /// <summary>
 /// The hot path. Checks the clear header only (PROTOCOL.md §5) against the connection's own state, keeps
 /// the ciphertext until the peer acknowledges it (one Redis command, awaited: a send is answered only once
@@ -30,48 +28,35 @@ public sealed class SendEnvelopeHandler(
     StoreWatch watch,
     IOptions<SessionLimits> options,
     Operations.Metrics.TrustLineMetrics metrics,
-    TimeProvider time) : ICommandHandler<SendEnvelopeCommand, Outcome<SendResult>>
+    TimeProvider time)
 {
-    private static readonly string Command = Operations.Metrics.MetricsBehaviour.CommandName(typeof(SendEnvelopeCommand));
-
-    /// <summary>Through the mediator (whose behaviour meters it): the same path, unmetered here.</summary>
-    public async ValueTask<Outcome<SendResult>> Handle(SendEnvelopeCommand command, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await SendAsync(command.Connection, command.Envelope, metered: false);
-        }
-        catch (RefusedException refused)
-        {
-            return Refuse.With(refused.Code, refused.Message);
-        }
-    }
+    private const string Command = Operations.Metrics.MetricsBehaviour.SendEnvelope;
 
     /// <summary>
     /// A hub's send: the answer once the envelope is buffered, or a <see cref="RefusedException"/> for the hub
     /// filter to turn into the call's error. Metered like every hub command (duration, outcome, refusal code,
-    /// store failure, envelope relayed) unless <paramref name="metered"/> is false.
+    /// store failure, envelope relayed).
     /// </summary>
-    public async Task<SendResult> SendAsync(ConnectionState connection, byte[] envelope, bool metered = true)
+    public async Task<SendResult> SendAsync(ConnectionState connection, byte[] envelope)
     {
-        var started = metered ? Stopwatch.GetTimestamp() : 0;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             if (envelope is null || !EnvelopeHeader.TryParse(envelope, out var header))
             {
-                return Answer(started, metered, envelope, Refuse.With(ErrorCodes.BadEnvelope, "An envelope is 299, 1067, 4139 or 16427 bytes of version 1, type Data, direction 1 or 2."));
+                return Answer(started, envelope, Refuse.With(ErrorCodes.BadEnvelope, "An envelope is 299, 1067, 4139 or 16427 bytes of version 1, type Data, direction 1 or 2."));
             }
 
             var sends = connection.Party == Party.Seeker ? Direction.ClientToServer : Direction.ServerToClient;
             if (header.Direction != sends)
             {
-                return Answer(started, metered, envelope, Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's."));
+                return Answer(started, envelope, Refuse.With(ErrorCodes.BadEnvelope, "The envelope's direction is not this party's."));
             }
 
             var link = connection.Find(header.SessionId);
             if (link is null || link.Ended)
             {
-                return Answer(started, metered, envelope,
+                return Answer(started, envelope,
                     link is { Lost: true } ? StoreWatch.LostRefusal : Refuse.With(ErrorCodes.NoSuchSession, "This connection holds no session with that id."));
             }
 
@@ -81,7 +66,7 @@ public sealed class SendEnvelopeHandler(
                 // The reaper ends the session at this moment; the relay does not count on its timer.
                 link.Ended = true;
                 await ending.EndAsync(link.SessionId, EndReasons.MaxLifetime);
-                return Answer(started, metered, envelope, Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: it reached its maximum lifetime."));
+                return Answer(started, envelope, Refuse.With(ErrorCodes.NoSuchSession, "The session has ended: it reached its maximum lifetime."));
             }
 
             if (!link.Answered && connection.Party == Party.Seeker)
@@ -90,18 +75,18 @@ public sealed class SendEnvelopeHandler(
                 link.Answered = (await store.GetAsync(link.SessionId))?.Msg2 is not null;
                 if (!link.Answered)
                 {
-                    return Answer(started, metered, envelope, Refuse.With(ErrorCodes.WrongState, "No responder has answered yet; envelopes flow after msg2."));
+                    return Answer(started, envelope, Refuse.With(ErrorCodes.WrongState, "No responder has answered yet; envelopes flow after msg2."));
                 }
             }
 
             if (header.Sequence < link.NextSend)
             {
-                return Answer(started, metered, envelope, new SendResult { Sequence = header.Sequence, Duplicate = true });
+                return Answer(started, envelope, new SendResult { Sequence = header.Sequence, Duplicate = true });
             }
 
             if (header.Sequence > link.NextSend)
             {
-                return Answer(started, metered, envelope, Refuse.With(ErrorCodes.OutOfOrder, "The sequence number is not the next one; send envelopes in order, each once."));
+                return Answer(started, envelope, Refuse.With(ErrorCodes.OutOfOrder, "The sequence number is not the next one; send envelopes in order, each once."));
             }
 
             var window = options.Value.MaxUnacknowledged;
@@ -110,7 +95,7 @@ public sealed class SendEnvelopeHandler(
                 link.KnownPeerAck = (await store.GetAsync(link.SessionId))?.Acked(sends) ?? link.KnownPeerAck;
                 if ((long)header.Sequence - link.KnownPeerAck > window)
                 {
-                    return Answer(started, metered, envelope, Refuse.With(ErrorCodes.BufferFull, $"{window} envelopes wait unacknowledged; wait for the peer."));
+                    return Answer(started, envelope, Refuse.With(ErrorCodes.BufferFull, $"{window} envelopes wait unacknowledged; wait for the peer."));
                 }
             }
 
@@ -146,7 +131,7 @@ public sealed class SendEnvelopeHandler(
             if (stored == AppendOutcome.SessionGone)
             {
                 // Ended on another node, whose word has not reached this one yet; or the store lost the session.
-                return Answer(started, metered, envelope, await watch.SessionGoneAsync(link) || link.Lost
+                return Answer(started, envelope, await watch.SessionGoneAsync(link) || link.Lost
                     ? StoreWatch.LostRefusal
                     : Refuse.With(ErrorCodes.NoSuchSession, "The session has ended."));
             }
@@ -159,9 +144,9 @@ public sealed class SendEnvelopeHandler(
                 metrics.EnvelopeStored(envelope.Length, recipientAway: peer is null);
             }
 
-            return Answer(started, metered, envelope, new SendResult { Sequence = header.Sequence, Duplicate = stored == AppendOutcome.Duplicate });
+            return Answer(started, envelope, new SendResult { Sequence = header.Sequence, Duplicate = stored == AppendOutcome.Duplicate });
         }
-        catch (Exception e) when (metered && e is StackExchange.Redis.RedisException or TimeoutException)
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
         {
             metrics.StoreFailed(Command);
             metrics.CommandHandled(Command, "error", Stopwatch.GetElapsedTime(started));
@@ -170,19 +155,16 @@ public sealed class SendEnvelopeHandler(
     }
 
     /// <summary>What the metrics behaviour records of a handled send; then the value, or the refusal thrown.</summary>
-    private SendResult Answer(long started, bool metered, byte[]? envelope, Outcome<SendResult> outcome)
+    private SendResult Answer(long started, byte[]? envelope, Outcome<SendResult> outcome)
     {
-        if (metered)
+        metrics.CommandHandled(Command, outcome.Succeeded ? "ok" : "refused", Stopwatch.GetElapsedTime(started));
+        if (!outcome.Succeeded)
         {
-            metrics.CommandHandled(Command, outcome.Succeeded ? "ok" : "refused", Stopwatch.GetElapsedTime(started));
-            if (!outcome.Succeeded)
-            {
-                metrics.Refused(Command, outcome.Code);
-            }
-            else if (outcome.Value is { Duplicate: false })
-            {
-                metrics.EnvelopeRelayed(envelope!.Length);
-            }
+            metrics.Refused(Command, outcome.Code);
+        }
+        else if (outcome.Value is { Duplicate: false })
+        {
+            metrics.EnvelopeRelayed(envelope!.Length);
         }
 
         return outcome.ValueOrRefuse();

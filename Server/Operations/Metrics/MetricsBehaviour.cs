@@ -73,9 +73,6 @@ public sealed class MetricsBehaviour<TMessage, TResponse>(TrustLineMetrics metri
             case AnswerSessionCommand answer when response.Succeeded && Link(answer.Connection, answer.SessionId) is { } link:
                 metrics.SessionAnswered(link.OrgId, time.GetUtcNow() - OpenedAt(link));
                 break;
-            case SendEnvelopeCommand send when response.BoxedValue is SendResult { Duplicate: false }:
-                metrics.EnvelopeRelayed(send.Envelope.Length);
-                break;
         }
     }
 
@@ -88,6 +85,12 @@ public sealed class MetricsBehaviour<TMessage, TResponse>(TrustLineMetrics metri
 
 public static class MetricsBehaviour
 {
+    /// <summary>The label of the one command metered outside the mediator: the hubs' send path (SendEnvelope.cs).</summary>
+    public const string SendEnvelope = "SendEnvelope";
+
+    /// <summary>Command labels of paths the hubs call directly, beside the mediator's messages: part of the closed set.</summary>
+    public static readonly IReadOnlyList<string> Direct = [SendEnvelope];
+
     /// <summary>The command label: the message type's name without its suffix, a closed set fixed at compile time.</summary>
     public static string CommandName(Type message) =>
         message.Name.Replace("Command", "", StringComparison.Ordinal).Replace("Query", "", StringComparison.Ordinal);
