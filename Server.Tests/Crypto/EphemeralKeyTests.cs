@@ -107,10 +107,4 @@ public sealed class EphemeralKeyTests
             Assert.That(() => key.TryAgree(new byte[32], new byte[32]), Throws.TypeOf<ObjectDisposedException>());
         });
     }
-
-    [Test]
-    public void TheSelfTestCoversTheRawPath()
-    {
-        Assert.That(CryptoSelfTest.Run(), Is.Null);
-    }
 }
