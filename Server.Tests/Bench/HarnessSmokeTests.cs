@@ -29,6 +29,23 @@ public sealed class HarnessSmokeTests
     }
 
     [Test]
+    public async Task AbuseWorkloadRunsEveryRequestInSmokeMode()
+    {
+        var (exitCode, text, errors) = await RunHarnessAsync("--abuse", "--smoke");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.Zero, errors);
+            Assert.That(text, Does.Contain("parallel sign-ins of 1 MiB | 413"), "a body over the limit is refused");
+            Assert.That(text, Does.Contain("| 0 keys more |"), "challenges store nothing");
+            foreach (var kind in new[] { "WebSocket upgrades that never send the SignalR handshake", "handshaked seeker connections that never call", "frames announcing 10 MiB" })
+            {
+                Assert.That(text, Does.Match($@"\| 20 {System.Text.RegularExpressions.Regex.Escape(kind)}[^\n]*20 of 20 closed"), kind);
+            }
+        });
+    }
+
+    [Test]
     public async Task FloodWorkloadRunsEveryPhaseInSmokeMode()
     {
         var (exitCode, text, errors) = await RunHarnessAsync("--flood", "--smoke");
