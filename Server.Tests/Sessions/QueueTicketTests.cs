@@ -405,5 +405,6 @@ internal sealed class ConnectionAborter : IHubFilter
         return next(context, exception);
     }
 
-    public void Abort(string connectionId) => connections[connectionId].Abort();
+    /// <summary>Cuts the connection at <paramref name="address"/> (as the store records it: <c>node.connection</c>).</summary>
+    public void Abort(string address) => connections[TrustLine.Server.Relay.ThisNode.Split(address).ConnectionId].Abort();
 }

@@ -27,6 +27,10 @@ public sealed class ConnectionState
         Grant = grant;
     }
 
+    /// <summary>
+    /// The connection's address (<c>node.connection</c>, see <see cref="ThisNode"/>): what the store records as where a
+    /// party is connected, and what any node sends to.
+    /// </summary>
     public string ConnectionId { get; }
 
     public Party Party { get; }
@@ -61,9 +65,10 @@ public sealed class ConnectionState
         }
     }
 
-    public static ConnectionState Attach(HubCallerContext context, Party party, ResponderGrant? grant = null)
+    /// <summary>Gives a new connection its state; <see cref="ConnectionId"/> is its address on this node (<see cref="ThisNode"/>).</summary>
+    public static ConnectionState Attach(HubCallerContext context, ThisNode node, Party party, ResponderGrant? grant = null)
     {
-        var state = Create(context.ConnectionId, party, grant);
+        var state = Create(node.AddressOf(context.ConnectionId), party, grant);
         context.Items[ItemKey] = state;
         return state;
     }

@@ -295,18 +295,25 @@ public sealed class RouteChannel(IServiceProvider services, StoreMode mode, Redi
 }
 
 /// <summary>
-/// Subscribes this node to route changes at start. While Redis is unreachable it keeps trying (the node starts
+/// Subscribes this node to route changes and to its node channels (<see cref="NodeBus"/>) at start. While Redis is unreachable it keeps trying (the node starts
 /// and reports not ready meanwhile) rather than failing the start.
 /// </summary>
-internal sealed class RouteSubscription(RouteChannel channel, PeerRoutes routes, TimeProvider time) : BackgroundService
+internal sealed class RouteSubscription(RouteChannel channel, PeerRoutes routes, NodeBus bus, TimeProvider time) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var routesHeard = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await channel.SubscribeAsync(routes.Apply);
+                if (!routesHeard)
+                {
+                    await channel.SubscribeAsync(routes.Apply);
+                    routesHeard = true;
+                }
+
+                await bus.SubscribeAsync();
                 return;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)

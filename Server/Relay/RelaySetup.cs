@@ -2,8 +2,6 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
-using StackExchange.Redis;
 using TrustLine.Protocol.Contracts;
 using TrustLine.Server.Limits;
 using TrustLine.Server.Responders;
@@ -14,8 +12,8 @@ namespace TrustLine.Server.Relay;
 public static class RelaySetup
 {
     /// <summary>
-    /// The hubs, the relay and its collaborators: SignalR with MessagePack (and the Redis backplane on the
-    /// shared connection when Redis is configured), the mediator, responder sign-in and token
+    /// The hubs, the relay and its collaborators: SignalR with MessagePack (with TrustLine's own lifetime manager,
+    /// which reaches connections on other nodes through <see cref="NodeBus"/>), the mediator, responder sign-in and token
     /// authentication, and the session reaper.
     /// </summary>
     public static IHostApplicationBuilder AddRelay(this IHostApplicationBuilder builder)
@@ -35,18 +33,11 @@ public static class RelaySetup
         // The MessagePack protocol, registered as ours so a refusal is written as "code: sentence".
         builder.Services.AddOptions<MessagePackHubProtocolOptions>();
         builder.Services.AddSingleton<IHubProtocol, RefusingHubProtocol>();
-        var redis = builder.Configuration.GetSection(Storage.RedisOptions.Section).Get<Storage.RedisOptions>() ?? new Storage.RedisOptions();
-        if (redis.IsConfigured)
-        {
-            signalR.AddStackExchangeRedis();
-            builder.Services.AddOptions<Microsoft.AspNetCore.SignalR.StackExchangeRedis.RedisOptions>()
-                .Configure<IConnectionMultiplexer, IOptions<Storage.RedisOptions>>((o, multiplexer, ours) =>
-                {
-                    // One multiplexer for store, backplane and health; channels carry the deployment's prefix.
-                    o.ConnectionFactory = _ => Task.FromResult(multiplexer);
-                    o.Configuration.ChannelPrefix = RedisChannel.Literal(ours.Value.KeyPrefix + ":signalr");
-                });
-        }
+        // Messages to connections on other nodes, and group messages, go through TrustLine's own node channels
+        // (NodeBus) rather than the SignalR Redis backplane, which subscribed a channel for every connection.
+        builder.Services.AddSingleton<ThisNode>();
+        builder.Services.AddSingleton<NodeBus>();
+        builder.Services.AddSingleton(typeof(HubLifetimeManager<>), typeof(NodeHubLifetimeManager<>));
 
         builder.Services.AddSingleton<RefusalFilter>();
         builder.Services.AddSingleton<RefusalLog>();

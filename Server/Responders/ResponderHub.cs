@@ -11,12 +11,12 @@ namespace TrustLine.Server.Responders;
 
 /// <summary>The responder hub: only connections with a valid responder token get in.</summary>
 [Authorize(AuthenticationSchemes = ResponderToken.SchemeName)]
-public sealed class ResponderHub(IMediator mediator, SendEnvelopeHandler sends, ResponderGuard guard, OfferRouter offers) : Hub<IResponderClient>, IResponderHub
+public sealed class ResponderHub(IMediator mediator, SendEnvelopeHandler sends, ResponderGuard guard, OfferRouter offers, ThisNode node) : Hub<IResponderClient>, IResponderHub
 {
     public override async Task OnConnectedAsync()
     {
         var grant = ResponderToken.GrantOf(Context.User) ?? throw new HubException($"{ErrorCodes.Denied}: This connection has no responder grant.");
-        ConnectionState.Attach(Context, Party.Responder, grant);
+        ConnectionState.Attach(Context, node, Party.Responder, grant);
         guard.Add(Context, grant);
         await Groups.AddToGroupAsync(Context.ConnectionId, QueueNotifier.GroupOf(grant.OrgId));
     }

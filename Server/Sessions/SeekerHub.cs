@@ -9,11 +9,11 @@ using TrustLine.Server.Storage;
 namespace TrustLine.Server.Sessions;
 
 /// <summary>The anonymous seeker hub: each method binds the connection's state into a command.</summary>
-public sealed class SeekerHub(IMediator mediator, SendEnvelopeHandler sends, SilentConnections silent, AddressTags addresses) : Hub<ISeekerClient>, ISeekerHub
+public sealed class SeekerHub(IMediator mediator, SendEnvelopeHandler sends, SilentConnections silent, AddressTags addresses, ThisNode node) : Hub<ISeekerClient>, ISeekerHub
 {
     public override Task OnConnectedAsync()
     {
-        ConnectionState.Attach(Context, Party.Seeker).Address = addresses.Of(Context.GetHttpContext());
+        ConnectionState.Attach(Context, node, Party.Seeker).Address = addresses.Of(Context.GetHttpContext());
         silent.Connected(Context);
         return Task.CompletedTask;
     }

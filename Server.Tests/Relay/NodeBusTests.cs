@@ -1,0 +1,164 @@
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+using TrustLine.Protocol.Contracts;
+using TrustLine.Server.Relay;
+using TrustLine.Server.Responders;
+using TrustLine.Server.Sessions;
+using TrustLine.Server.Tests.Infrastructure;
+using TrustLine.Server.Tests.Sessions;
+
+namespace TrustLine.Server.Tests.Relay;
+
+/// <summary>
+/// Hub messages between nodes go through each node's own channel (<see cref="NodeBus"/>), not a Redis subscription
+/// per connection: order across nodes, group changes on another node, unreadable messages, and what Redis holds.
+/// </summary>
+public sealed class NodeBusTests
+{
+    [Test]
+    public async Task ManyTextsEachWayBetweenTwoNodesArriveInTheOrderTheyWereSent()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        var (seeker, session, seekerInbox, responderInbox) = await Connected.PairAsync(world, seekerNode: 0, responderNode: 1);
+        string[] fromSeeker = [.. Enumerable.Range(1, 150).Select(i => $"s{i}")];
+        string[] fromResponder = [.. Enumerable.Range(1, 150).Select(i => $"r{i}")];
+
+        await Task.WhenAll(SendAll(t => seeker.SendTextAsync(t), fromSeeker), SendAll(t => session.SendTextAsync(t), fromResponder));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await responderInbox.WaitForAsync(150, "the seeker's texts at the responder"), Is.EqualTo(fromSeeker));
+            Assert.That(await seekerInbox.WaitForAsync(150, "the responder's texts at the seeker"), Is.EqualTo(fromResponder));
+        });
+
+        static async Task SendAll(Func<string, Task> send, string[] texts)
+        {
+            foreach (var text in texts)
+            {
+                await send(text);
+            }
+        }
+    }
+
+    [Test]
+    public async Task ConnectionsCostNoRedisSubscriptionEachNodeHasTwoChannelsAndTheRoutes()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        var seekers = Enumerable.Range(0, 6).Select(i => world.Seeker(i % 2)).ToList();
+        await Task.WhenAll(seekers.Select(s => s.OpenAsync("nl"))).WaitAsync(TimeSpan.FromSeconds(30));
+        await world.ResponderAsync(0);
+        await world.ResponderAsync(1);
+
+        var channels = await ChannelsAsync(world);
+        var nodes = world.Nodes.Select(n => n.Services.GetRequiredService<ThisNode>().Id).ToList();
+
+        Assert.That(channels, Is.EquivalentTo(new[] { $"{world.Prefix}:routes", $"{world.Prefix}:groups" }.Concat(nodes.Select(id => $"{world.Prefix}:node:{id}"))),
+            "eight connections on two nodes, and no channel of a connection's own");
+    }
+
+    [Test]
+    public async Task AConnectionOnAnotherNodeLeavesAndRejoinsAGroupWhenThatNodeHasAnswered()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        var seeker = world.Seeker(0);
+        await seeker.OpenAsync("nl").WaitAsync(TimeSpan.FromSeconds(15));
+        var taker = await world.ResponderAsync(0);
+        var other = await world.ResponderAsync(0);
+        var (takerHeard, otherHeard) = (new Inbox<int>(), new Inbox<int>());
+        taker.QueueChanged += q => Marked(q, takerHeard);
+        other.QueueChanged += q => Marked(q, otherHeard);
+        var session = await taker.TakeNextAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var address = (await world.Store().GetAsync(seeker.SessionId))!.ResponderConnection!;
+        var remote = world.Nodes[1].Services.GetRequiredService<IHubContext<ResponderHub, IResponderClient>>();
+        var group = QueueNotifier.GroupOf(world.Org.OrgId);
+
+        Assert.That(ThisNode.Split(address).Node, Is.EqualTo(world.Nodes[0].Services.GetRequiredService<ThisNode>().Id), "the taker is on node 0");
+        await remote.Groups.RemoveFromGroupAsync(address, group).WaitAsync(TimeSpan.FromSeconds(10));
+        await remote.Clients.Group(group).QueueChanged(new QueueSnapshot { Waiting = 101 });
+        await otherHeard.WaitForAsync(1, "the first marked notice at the responder still in the group");
+        await remote.Groups.AddToGroupAsync(address, group).WaitAsync(TimeSpan.FromSeconds(10));
+        await remote.Clients.Group(group).QueueChanged(new QueueSnapshot { Waiting = 102 });
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(session, Is.Not.Null);
+            Assert.That(await takerHeard.WaitForAsync(1, "the marked notice after the rejoin"), Is.EqualTo(new[] { 102 }));
+            Assert.That(await otherHeard.WaitForAsync(2, "both marked notices"), Is.EqualTo(new[] { 101, 102 }));
+        });
+
+        static void Marked(QueueSnapshot queue, Inbox<int> heard)
+        {
+            if (queue.Waiting > 100)
+            {
+                heard.Add(queue.Waiting);
+            }
+        }
+    }
+
+    [Test]
+    public async Task AGroupChangeForANodeThatIsGoneFailsAfterItsWaitAndHarmsNothing()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 1);
+        var hub = world.Nodes[0].Services.GetRequiredService<IHubContext<SeekerHub, ISeekerClient>>();
+
+        var leave = hub.Groups.RemoveFromGroupAsync("0123456789ab.nobody", "queue:00");
+
+        Assert.That(async () => await leave.WaitAsync(NodeBus.AckTimeout * 3), Throws.InstanceOf<TimeoutException>());
+        var (seeker, session, seekerInbox, _) = await Connected.PairAsync(world);
+        await session.SendTextAsync("still relaying");
+        Assert.That(await seekerInbox.WaitForAsync(1, "a text after the lost group change"), Is.EqualTo(new[] { "still relaying" }));
+        GC.KeepAlive(seeker);
+    }
+
+    [Test]
+    public async Task AnUnreadableMessageOnANodesChannelIsDroppedWithAWarningAndTheNodeKeepsRelaying()
+    {
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, nodes: 2);
+        var (seeker, session, seekerInbox, responderInbox) = await Connected.PairAsync(world, seekerNode: 0, responderNode: 1);
+        var subscriber = TestRedis.Connection.GetSubscriber();
+        foreach (var node in world.Nodes.Select(n => n.Services.GetRequiredService<ThisNode>().Id))
+        {
+            await subscriber.PublishAsync(RedisChannel.Literal($"{world.Prefix}:node:{node}"), new byte[] { 1, 0, 0, 0, 200, 7 });
+            await subscriber.PublishAsync(RedisChannel.Literal($"{world.Prefix}:node:{node}"), new byte[] { 99 });
+        }
+
+        await subscriber.PublishAsync(RedisChannel.Literal($"{world.Prefix}:groups"), Array.Empty<byte>());
+        await Eventually.TrueAsync(() => Task.FromResult(world.Logs.Entries.Count(e => e.EventId.Id == 60 && e.Level == LogLevel.Warning) >= 5),
+            TimeSpan.FromSeconds(10), "each unreadable message is logged");
+        await seeker.SendTextAsync("after");
+        await session.SendTextAsync("after too");
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await responderInbox.WaitForAsync(1, "a text across nodes"), Is.EqualTo(new[] { "after" }));
+            Assert.That(await seekerInbox.WaitForAsync(1, "a text back"), Is.EqualTo(new[] { "after too" }));
+        });
+    }
+
+    [Test]
+    public void ANodeAddressSplitsIntoItsNodeAndConnectionAndABareIdIsThisNodes()
+    {
+        var node = new ThisNode();
+        var address = node.AddressOf("AbC-d_12");
+        var other = new ThisNode();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ThisNode.Split(address), Is.EqualTo((node.Id, "AbC-d_12")));
+            Assert.That(ThisNode.Split("bare"), Is.EqualTo(((string?)null, "bare")));
+            Assert.That(node.LocalConnectionOf(address), Is.EqualTo("AbC-d_12"));
+            Assert.That(node.LocalConnectionOf("bare"), Is.EqualTo("bare"));
+            Assert.That(other.LocalConnectionOf(address), Is.Null);
+            Assert.That(node.Id, Is.Not.EqualTo(other.Id));
+        });
+    }
+
+    private static async Task<string[]> ChannelsAsync(World world)
+    {
+        var server = TestRedis.Connection.GetServers()[0];
+        var reply = await server.ExecuteAsync("PUBSUB", "CHANNELS", world.Prefix + ":*");
+        return [.. ((RedisResult[])reply!).Select(r => (string)r!)];
+    }
+}

@@ -1,0 +1,195 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Protocol;
+using Microsoft.Extensions.Options;
+
+namespace TrustLine.Server.Relay;
+
+/// <summary>
+/// SignalR's lifetime manager for TrustLine's hubs: this node's connections and groups in memory, and, through the
+/// <see cref="NodeBus"/>, a message for an address on another node sent to that node alone, and group messages to
+/// every node. It takes the place of the Redis backplane, which subscribed a channel for every connection.
+/// </summary>
+/// <remarks>
+/// A connection is named by its address (<see cref="ThisNode"/>); a bare connection id is this node's. Sends to a
+/// user (TrustLine has no users) and client results are not supported.
+/// </remarks>
+public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INodeHub where THub : Hub
+{
+    private static readonly string HubName = typeof(THub).Name;
+
+    private readonly HubConnectionStore connections = new();
+    private readonly ConcurrentDictionary<string, HubConnectionStore> groups = new(StringComparer.Ordinal);
+    private readonly NodeBus bus;
+    private readonly ThisNode node;
+    private readonly IHubProtocol[] protocols;
+
+    public NodeHubLifetimeManager(NodeBus bus, ThisNode node, IHubProtocolResolver protocols, IOptions<HubOptions> global, IOptions<HubOptions<THub>> hub)
+    {
+        this.bus = bus;
+        this.node = node;
+        var supported = hub.Value.SupportedProtocols ?? global.Value.SupportedProtocols ?? [];
+        this.protocols = [.. protocols.AllProtocols.Where(p => supported.Contains(p.Name))];
+        bus.Register(HubName, this);
+    }
+
+    public override Task OnConnectedAsync(HubConnectionContext connection)
+    {
+        connections.Add(connection);
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDisconnectedAsync(HubConnectionContext connection)
+    {
+        connections.Remove(connection);
+        foreach (var (_, members) in groups)
+        {
+            members.Remove(connection);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public override Task SendConnectionAsync(string connectionId, string methodName, object?[] args, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connectionId);
+        if (node.LocalConnectionOf(connectionId) is { } local)
+        {
+            return connections[local] is { } connection
+                ? connection.WriteAsync(new InvocationMessage(methodName, args), cancellationToken).AsTask()
+                : Task.CompletedTask;
+        }
+
+        var (to, id) = ThisNode.Split(connectionId);
+        return bus.SendAsync(to!, HubName, id, Serialize(new InvocationMessage(methodName, args)));
+    }
+
+    public override Task SendConnectionsAsync(IReadOnlyList<string> connectionIds, string methodName, object?[] args, CancellationToken cancellationToken = default) =>
+        Task.WhenAll(connectionIds.Select(id => SendConnectionAsync(id, methodName, args, cancellationToken)));
+
+    public override Task SendGroupAsync(string groupName, string methodName, object?[] args, CancellationToken cancellationToken = default) =>
+        SendGroupsAsync([groupName], methodName, args, cancellationToken);
+
+    public override Task SendGroupsAsync(IReadOnlyList<string> groupNames, string methodName, object?[] args, CancellationToken cancellationToken = default)
+    {
+        var frames = Serialize(new InvocationMessage(methodName, args));
+        var message = new SerializedHubMessage(frames);
+        var sends = new List<Task>(groupNames.Count * 2);
+        foreach (var group in groupNames)
+        {
+            ArgumentException.ThrowIfNullOrEmpty(group);
+            sends.Add(WriteGroup(group, message, cancellationToken));
+            sends.Add(bus.SendGroupAsync(HubName, group, frames));
+        }
+
+        return Task.WhenAll(sends);
+    }
+
+    public override Task AddToGroupAsync(string connectionId, string groupName, CancellationToken cancellationToken = default) =>
+        ChangeGroupAsync(connectionId, groupName, add: true, cancellationToken);
+
+    public override Task RemoveFromGroupAsync(string connectionId, string groupName, CancellationToken cancellationToken = default) =>
+        ChangeGroupAsync(connectionId, groupName, add: false, cancellationToken);
+
+    public override Task SendAllAsync(string methodName, object?[] args, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("TrustLine sends to connections and groups only.");
+
+    public override Task SendAllExceptAsync(string methodName, object?[] args, IReadOnlyList<string> excludedConnectionIds, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("TrustLine sends to connections and groups only.");
+
+    public override Task SendGroupExceptAsync(string groupName, string methodName, object?[] args, IReadOnlyList<string> excludedConnectionIds, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("TrustLine sends to connections and groups only.");
+
+    public override Task SendUserAsync(string userId, string methodName, object?[] args, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("TrustLine has no users to send to.");
+
+    public override Task SendUsersAsync(IReadOnlyList<string> userIds, string methodName, object?[] args, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("TrustLine has no users to send to.");
+
+    void INodeHub.DeliverToConnection(string connectionId, SerializedHubMessage message)
+    {
+        if (connections[connectionId] is { } connection)
+        {
+            // Not awaited: one slow phone must not hold up this node's other messages. Writes to one connection
+            // still keep their order (the connection's write lock queues them as they come).
+            Observe(connection.WriteAsync(message));
+        }
+    }
+
+    void INodeHub.DeliverToGroup(string group, SerializedHubMessage message) => Observe(new ValueTask(WriteGroup(group, message, default)));
+
+    void INodeHub.ChangeLocalGroup(string connectionId, string group, bool add) => ChangeLocal(connectionId, group, add);
+
+    private Task ChangeGroupAsync(string address, string group, bool add, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        if (node.LocalConnectionOf(address) is { } local)
+        {
+            ChangeLocal(local, group, add);
+            return Task.CompletedTask;
+        }
+
+        var (to, id) = ThisNode.Split(address);
+        return bus.ChangeGroupAsync(to!, HubName, id, group, add, cancellationToken);
+    }
+
+    private void ChangeLocal(string connectionId, string group, bool add)
+    {
+        if (connections[connectionId] is not { } connection)
+        {
+            return;
+        }
+
+        if (add)
+        {
+            groups.GetOrAdd(group, _ => new HubConnectionStore()).Add(connection);
+        }
+        else if (groups.TryGetValue(group, out var members))
+        {
+            members.Remove(connection);
+        }
+    }
+
+    private Task WriteGroup(string group, SerializedHubMessage message, CancellationToken cancellationToken)
+    {
+        if (!groups.TryGetValue(group, out var members))
+        {
+            return Task.CompletedTask;
+        }
+
+        List<Task>? pending = null;
+        foreach (var connection in members)
+        {
+            var write = connection.WriteAsync(message, cancellationToken);
+            if (!write.IsCompletedSuccessfully) // a connection's writes are plain tasks, nothing to hand back when done
+            {
+                (pending ??= []).Add(write.AsTask());
+            }
+        }
+
+        return pending is null ? Task.CompletedTask : Task.WhenAll(pending);
+    }
+
+    /// <summary>The invocation in every protocol the hub speaks (TrustLine's speak MessagePack only): serialized once for all its receivers.</summary>
+    private SerializedMessage[] Serialize(HubMessage message)
+    {
+        var frames = new SerializedMessage[protocols.Length];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            frames[i] = new SerializedMessage(protocols[i].Name, protocols[i].GetMessageBytes(message));
+        }
+
+        return frames;
+    }
+
+    private static void Observe(ValueTask write)
+    {
+        if (write.IsCompletedSuccessfully)
+        {
+            return;
+        }
+
+        _ = write.AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+}
