@@ -107,7 +107,7 @@ public sealed class TrustLineNode : IAsyncDisposable
             }
 
             // UseSetting, not ConfigureAppConfiguration: the server reads some settings while it is being
-            // built (which store, whether to add the backplane), before deferred configuration applies.
+            // built (which store, whether the nodes share Redis), before deferred configuration applies.
             builder.UseEnvironment(settings.Environment);
             foreach (var (key, value) in values)
             {

@@ -4,7 +4,7 @@ using TrustLine.Server.Tests.Infrastructure;
 
 namespace TrustLine.Server.Tests.Relay;
 
-/// <summary>Two nodes on one Redis: the backplane, resume on another node, and atomic claims.</summary>
+/// <summary>Two nodes on one Redis: relaying across nodes, resume on another node, and atomic claims.</summary>
 public sealed class ScaleOutTests
 {
     [Test]

@@ -12,8 +12,8 @@ namespace TrustLine.Server.Relay;
 /// <summary>
 /// Where each party of a session is connected, cached on every node. The cache is filled from the store
 /// once per session and node, and kept right by one pub/sub message per reconnect or end (never per
-/// envelope). Envelopes then go to a connection id: local when the peer is on this node, through the
-/// SignalR backplane when it is not.
+/// envelope). Envelopes then go to the party's address: local when the peer is on this node, through that
+/// node's channel (<see cref="NodeBus"/>) when it is not.
 /// </summary>
 /// <remarks>
 /// Each party's route carries the session record's epoch (it grows with every connection change), so the
@@ -28,7 +28,11 @@ public sealed class PeerRoutes(
     RouteChannel channel)
 {
     private readonly ConcurrentDictionary<Guid, Route> routes = new();
-    private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<SessionLink, byte>> links = new();
+    /// <summary>
+    /// This node's links per session: one or two (a seeker and a responder), so a small array replaced whole on each
+    /// change rather than a concurrent set per session (a waiting seeker holds one; a set cost ~500 B).
+    /// </summary>
+    private readonly ConcurrentDictionary<Guid, SessionLink[]> links = new();
 
     public ISeekerClient? Seeker(string? connectionId) => connectionId is null ? null : seekers.Clients.Client(connectionId);
 
@@ -76,9 +80,9 @@ public sealed class PeerRoutes(
     /// </summary>
     public void Answered(Guid sessionId)
     {
-        if (links.TryGetValue(sessionId, out var set))
+        if (links.TryGetValue(sessionId, out var held))
         {
-            foreach (var link in set.Keys)
+            foreach (var link in held)
             {
                 link.Answered = true;
             }
@@ -91,9 +95,9 @@ public sealed class PeerRoutes(
     /// </summary>
     public bool SeekerConnectedHere(Guid sessionId)
     {
-        if (links.TryGetValue(sessionId, out var set))
+        if (links.TryGetValue(sessionId, out var held))
         {
-            foreach (var (link, _) in set)
+            foreach (var link in held)
             {
                 if (!link.Ended && link.Owner is { Party: Party.Seeker })
                 {
@@ -106,13 +110,18 @@ public sealed class PeerRoutes(
     }
 
     /// <summary>Keeps a local link so an end anywhere can stop it.</summary>
-    public void Track(SessionLink link) => links.GetOrAdd(link.SessionId, _ => new()).TryAdd(link, 0);
+    public void Track(SessionLink link) =>
+        links.AddOrUpdate(link.SessionId, static (_, added) => [added], static (_, held, added) => held.Contains(added) ? held : [.. held, added], link);
 
     public void Untrack(SessionLink link)
     {
-        if (links.TryGetValue(link.SessionId, out var set))
+        while (links.TryGetValue(link.SessionId, out var held) && held.Contains(link))
         {
-            set.TryRemove(link, out _);
+            SessionLink[] rest = [.. held.Where(other => other != link)];
+            if (rest.Length == 0 ? links.TryRemove(KeyValuePair.Create(link.SessionId, held)) : links.TryUpdate(link.SessionId, rest, held))
+            {
+                return;
+            }
         }
     }
 
@@ -182,9 +191,9 @@ public sealed class PeerRoutes(
     private void Stop(Guid sessionId)
     {
         routes.TryRemove(sessionId, out _);
-        if (links.TryRemove(sessionId, out var set))
+        if (links.TryRemove(sessionId, out var held))
         {
-            foreach (var link in set.Keys)
+            foreach (var link in held)
             {
                 link.Ended = true;
             }
@@ -197,7 +206,7 @@ public sealed class PeerRoutes(
     /// </summary>
     private async Task TellLostAsync(Guid sessionId)
     {
-        List<SessionLink> live = links.TryGetValue(sessionId, out var set) ? [.. set.Keys.Where(link => !link.Ended)] : [];
+        List<SessionLink> live = links.TryGetValue(sessionId, out var held) ? [.. held.Where(link => !link.Ended)] : [];
         foreach (var link in live)
         {
             link.Lost = true;
@@ -223,7 +232,7 @@ public sealed class PeerRoutes(
     }
 
     /// <summary>The links this node holds for live sessions (for <see cref="StoreWatch"/>).</summary>
-    internal IEnumerable<SessionLink> LocalLinks() => links.Values.SelectMany(set => set.Keys).Where(link => !link.Ended && link.Owner is not null);
+    internal IEnumerable<SessionLink> LocalLinks() => links.Values.SelectMany(held => held).Where(link => !link.Ended && link.Owner is not null);
 
     /// <summary>Each party's connection and the epoch it is known at; −1 while not known yet.</summary>
     private sealed record Route(string? Seeker, long SeekerEpoch, string? Responder, long ResponderEpoch)

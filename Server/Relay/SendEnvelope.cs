@@ -173,7 +173,7 @@ public sealed class SendEnvelopeHandler(
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     /// <summary>
-    /// Hands the envelope to the peer's connection, through the backplane when it is on another node. A failed
+    /// Hands the envelope to the peer's connection, through that node's channel when it is on another node. A failed
     /// forward is not a failed send (the envelope is buffered): the watch re-delivers from the buffer.
     /// </summary>
     private async Task ForwardAsync(Party from, string? peer, byte[] envelope)

@@ -51,8 +51,8 @@ public sealed class OpenSessionHandler(
 
         if (connection.IsClosed)
         {
-            // Nobody would hear the answer, and a closed connection cannot join a group (the backplane would wait for
-            // a node that holds it): nothing is created.
+            // Nobody would hear the answer, and a closed connection cannot join a group (the join would wait for a node
+            // that holds it): nothing is created.
             return Refuse.With(ErrorCodes.NoSuchSession, "The connection closed while opening the session.");
         }
 

@@ -97,7 +97,7 @@ public sealed class QueueNotifier(
 
     /// <summary>
     /// A seeker's connection leaves the group when its session is taken or ends, on whichever node it is
-    /// connected (the backplane carries it, and waits for that node's answer), before the change is told; a
+    /// connected (that node's channel carries it, and the change waits for its answer), before the change is told; a
     /// dropped connection leaves every group by itself. Waits at most <see cref="LeaveWait"/>: a node that
     /// does not answer holds no live connection.
     /// </summary>

@@ -102,6 +102,6 @@ internal static partial class StoreLog
     public static partial void UsingEmbedded(ILogger logger);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information,
-        Message = "Store: Redis (shared by all nodes; SignalR backplane on the same connection).")]
+        Message = "Store: Redis (shared by all nodes; node channels on the same connection).")]
     public static partial void UsingRedis(ILogger logger);
 }
