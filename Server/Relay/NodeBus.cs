@@ -28,6 +28,8 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
     private readonly ConcurrentDictionary<string, INodeHub> hubs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, TaskCompletionSource> acks = new();
     private int lastAck;
+    private bool nodeHeard;
+    private bool groupsHeard;
 
     public bool IsShared => redis is not null;
 
@@ -37,7 +39,11 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
 
     internal void Register(string hub, INodeHub manager) => hubs[hub] = manager;
 
-    /// <summary>Subscribes this node's two channels (a no-op on a single node).</summary>
+    /// <summary>
+    /// Subscribes this node's two channels (a no-op on a single node). Called again after a failure, it subscribes
+    /// only what is missing: a channel subscribed twice would deliver each message twice. The client subscribes
+    /// them again by itself after a reconnect.
+    /// </summary>
     public async Task SubscribeAsync()
     {
         if (redis is null)
@@ -46,8 +52,17 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
         }
 
         var subscriber = redis.GetSubscriber();
-        (await subscriber.SubscribeAsync(NodeChannel(node.Id))).OnMessage(message => Receive(message.Message));
-        (await subscriber.SubscribeAsync(GroupChannel)).OnMessage(message => Receive(message.Message));
+        if (!nodeHeard)
+        {
+            (await subscriber.SubscribeAsync(NodeChannel(node.Id))).OnMessage(message => Receive(message.Message));
+            nodeHeard = true;
+        }
+
+        if (!groupsHeard)
+        {
+            (await subscriber.SubscribeAsync(GroupChannel)).OnMessage(message => Receive(message.Message));
+            groupsHeard = true;
+        }
     }
 
     /// <summary>A message for <paramref name="connectionId"/> of <paramref name="hub"/> on node <paramref name="toNode"/>.</summary>
@@ -111,7 +126,7 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
     {
         try
         {
-            var reader = new NodeReader((byte[])value!);
+            var reader = new NodeReader((byte[]?)value ?? []);
             var kind = reader.Kind();
             if (kind == NodeMessageKind.Ack)
             {
