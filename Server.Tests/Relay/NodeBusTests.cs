@@ -155,6 +155,37 @@ public sealed class NodeBusTests
         });
     }
 
+    [Test]
+    public void ANodeMessageReadsBackAsWrittenAndEveryCutShortCopyIsRefusedAsUnreadable()
+    {
+        var wire = NodeWire.Start(NodeMessageKind.Send);
+        wire.String("SeekerHub");
+        wire.String("AbC-d_12");
+        wire.Frames([new SerializedMessage("messagepack", new byte[] { 9, 8, 7 })]);
+        var whole = wire.ToArray();
+
+        var reader = new NodeReader(whole);
+        Assert.Multiple(() =>
+        {
+            Assert.That(reader.Kind(), Is.EqualTo(NodeMessageKind.Send));
+            Assert.That(reader.String(), Is.EqualTo("SeekerHub"));
+            Assert.That(System.Text.Encoding.ASCII.GetString(reader.Bytes()), Is.EqualTo("AbC-d_12"));
+            Assert.That(reader.Frames().GetSerializedMessage(new Microsoft.AspNetCore.SignalR.Protocol.MessagePackHubProtocol()).ToArray(), Is.EqualTo(new byte[] { 9, 8, 7 }));
+        });
+        for (var length = 0; length < whole.Length; length++)
+        {
+            var cut = whole[..length];
+            Assert.That(() =>
+            {
+                var partial = new NodeReader(cut);
+                partial.Kind();
+                partial.String();
+                partial.Bytes();
+                partial.Frames();
+            }, Throws.InstanceOf<InvalidDataException>(), $"cut to {length} bytes");
+        }
+    }
+
     private static async Task<string[]> ChannelsAsync(World world)
     {
         var server = TestRedis.Connection.GetServers()[0];

@@ -25,7 +25,10 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
     public static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(5);
 
     private readonly IConnectionMultiplexer? redis = mode.Kind == StoreKind.Redis ? services.GetRequiredService<IConnectionMultiplexer>() : null;
-    private readonly ConcurrentDictionary<string, INodeHub> hubs = new(StringComparer.Ordinal);
+    private readonly Lock registering = new();
+    private readonly ConcurrentDictionary<string, RedisChannel> nodeChannels = new(StringComparer.Ordinal);
+    private readonly byte[] nodeId = Encoding.UTF8.GetBytes(node.Id);
+    private (byte[] Name, INodeHub Manager)[] hubs = [];
     private readonly ConcurrentDictionary<int, TaskCompletionSource> acks = new();
     private int lastAck;
     private bool nodeHeard;
@@ -33,11 +36,42 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
 
     public bool IsShared => redis is not null;
 
-    private RedisChannel NodeChannel(string id) => RedisChannel.Literal($"{keys.Prefix}:node:{id}");
+    private const int MostNodeChannelsKept = 256;
+
+    /// <summary>A node's channel, made once per node (a restarted node has a new id; past a bound, made afresh).</summary>
+    private RedisChannel NodeChannel(string id)
+    {
+        if (nodeChannels.TryGetValue(id, out var known))
+        {
+            return known;
+        }
+
+        var made = RedisChannel.Literal($"{keys.Prefix}:node:{id}");
+        return nodeChannels.Count < MostNodeChannelsKept ? nodeChannels.GetOrAdd(id, made) : made;
+    }
 
     private RedisChannel GroupChannel => RedisChannel.Literal($"{keys.Prefix}:groups");
 
-    internal void Register(string hub, INodeHub manager) => hubs[hub] = manager;
+    internal void Register(string hub, INodeHub manager)
+    {
+        lock (registering)
+        {
+            hubs = [.. hubs.Where(h => !h.Name.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(hub))), (Encoding.UTF8.GetBytes(hub), manager)];
+        }
+    }
+
+    private INodeHub? HubNamed(ReadOnlySpan<byte> name)
+    {
+        foreach (var (known, manager) in hubs)
+        {
+            if (name.SequenceEqual(known))
+            {
+                return manager;
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>
     /// Subscribes this node's two channels (a no-op on a single node). Called again after a failure, it subscribes
@@ -68,8 +102,7 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
     /// <summary>A message for <paramref name="connectionId"/> of <paramref name="hub"/> on node <paramref name="toNode"/>.</summary>
     public Task SendAsync(string toNode, string hub, string connectionId, IReadOnlyList<SerializedMessage> frames)
     {
-        var wire = new NodeWire();
-        wire.Kind(NodeMessageKind.Send);
+        var wire = NodeWire.Start(NodeMessageKind.Send);
         wire.String(hub);
         wire.String(connectionId);
         wire.Frames(frames);
@@ -84,8 +117,7 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
             return Task.CompletedTask;
         }
 
-        var wire = new NodeWire();
-        wire.Kind(NodeMessageKind.Group);
+        var wire = NodeWire.Start(NodeMessageKind.Group);
         wire.String(hub);
         wire.String(node.Id);
         wire.String(group);
@@ -101,8 +133,7 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
         acks[id] = answered;
         try
         {
-            var wire = new NodeWire();
-            wire.Kind(add ? NodeMessageKind.JoinGroup : NodeMessageKind.LeaveGroup);
+            var wire = NodeWire.Start(add ? NodeMessageKind.JoinGroup : NodeMessageKind.LeaveGroup);
             wire.String(hub);
             wire.String(node.Id);
             wire.Int(id);
@@ -138,15 +169,15 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
                 return;
             }
 
-            var hub = reader.String();
-            hubs.TryGetValue(hub, out var manager);
+            var manager = HubNamed(reader.Bytes());
             switch (kind)
             {
                 case NodeMessageKind.Send:
-                    manager?.DeliverToConnection(reader.String(), reader.Frames());
+                    var to = reader.Bytes();
+                    manager?.DeliverToConnection(to, reader.Frames());
                     break;
                 case NodeMessageKind.Group:
-                    if (reader.String() != node.Id)
+                    if (!reader.Bytes().SequenceEqual(nodeId))
                     {
                         manager?.DeliverToGroup(reader.String(), reader.Frames());
                     }
@@ -158,8 +189,7 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
                     var connection = reader.String();
                     var group = reader.String();
                     manager?.ChangeLocalGroup(connection, group, kind == NodeMessageKind.JoinGroup);
-                    var answer = new NodeWire();
-                    answer.Kind(NodeMessageKind.Ack);
+                    var answer = NodeWire.Start(NodeMessageKind.Ack);
                     answer.Int(ack);
                     _ = ObserveAsync(PublishAsync(NodeChannel(from), answer));
                     break;
@@ -190,7 +220,8 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
 /// <summary>What a node's lifetime manager does with a message from another node.</summary>
 internal interface INodeHub
 {
-    void DeliverToConnection(string connectionId, SerializedHubMessage message);
+    /// <summary>A message for one of this node's connections, named by its id's UTF-8 bytes (read without a string).</summary>
+    void DeliverToConnection(ReadOnlySpan<byte> connectionId, SerializedHubMessage message);
 
     void DeliverToGroup(string group, SerializedHubMessage message);
 
@@ -208,13 +239,25 @@ internal enum NodeMessageKind : byte
 
 /// <summary>
 /// Writes a node message: a kind byte, then strings (length-prefixed UTF-8), numbers and the invocation already
-/// serialized once per hub protocol, so the receiving node writes it to its connection as it is.
+/// serialized once per hub protocol, so the receiving node writes it to its connection as it is. The message is
+/// built in a buffer kept per thread (nothing awaits while it is written) and copied out once, at its exact size.
 /// </summary>
-internal sealed class NodeWire
+internal readonly struct NodeWire
 {
-    private readonly ArrayBufferWriter<byte> buffer = new(256);
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? kept;
 
-    public void Kind(NodeMessageKind kind) => buffer.Write([(byte)kind]);
+    private readonly ArrayBufferWriter<byte> buffer;
+
+    private NodeWire(ArrayBufferWriter<byte> buffer) => this.buffer = buffer;
+
+    public static NodeWire Start(NodeMessageKind kind)
+    {
+        var buffer = kept ??= new ArrayBufferWriter<byte>(512);
+        buffer.ResetWrittenCount();
+        buffer.Write([(byte)kind]);
+        return new NodeWire(buffer);
+    }
 
     public void Int(int value)
     {
@@ -257,6 +300,9 @@ internal struct NodeReader(byte[] data)
     }
 
     public string String() => Encoding.UTF8.GetString(Take(Length()));
+
+    /// <summary>A string's bytes, not decoded.</summary>
+    public ReadOnlySpan<byte> Bytes() => Take(Length());
 
     public SerializedHubMessage Frames()
     {

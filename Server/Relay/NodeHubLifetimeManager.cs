@@ -16,9 +16,12 @@ namespace TrustLine.Server.Relay;
 /// </remarks>
 public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INodeHub where THub : Hub
 {
+    private const int MaxConnectionIdLength = 64;
+
     private static readonly string HubName = typeof(THub).Name;
 
-    private readonly HubConnectionStore connections = new();
+    private readonly ConcurrentDictionary<string, HubConnectionContext> connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, HubConnectionContext>.AlternateLookup<ReadOnlySpan<char>> connectionsBySpan;
     private readonly ConcurrentDictionary<string, HubConnectionStore> groups = new(StringComparer.Ordinal);
     private readonly NodeBus bus;
     private readonly ThisNode node;
@@ -30,18 +33,19 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         this.node = node;
         var supported = hub.Value.SupportedProtocols ?? global.Value.SupportedProtocols ?? [];
         this.protocols = [.. protocols.AllProtocols.Where(p => supported.Contains(p.Name))];
+        connectionsBySpan = connections.GetAlternateLookup<ReadOnlySpan<char>>();
         bus.Register(HubName, this);
     }
 
     public override Task OnConnectedAsync(HubConnectionContext connection)
     {
-        connections.Add(connection);
+        connections[connection.ConnectionId] = connection;
         return Task.CompletedTask;
     }
 
     public override Task OnDisconnectedAsync(HubConnectionContext connection)
     {
-        connections.Remove(connection);
+        connections.TryRemove(connection.ConnectionId, out _);
         foreach (var (_, members) in groups)
         {
             members.Remove(connection);
@@ -55,7 +59,7 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         ArgumentNullException.ThrowIfNull(connectionId);
         if (node.LocalConnectionOf(connectionId) is { } local)
         {
-            return connections[local] is { } connection
+            return connections.TryGetValue(local, out var connection)
                 ? connection.WriteAsync(new InvocationMessage(methodName, args), cancellationToken).AsTask()
                 : Task.CompletedTask;
         }
@@ -106,9 +110,13 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     public override Task SendUsersAsync(IReadOnlyList<string> userIds, string methodName, object?[] args, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("TrustLine has no users to send to.");
 
-    void INodeHub.DeliverToConnection(string connectionId, SerializedHubMessage message)
+    void INodeHub.DeliverToConnection(ReadOnlySpan<byte> connectionId, SerializedHubMessage message)
     {
-        if (connections[connectionId] is { } connection)
+        // SignalR's connection ids are short ASCII (base64url): looked up from the message's bytes without a string.
+        Span<char> id = stackalloc char[MaxConnectionIdLength];
+        if (connectionId.Length <= MaxConnectionIdLength
+            && System.Text.Encoding.ASCII.GetChars(connectionId, id) is var length
+            && connectionsBySpan.TryGetValue(id[..length], out var connection))
         {
             // Not awaited: one slow phone must not hold up this node's other messages. Writes to one connection
             // still keep their order (the connection's write lock queues them as they come).
@@ -136,7 +144,7 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
 
     private void ChangeLocal(string connectionId, string group, bool add)
     {
-        if (connections[connectionId] is not { } connection)
+        if (!connections.TryGetValue(connectionId, out var connection))
         {
             return;
         }
