@@ -203,6 +203,13 @@ internal sealed class RedisProcess : IAsyncDisposable
         return new RedisProcess(process, connection, $"127.0.0.1:{port}");
     }
 
+    /// <summary>redis-server's CPU time (user and system) so far.</summary>
+    public TimeSpan CpuTime()
+    {
+        process.Refresh();
+        return process.TotalProcessorTime;
+    }
+
     public async Task<Dictionary<string, long>> CommandStatsAsync()
     {
         var server = connection.GetServer(connection.GetEndPoints()[0]);

@@ -12,6 +12,14 @@ internal sealed record Row(string Target, string Workload, int Size)
 {
     public double PerSecond { get; init; }
     public double? CpuMicros { get; init; }
+
+    /// <summary>
+    /// CPU beside the server's, per operation: the harness's own process (the clients) and redis-server. All share the
+    /// same cores, so a target's throughput in a saturated closed loop follows the sum.
+    /// </summary>
+    public double? HarnessCpuMicros { get; init; }
+
+    public double? RedisCpuMicros { get; init; }
     public double? P50 { get; init; }
     public double? P99 { get; init; }
     public double? P999 { get; init; }
@@ -302,7 +310,8 @@ internal static class Workloads
             sent = runtime.RedisOperations is { } operations ? (sent ?? 0) + operations : sent;
         }
 
-        return new Snapshot(cpu, allocated, target.Redis is null ? null : await target.Redis.CommandStatsAsync(), sent);
+        return new Snapshot(cpu, allocated, target.Redis is null ? null : await target.Redis.CommandStatsAsync(), sent,
+            Environment.CpuUsage.TotalTime, target.Redis?.CpuTime());
     }
 
     private static Row Measure(ITarget target, string workload, int size, int count, TimeSpan elapsed, Snapshot before, Snapshot after, IEnumerable<double> latencies)
@@ -314,6 +323,8 @@ internal static class Workloads
         {
             PerSecond = count / elapsed.TotalSeconds,
             CpuMicros = (after.Cpu - before.Cpu).TotalMicroseconds / count,
+            HarnessCpuMicros = (after.HarnessCpu - before.HarnessCpu).TotalMicroseconds / count,
+            RedisCpuMicros = before.RedisCpu is { } redisBefore && after.RedisCpu is { } redisAfter ? (redisAfter - redisBefore).TotalMicroseconds / count : null,
             P50 = Percentile(0.50),
             P99 = Percentile(0.99),
             P999 = Percentile(0.999),
@@ -324,7 +335,7 @@ internal static class Workloads
         };
     }
 
-    private sealed record Snapshot(TimeSpan Cpu, long Allocated, Dictionary<string, long>? Commands, long? RedisSent);
+    private sealed record Snapshot(TimeSpan Cpu, long Allocated, Dictionary<string, long>? Commands, long? RedisSent, TimeSpan HarnessCpu, TimeSpan? RedisCpu);
 }
 
 internal static class Report
@@ -348,6 +359,12 @@ internal static class Report
         foreach (var r in rows.Where(r => r.RedisDetail is { Length: > 0 } && r.Workload.StartsWith("session opens", StringComparison.Ordinal)))
         {
             Console.WriteLine($"Redis commands, {r.Target}, session opens: {r.RedisDetail}");
+        }
+
+        // The server's CPU is the table's; the clients (this process) and redis-server share the same cores.
+        foreach (var r in rows.Where(r => r.HarnessCpuMicros is not null && (r.Workload.StartsWith("closed", StringComparison.Ordinal) || r.Workload.StartsWith("session opens", StringComparison.Ordinal))))
+        {
+            Console.WriteLine($"CPU beside the server, {r.Target}, {(r.Size == 0 ? "session opens" : $"{r.Workload}, {r.Size} bytes")}: harness {F(r.HarnessCpuMicros, "0")} µs, redis-server {F(r.RedisCpuMicros, "0")} µs per operation");
         }
 
         Row? Closed(string target) => rows.FirstOrDefault(r => r.Target == target && r.Size == 299 && r.Workload.StartsWith("closed", StringComparison.Ordinal));
