@@ -48,8 +48,8 @@ public sealed class RedisKeys(string prefix)
     public RedisKey TimerOrganisations => $"{prefix}:timer-orgs";
 
     /// <summary>
-    /// The single timers key of releases before timers moved to their organisations' slots: still read, never written,
-    /// while nodes of such a release may be running beside this one (a rolling upgrade).
+    /// The single timers key of releases before timers moved to their organisations' slots: read and emptied into the
+    /// organisations' keys, never added to, while nodes of such a release may be running beside this one (a rolling upgrade).
     /// </summary>
     public RedisKey LegacyTimers => $"{prefix}:timers";
 

@@ -568,7 +568,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         }
         else
         {
-            _ = Db.SortedSetRemoveAsync(keys.Timers(record.OrgId), id.ToString("N"), Primary | CommandFlags.FireAndForget);
+            try
+            {
+                _ = Db.SortedSetRemoveAsync(keys.Timers(record.OrgId), id.ToString("N"), Primary | CommandFlags.FireAndForget);
+            }
+            catch (RedisException)
+            {
+                // The session has ended (the record is gone): its timer is left to the reaper.
+            }
         }
 
         return record;
@@ -624,22 +631,27 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     /// </summary>
     private async Task MoveLegacyTimersAsync()
     {
-        foreach (var entry in await Db.SortedSetRangeByRankWithScoresAsync(keys.LegacyTimers, 0, 99, flags: Primary))
+        const int Page = 100;
+        for (var pages = 0; pages < 1000; pages++)
         {
-            var member = entry.Element.ToString();
-            if (!Guid.TryParseExact(member, "N", out var id))
+            var entries = await Db.SortedSetRangeByRankWithScoresAsync(keys.LegacyTimers, 0, Page - 1, flags: Primary);
+            foreach (var entry in entries)
             {
-                continue;
+                var member = entry.Element.ToString();
+                if (Guid.TryParseExact(member, "N", out var id)
+                    && await Db.HashGetAsync(keys.Session(id), ["org", "dl"], flags: Primary) is [{ IsNull: false } org, { IsNull: false } deadline])
+                {
+                    var lifetime = Math.Max(1, (long)deadline - time.GetUtcNow().ToUnixTimeMilliseconds());
+                    await Db.ScriptEvaluateAsync(MoveLegacyTimerScript, [keys.Timers((byte[])org!)], [(long)entry.Score, member, lifetime], flags: Primary);
+                }
+
+                await Db.ScriptEvaluateAsync(RemoveIfScoreScript, [keys.LegacyTimers], [member, (long)entry.Score], flags: Primary);
             }
 
-            var fields = await Db.HashGetAsync(keys.Session(id), ["org", "dl"], flags: Primary);
-            if (!fields[0].IsNull && !fields[1].IsNull)
+            if (entries.Length < Page)
             {
-                var lifetime = Math.Max(1, (long)fields[1] - time.GetUtcNow().ToUnixTimeMilliseconds());
-                await Db.ScriptEvaluateAsync(MoveLegacyTimerScript, [keys.Timers((byte[])fields[0]!)], [(long)entry.Score, member, lifetime], flags: Primary);
+                return;
             }
-
-            await Db.ScriptEvaluateAsync(RemoveIfScoreScript, [keys.LegacyTimers], [member, (long)entry.Score], flags: Primary);
         }
     }
 
