@@ -26,7 +26,8 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<QueueCounts> GetQueueCountsAsync(byte[] orgId) => inner.GetQueueCountsAsync(orgId);
 
-    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId) => inner.ClaimAsync(orgId, id, responderId, connectionId);
+    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId, DateTimeOffset? timer = null) =>
+        inner.ClaimAsync(orgId, id, responderId, connectionId, timer);
 
     public Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) => inner.SetAnswerAsync(id, responderId, msg2);
 
@@ -46,13 +47,16 @@ internal abstract class StoreDecorator(ISessionStore inner) : ISessionStore
 
     public Task<SessionRecord?> DeleteAsync(Guid id, int window) => inner.DeleteAsync(id, window);
 
-    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) => inner.ScheduleAsync(id, when, keyExpiry);
+    public Task ScheduleAsync(byte[] orgId, Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) => inner.ScheduleAsync(orgId, id, when, keyExpiry);
 
-    public Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max) => inner.GetDueAsync(now, max);
+    public Task<IReadOnlyList<Guid>> GetDueAsync(byte[] orgId, DateTimeOffset now, int max) => inner.GetDueAsync(orgId, now, max);
 
-    public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) => inner.TryTakeTimerAsync(id, now, leaseUntil);
+    public Task<bool> TryTakeTimerAsync(byte[] orgId, Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) => inner.TryTakeTimerAsync(orgId, id, now, leaseUntil);
 
-    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) => inner.CompleteTimerAsync(id, leaseUntil, next);
+    public Task CompleteTimerAsync(byte[] orgId, Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) => inner.CompleteTimerAsync(orgId, id, leaseUntil, next);
+
+    public Task<IReadOnlyList<byte[]>> GetTimerOrganisationsAsync(IReadOnlyCollection<byte[]> serving, DateTimeOffset until) =>
+        inner.GetTimerOrganisationsAsync(serving, until);
 
     public Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now) =>
         inner.ProposeTransferAsync(id, responderId, targetOrgId, until, now);

@@ -58,8 +58,9 @@ public sealed partial class NothingRemainsTests
         Assert.Multiple(() =>
         {
             Assert.That(left.Where(k => k.Key.Contains(sid, StringComparison.Ordinal)), Is.Empty, "keys of the ended session");
-            // What may remain: the responder's hashed access token, which lives for hours by design.
-            Assert.That(left.Select(k => k.Key).Where(k => !RedisInspection.IsSignInKey(world.Prefix, k)), Is.Empty);
+            // What may remain: the responder's hashed access token, which lives for hours by design, and the list of
+            // organisations served (no session's).
+            Assert.That(left.Select(k => k.Key).Where(k => !RedisInspection.MayRemain(world.Prefix, k)), Is.Empty);
             Assert.That(left.Where(k => k.Ttl is null), Is.Empty);
             Assert.That(seeker.EndReason, Is.EqualTo(closer == Party.Seeker ? EndReasons.SeekerClosed : SessionEndReasons.PeerClosed));
         });

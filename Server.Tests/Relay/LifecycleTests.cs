@@ -75,7 +75,7 @@ public sealed class LifecycleTests
         await Assert.MultipleAsync(async () =>
         {
             Assert.That(await responder.GetQueueAsync(), Is.Empty);
-            Assert.That(await RedisInspection.KeysAsync(world.Prefix), Has.All.Matches<(string Key, TimeSpan? Ttl)>(k => RedisInspection.IsSignInKey(world.Prefix, k.Key)));
+            Assert.That(await RedisInspection.KeysAsync(world.Prefix), Has.All.Matches<(string Key, TimeSpan? Ttl)>(k => RedisInspection.MayRemain(world.Prefix, k.Key)));
         });
     }
 
@@ -91,7 +91,7 @@ public sealed class LifecycleTests
 
         // The phone is gone for good: dispose without closing.
         await seeker.DisposeAsync();
-        await Eventually.TrueAsync(async () => (await store.GetDueAsync(time.GetUtcNow() + new SessionLimits().Grace, 100)).Contains(seeker.SessionId),
+        await Eventually.TrueAsync(async () => (await store.GetDueAsync(world.Org.OrgId, time.GetUtcNow() + new SessionLimits().Grace, 100)).Contains(seeker.SessionId),
             TimeSpan.FromSeconds(10), "the grace timer is set");
         time.Advance(TimeSpan.FromMinutes(1));
         Assert.That(ended.Items, Is.Empty, "still within grace");

@@ -123,6 +123,12 @@ internal static class RedisInspection
         || key.StartsWith(prefix + ":spent:ch:", StringComparison.Ordinal)
         || key.StartsWith(prefix + ":challenge-key:", StringComparison.Ordinal);
 
+    /// <summary>
+    /// What may remain when no session is left: sign-in keys, and the organisations the nodes serve as holding timers
+    /// (organisation ids, which the directory publishes; with a TTL).
+    /// </summary>
+    public static bool MayRemain(string prefix, string key) => IsSignInKey(prefix, key) || key == prefix + ":timer-orgs";
+
     public static async Task<List<(string Key, TimeSpan? Ttl)>> KeysAsync(string prefix)
     {
         var server = TestRedis.Connection.GetServer(TestRedis.Connection.GetEndPoints()[0]);

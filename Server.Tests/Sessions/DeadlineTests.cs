@@ -24,7 +24,7 @@ public sealed class DeadlineTests
         scenario.Session.Ended += ended.Add;
 
         // The timer is gone (as when the shared timers key expired early): only the relay can hold the line.
-        await TestRedis.Connection.GetDatabase().KeyDeleteAsync(new RedisKeys(world.Prefix).Timers);
+        await TestRedis.Connection.GetDatabase().KeyDeleteAsync(new RedisKeys(world.Prefix).Timers(world.Org.OrgId));
         time.Advance(TimeSpan.FromMinutes(10));
 
         var code = await RefusalTests.CodeOf(scenario.Hub.InvokeAsync<SendResult>(SeekerHubMethods.Send, scenario.Channel.SealText("te laat")));
@@ -49,7 +49,7 @@ public sealed class DeadlineTests
 
         // The phone is gone for good; the grace timer starts.
         await seeker.DisposeAsync();
-        await Eventually.TrueAsync(async () => (await observer.GetDueAsync(time.GetUtcNow().AddMinutes(1), 100)).Contains(id),
+        await Eventually.TrueAsync(async () => (await observer.GetDueAsync(world.Org.OrgId, time.GetUtcNow().AddMinutes(1), 100)).Contains(id),
             TimeSpan.FromSeconds(10), "the grace timer is set");
         failing!.FailNextRead();
         time.Advance(TimeSpan.FromSeconds(61));

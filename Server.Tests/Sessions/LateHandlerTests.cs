@@ -121,7 +121,7 @@ public sealed class LateHandlerTests
             Assert.That(outcome.Succeeded, Is.False);
             Assert.That(await closing.GetAsync(handshake.SessionGuid), Is.Null, "ended again: nobody holds its resume token");
             Assert.That(await closing.GetQueueAsync(world.Org.OrgId, 10), Is.Empty);
-            Assert.That(await closing.GetDueAsync(time.GetUtcNow().AddDays(1), 10), Is.Empty, "nor a timer");
+            Assert.That(await closing.GetDueAsync(world.Org.OrgId, time.GetUtcNow().AddDays(1), 10), Is.Empty, "nor a timer");
         });
     }
 
@@ -137,7 +137,7 @@ public sealed class LateHandlerTests
             new OpenSessionRequest { Msg1 = handshake.Msg1.ToArray(), Language = "nl" }).WaitAsync(TimeSpan.FromSeconds(10));
         await hub.DisposeAsync();
         var id = handshake.SessionGuid;
-        await Eventually.TrueAsync(async () => (await store.GetDueAsync(time.GetUtcNow().AddSeconds(61), 100)).Contains(id),
+        await Eventually.TrueAsync(async () => (await store.GetDueAsync(world.Org.OrgId, time.GetUtcNow().AddSeconds(61), 100)).Contains(id),
             TimeSpan.FromSeconds(10), "the grace timer is set");
         return (id, opened.ResumeToken);
     }

@@ -175,7 +175,7 @@ public sealed class QueueTicketTests(StoreUnderTest store)
         await leaves.CloseAsync();
         await drops.DropAsync();
         await Eventually.TrueAsync(async () => await world.Store().GetAsync(drops.Id) is { SeekerGoneAt: not null }, TimeSpan.FromSeconds(10), "away");
-        await Eventually.TrueAsync(async () => (await world.Store().GetDueAsync(time.GetUtcNow() + TimeSpan.FromMinutes(10), 100)).Contains(drops.Id),
+        await Eventually.TrueAsync(async () => (await world.Store().GetDueAsync(world.Org.OrgId, time.GetUtcNow() + TimeSpan.FromMinutes(10), 100)).Contains(drops.Id),
             TimeSpan.FromSeconds(10), "the hold's timer is set");
         time.Advance(TimeSpan.FromMinutes(11));
         await Eventually.TrueAsync(async () => await SweptAsync(world) && await world.Store().GetAsync(drops.Id) is null, TimeSpan.FromSeconds(10), "the hold ran out");

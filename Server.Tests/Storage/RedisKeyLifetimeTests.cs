@@ -20,12 +20,12 @@ public sealed class RedisKeyLifetimeTests
 
         // The long-lived session first: a later, shorter one must not pull the shared keys' expiry back.
         await store.CreateAsync(longLived, 10);
-        await store.ScheduleAsync(longLived.Id, longLived.Deadline.AddSeconds(-2), longLived.Deadline);
+        await store.ScheduleAsync(org, longLived.Id, longLived.Deadline.AddSeconds(-2), longLived.Deadline);
         await store.CreateAsync(shortLived, 10);
-        await store.ScheduleAsync(shortLived.Id, shortLived.Deadline.AddSeconds(-2), shortLived.Deadline);
+        await store.ScheduleAsync(org, shortLived.Id, shortLived.Deadline.AddSeconds(-2), shortLived.Deadline);
 
         var db = TestRedis.Connection.GetDatabase();
-        var timers = await db.KeyTimeToLiveAsync(keys.Timers);
+        var timers = await db.KeyTimeToLiveAsync(keys.Timers(org));
         var queue = await db.KeyTimeToLiveAsync(keys.Queue(org));
         var tickets = await db.KeyTimeToLiveAsync(keys.Tickets(org));
         Assert.Multiple(() =>

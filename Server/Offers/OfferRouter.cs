@@ -106,13 +106,13 @@ public sealed class OfferRouter(
 
     /// <summary>
     /// The claim path with offers on: a hold keeps offers and other takes away while the claim runs; a session offered
-    /// to another counsellor is not taken. With offers off, the plain claim.
+    /// to another counsellor is not taken. With offers off, the plain claim. <paramref name="timer"/> as the store's claim takes it.
     /// </summary>
-    public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
+    public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId, DateTimeOffset? timer = null)
     {
         if (RulesOf(orgId) is null)
         {
-            return await sessions.ClaimAsync(orgId, id, responderId, connectionId);
+            return await sessions.ClaimAsync(orgId, id, responderId, connectionId, timer);
         }
 
         var now = time.GetUtcNow();
@@ -121,7 +121,7 @@ public sealed class OfferRouter(
             return null;
         }
 
-        var claimed = await sessions.ClaimAsync(orgId, id, responderId, connectionId);
+        var claimed = await sessions.ClaimAsync(orgId, id, responderId, connectionId, timer);
         try
         {
             var offeredTo = await offers.ReleaseAsync(orgId, id);

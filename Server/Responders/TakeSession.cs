@@ -42,6 +42,8 @@ public sealed class TakeSessionHandler(
             return Refuse.With(ErrorCodes.AtCapacity, $"This connection holds {capacity} chats, the most allowed; end one first.");
         }
 
+        // Where the session's timer goes once taken, moved by the claim with the queue entry's removal.
+        var timer = SessionTimers.AfterTake(time.GetUtcNow(), options.Value);
         SessionRecord? taken = null;
         if (named is not null)
         {
@@ -57,7 +59,7 @@ public sealed class TakeSessionHandler(
                 return Refuse.With(ErrorCodes.NotAvailable, "The seeker of that session is away for a moment; it waits until they are back.");
             }
 
-            taken = await offers.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId);
+            taken = await offers.ClaimAsync(grant.OrgId, id, grant.ResponderId, connection.ConnectionId, timer);
             if (taken is null)
             {
                 return Refuse.With(ErrorCodes.NotAvailable, "That session is not waiting any more: another responder took it, or it ended.");
@@ -76,7 +78,7 @@ public sealed class TakeSessionHandler(
                 foreach (var candidate in candidates)
                 {
                     if (seen.Add(candidate.Id) && candidate.SeekerConnection is not null
-                        && (taken = await offers.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId)) is not null)
+                        && (taken = await offers.ClaimAsync(grant.OrgId, candidate.Id, grant.ResponderId, connection.ConnectionId, timer)) is not null)
                     {
                         break;
                     }
@@ -94,12 +96,13 @@ public sealed class TakeSessionHandler(
             }
         }
 
-        // From now on the session can idle out: the timer moves from the queue's lifetime to the idle deadline.
-        // The timer and the route message are independent: both in flight at once, one round trip.
+        // From now on the session can idle out: the claim moved the timer from the queue's deadlines to the idle one.
+        // Only an end nearer than that (the lifetime, a seeker away) needs a schedule of its own, sent with the route message.
         var link = new SessionLink(taken.Id, taken.OrgId, taken.Deadline) { LastTouch = time.GetUtcNow() };
         routes.Track(link);
+        var next = SessionTimers.Next(taken, options.Value);
         await Task.WhenAll(
-            store.ScheduleAsync(taken.Id, SessionTimers.Next(taken, options.Value), taken.Deadline),
+            next < timer ? store.ScheduleAsync(taken.OrgId, taken.Id, next, taken.Deadline) : Task.CompletedTask,
             routes.MovedAsync(taken.Id, Party.Responder, connection.ConnectionId, taken.Epoch));
         SessionLog.Taken(logger);
         var added = connection.TryAdd(link);

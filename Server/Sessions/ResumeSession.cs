@@ -223,7 +223,7 @@ public sealed class Departures(
         await routes.MovedAsync(sessionId, party, null, epoch);
         if (await store.GetAsync(sessionId) is { } record)
         {
-            await store.ScheduleAsync(sessionId, SessionTimers.Next(record, options.Value), record.Deadline);
+            await store.ScheduleAsync(record.OrgId, sessionId, SessionTimers.Next(record, options.Value), record.Deadline);
         }
 
         SessionLog.Dropped(logger, party.ToString());

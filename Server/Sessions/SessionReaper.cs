@@ -41,6 +41,15 @@ public static class SessionTimers
         return s.State == SessionState.Active && now >= s.LastActivity + o.IdleTimeout ? EndReasons.Idle : null;
     }
 
+    /// <summary>
+    /// The timer of a session taken at <paramref name="now"/>, as the taker knows it before the claim answers: the idle
+    /// end, in whole milliseconds as the store keeps times. <see cref="Next"/> of the claimed record is earlier only when
+    /// the lifetime or the seeker's grace ends first (the taker then schedules that); otherwise it is this, or a moment
+    /// later when the claim ran later than <paramref name="now"/> (a timer early by that much only costs the reaper a look).
+    /// </summary>
+    public static DateTimeOffset AfterTake(DateTimeOffset now, SessionLimits o) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()) + o.IdleTimeout;
+
     /// <summary>The next moment <see cref="DueReason"/> could change.</summary>
     public static DateTimeOffset Next(SessionRecord s, SessionLimits o)
     {
@@ -78,17 +87,28 @@ public static class SessionTimers
 }
 
 /// <summary>
-/// On every node, looks for sessions whose timer is due; the store decides which node handles each, so
-/// a session ends once even with many nodes. A node that dies loses nothing: the others handle its timers.
+/// On every node, looks for sessions whose timer is due, organisation by organisation (timers live in their
+/// organisation's queue slot); the store decides which node handles each, so a session ends once even with many
+/// nodes. A node that dies loses nothing: the others handle its timers.
 /// </summary>
 internal sealed class SessionReaper(
     ISessionStore store,
+    Organisations.OrganisationDirectory organisations,
     SessionEnding ending,
     Transfers.TransferLapse transfers,
     IOptions<SessionLimits> options,
     TimeProvider time,
     ILogger<SessionReaper> logger) : BackgroundService
 {
+    /// <summary>
+    /// How often a node lists the organisations it serves as holding timers and reads back every one listed (the
+    /// list also keeps organisations removed from a node's configuration swept until their last deadline).
+    /// </summary>
+    internal static readonly TimeSpan OrganisationsEvery = TimeSpan.FromMinutes(1);
+
+    private IReadOnlyList<byte[]> swept = [];
+    private DateTimeOffset listedAt = DateTimeOffset.MinValue;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.ReaperInterval, time);
@@ -112,30 +132,55 @@ internal sealed class SessionReaper(
     {
         var now = time.GetUtcNow();
         var lease = now + TimerLease;
-        foreach (var id in await store.GetDueAsync(now, 100))
+        var orgIds = await OrganisationsAsync(now);
+        var due = await Task.WhenAll(orgIds.Select(orgId => store.GetDueAsync(orgId, now, 100)));
+        for (var i = 0; i < orgIds.Count; i++)
         {
-            if (!await store.TryTakeTimerAsync(id, now, lease))
+            foreach (var id in due[i])
             {
-                continue;
-            }
+                if (!await store.TryTakeTimerAsync(orgIds[i], id, now, lease))
+                {
+                    continue;
+                }
 
-            try
-            {
-                await HandleAsync(id, now, lease);
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // The lease brings the timer back to a later sweep, on this node or another.
-                SessionLog.ReaperFailed(logger, e.GetType().Name);
+                try
+                {
+                    await HandleAsync(orgIds[i], id, now, lease);
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    // The lease brings the timer back to a later sweep, on this node or another.
+                    SessionLog.ReaperFailed(logger, e.GetType().Name);
+                }
             }
         }
     }
 
-    private async Task HandleAsync(Guid id, DateTimeOffset now, DateTimeOffset lease)
+    /// <summary>
+    /// The organisations to sweep: those this node serves, and every one the store lists (served by some node, or
+    /// served until lately). The list is read every <see cref="OrganisationsEvery"/>, and at once when this node
+    /// serves an organisation it does not hold yet.
+    /// </summary>
+    private async Task<IReadOnlyList<byte[]>> OrganisationsAsync(DateTimeOffset now)
+    {
+        var serving = organisations.All.Select(o => o.OrgId).ToList();
+        if (now - listedAt >= OrganisationsEvery || serving.Any(orgId => !swept.Any(s => s.AsSpan().SequenceEqual(orgId))))
+        {
+            // Listed past the deadline of any session this node can still open (one sweep of slack): an organisation
+            // removed from the configuration stays listed until its last session's end.
+            var listed = await store.GetTimerOrganisationsAsync(serving, now + options.Value.MaxLifetime + OrganisationsEvery);
+            swept = [.. listed.Concat(serving).DistinctBy(Convert.ToHexString)];
+            listedAt = now;
+        }
+
+        return swept;
+    }
+
+    private async Task HandleAsync(byte[] orgId, Guid id, DateTimeOffset now, DateTimeOffset lease)
     {
         if (await store.GetAsync(id) is not { } session)
         {
-            await store.CompleteTimerAsync(id, lease, null);
+            await store.CompleteTimerAsync(orgId, id, lease, null);
             return;
         }
 
@@ -144,7 +189,7 @@ internal sealed class SessionReaper(
             // Ending deletes the timer with every other key of the session.
             if (!await ending.EndAsync(id, reason))
             {
-                await store.CompleteTimerAsync(id, lease, null);
+                await store.CompleteTimerAsync(orgId, id, lease, null);
             }
         }
         else
@@ -154,7 +199,7 @@ internal sealed class SessionReaper(
                 session = session with { TransferTo = null, TransferUntil = null };
             }
 
-            await store.CompleteTimerAsync(id, lease, SessionTimers.Next(session, options.Value));
+            await store.CompleteTimerAsync(orgId, id, lease, SessionTimers.Next(session, options.Value));
         }
     }
 }

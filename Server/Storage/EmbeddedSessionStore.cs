@@ -14,7 +14,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
     private readonly Dictionary<Guid, Expiring<SessionRecord>> sessions = [];
     private readonly Dictionary<(Guid, Direction, ulong), Expiring<byte[]>> envelopes = [];
     private readonly Dictionary<Guid, (string Org, long Score)> queue = [];
-    private readonly Dictionary<Guid, DateTimeOffset> timers = [];
+    private readonly Dictionary<Guid, (string Org, DateTimeOffset Due)> timers = [];
 
     // The last ticket handed out per organisation and class (urgent, other): two numbers per organisation while
     // its queue holds a session, never per session; they go with the queue's last session, as in Redis.
@@ -41,8 +41,9 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
                 return Task.FromResult(new Opening(outcome, QueuePlace.None));
             }
 
-            timers[session.Id] = timer;
-            return Task.FromResult(new Opening(outcome, Place(Convert.ToHexString(session.OrgId), session.Id)));
+            var org = Convert.ToHexString(session.OrgId);
+            timers[session.Id] = (org, timer);
+            return Task.FromResult(new Opening(outcome, Place(org, session.Id)));
         }
     }
 
@@ -150,7 +151,7 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
+    public Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId, DateTimeOffset? timer = null)
     {
         lock (gate)
         {
@@ -162,6 +163,11 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
 
             var claimed = record with { State = SessionState.Active, ResponderId = responderId, ResponderConnection = connectionId, LastActivity = Now, Epoch = record.Epoch + 1 };
             Replace(claimed);
+            if (timer is { } next)
+            {
+                timers[id] = (Convert.ToHexString(orgId), next);
+            }
+
             return Task.FromResult<SessionRecord?>(claimed);
         }
     }
@@ -317,48 +323,49 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
         }
     }
 
-    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
+    public Task ScheduleAsync(byte[] orgId, Guid id, DateTimeOffset when, DateTimeOffset keyExpiry)
     {
         lock (gate)
         {
-            timers[id] = when;
+            timers[id] = (Convert.ToHexString(orgId), when);
             return Task.CompletedTask;
         }
     }
 
-    public Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
+    public Task<IReadOnlyList<Guid>> GetDueAsync(byte[] orgId, DateTimeOffset now, int max)
     {
         lock (gate)
         {
             Sweep();
-            IReadOnlyList<Guid> due = [.. timers.Where(t => t.Value <= now).OrderBy(t => t.Value).Take(max).Select(t => t.Key)];
+            var org = Convert.ToHexString(orgId);
+            IReadOnlyList<Guid> due = [.. timers.Where(t => t.Value.Org == org && t.Value.Due <= now).OrderBy(t => t.Value.Due).Take(max).Select(t => t.Key)];
             return Task.FromResult(due);
         }
     }
 
-    public Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil)
+    public Task<bool> TryTakeTimerAsync(byte[] orgId, Guid id, DateTimeOffset now, DateTimeOffset leaseUntil)
     {
         lock (gate)
         {
-            if (!timers.TryGetValue(id, out var due) || due > now)
+            if (!timers.TryGetValue(id, out var timer) || timer.Org != Convert.ToHexString(orgId) || timer.Due > now)
             {
                 return Task.FromResult(false);
             }
 
-            timers[id] = leaseUntil;
+            timers[id] = timer with { Due = leaseUntil };
             return Task.FromResult(true);
         }
     }
 
-    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next)
+    public Task CompleteTimerAsync(byte[] orgId, Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next)
     {
         lock (gate)
         {
-            if (timers.TryGetValue(id, out var due) && due == leaseUntil)
+            if (timers.TryGetValue(id, out var timer) && timer.Org == Convert.ToHexString(orgId) && timer.Due == leaseUntil)
             {
                 if (next is { } when)
                 {
-                    timers[id] = when;
+                    timers[id] = timer with { Due = when };
                 }
                 else
                 {
@@ -367,6 +374,17 @@ internal sealed class EmbeddedSessionStore(TimeProvider time) : ISessionStore, I
             }
 
             return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>One node holds every timer: the organisations served, and any other that has one.</summary>
+    public Task<IReadOnlyList<byte[]>> GetTimerOrganisationsAsync(IReadOnlyCollection<byte[]> serving, DateTimeOffset until)
+    {
+        lock (gate)
+        {
+            var listed = serving.Select(Convert.ToHexString).Concat(timers.Values.Select(t => t.Org)).Distinct();
+            IReadOnlyList<byte[]> organisations = [.. listed.Select(Convert.FromHexString)];
+            return Task.FromResult(organisations);
         }
     }
 

@@ -139,7 +139,8 @@ public sealed record QueuedSession(Guid Id, string Language, string Topic, bool 
 /// <summary>
 /// Short-lived session state: sessions, queues, undelivered envelopes and end timers. Implemented on
 /// Redis (shared by all nodes; atomic where nodes race; every key has a TTL) and in process for a single
-/// node. Both pass the same contract tests.
+/// node. Both pass the same contract tests. A session's timer belongs to its organisation (in Redis, the slot of
+/// its queue), so every timer call names the organisation.
 /// </summary>
 public interface ISessionStore
 {
@@ -152,8 +153,9 @@ public interface ISessionStore
 
     /// <summary>
     /// An open: <see cref="CreateAsync"/>, and for a session created, its first timer at <paramref name="timer"/> (as
-    /// <see cref="ScheduleAsync"/> with its deadline); answers also its place in the queue as the queue stood when it
-    /// joined (what <see cref="GetPlaceAsync"/> would read right after). A refused open leaves neither record nor timer.
+    /// <see cref="ScheduleAsync"/> with its deadline, in the same step as the queue entry); answers also its place in the
+    /// queue as the queue stood when it joined (what <see cref="GetPlaceAsync"/> would read right after). A refused
+    /// open leaves neither record nor timer.
     /// </summary>
     Task<Opening> OpenAsync(SessionRecord session, DateTimeOffset timer, int queueCapacity, int urgentCapacity = int.MaxValue);
 
@@ -171,8 +173,12 @@ public interface ISessionStore
     /// <summary>The queue's counts per class, in one step whatever its length (<see cref="QueueCounts"/>).</summary>
     Task<QueueCounts> GetQueueCountsAsync(byte[] orgId);
 
-    /// <summary>Takes a queued session for a responder; exactly one caller wins across all nodes.</summary>
-    Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId);
+    /// <summary>
+    /// Takes a queued session for a responder; exactly one caller wins across all nodes. With <paramref name="timer"/>,
+    /// the winner's session timer is at <paramref name="timer"/> afterwards (moved with the queue entry's removal, in
+    /// the same step); without, the timer stays where it was.
+    /// </summary>
+    Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId, DateTimeOffset? timer = null);
 
     /// <summary>Stores <c>msg2</c> once, for the responder that holds the session.</summary>
     Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2);
@@ -208,29 +214,41 @@ public interface ISessionStore
     /// <summary>Records activity and refreshes the TTLs (never past the session's deadline).</summary>
     Task TouchAsync(Guid id, DateTimeOffset now, DateTimeOffset keyExpiry);
 
-    /// <summary>Deletes every key of the session at once; returns the record if this call deleted it.</summary>
+    /// <summary>
+    /// Deletes every key of the session at once, and its timer; returns the record if this call deleted it. A record
+    /// already gone (expired) names no organisation: its timer is left to the reaper, which drops a timer without a record.
+    /// </summary>
     Task<SessionRecord?> DeleteAsync(Guid id, int window);
 
     /// <summary>
-    /// Sets when the session's timer next fires (idle, grace or lifetime). <paramref name="keyExpiry"/> is the
-    /// session's deadline: the timers outlive it, and an earlier one never shortens another session's timer.
+    /// Sets when the session's timer next fires (idle, grace or lifetime); <paramref name="orgId"/> is the session's
+    /// organisation. <paramref name="keyExpiry"/> is the session's deadline: the organisation's timers outlive it, and
+    /// an earlier one never shortens another session's timer.
     /// </summary>
-    Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry);
+    Task ScheduleAsync(byte[] orgId, Guid id, DateTimeOffset when, DateTimeOffset keyExpiry);
 
-    /// <summary>Sessions whose timer is due; <see cref="TryTakeTimerAsync"/> decides which node handles each.</summary>
-    Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max);
+    /// <summary>The organisation's sessions whose timer is due; <see cref="TryTakeTimerAsync"/> decides which node handles each.</summary>
+    Task<IReadOnlyList<Guid>> GetDueAsync(byte[] orgId, DateTimeOffset now, int max);
 
     /// <summary>
     /// Takes a due timer: exactly one caller wins. The timer is not removed but hidden until
     /// <paramref name="leaseUntil"/>, so when the taker fails before it finishes, the timer comes due again.
     /// </summary>
-    Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil);
+    Task<bool> TryTakeTimerAsync(byte[] orgId, Guid id, DateTimeOffset now, DateTimeOffset leaseUntil);
 
     /// <summary>
     /// Finishes a taken timer: it moves to <paramref name="next"/>, or goes when null; unless it was scheduled
     /// anew since it was taken (a fresher schedule stands). Ending the session also finishes it.
     /// </summary>
-    Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
+    Task CompleteTimerAsync(byte[] orgId, Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next);
+
+    /// <summary>
+    /// The organisations whose timers the reaper sweeps: those this node serves (<paramref name="serving"/>, listed
+    /// from now until <paramref name="until"/>, never shortened) and every other still listed, as by a node that
+    /// served an organisation since removed from the configuration, whose sessions still need their ends. Shared by
+    /// all nodes. Also moves timers an earlier release's nodes keep in one key for all organisations to their own.
+    /// </summary>
+    Task<IReadOnlyList<byte[]>> GetTimerOrganisationsAsync(IReadOnlyCollection<byte[]> serving, DateTimeOffset until);
 
     /// <summary>
     /// Records a transfer proposal to <paramref name="targetOrgId"/> until <paramref name="until"/>, only while

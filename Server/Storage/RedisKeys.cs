@@ -33,7 +33,25 @@ public sealed class RedisKeys(string prefix)
     /// </summary>
     public RedisKey Tickets(byte[] orgId) => Of(orgId).Tickets;
 
-    public RedisKey Timers => $"{prefix}:timers";
+    /// <summary>
+    /// The organisation's session timers (a sorted set: session id → next deadline or lease end). Its hash tag is the
+    /// queue key's whole name, like <see cref="Tickets"/>: one slot with the queue, so the queue scripts set and move
+    /// a session's timer in the same step as its queue entry.
+    /// </summary>
+    public RedisKey Timers(byte[] orgId) => Of(orgId).Timers;
+
+    /// <summary>
+    /// The organisations that may hold timers (a sorted set: organisation id in hex → until when), kept by every node's
+    /// reaper for the organisations it serves, so that sessions of an organisation since removed from the configuration
+    /// still end on time. Organisation ids are public (the directory lists them); nothing of a session is here.
+    /// </summary>
+    public RedisKey TimerOrganisations => $"{prefix}:timer-orgs";
+
+    /// <summary>
+    /// The single timers key of releases before timers moved to their organisations' slots: read and emptied into the
+    /// organisations' keys, never added to, while nodes of such a release may be running beside this one (a rolling upgrade).
+    /// </summary>
+    public RedisKey LegacyTimers => $"{prefix}:timers";
 
     /// <summary>An organisation's counsellor presence (hash: connection id → state); one slot with its offers.</summary>
     public RedisKey Presence(byte[] orgId) => $"{prefix}:{{o:{Convert.ToHexStringLower(orgId)}}}:p";
@@ -50,7 +68,7 @@ public sealed class RedisKeys(string prefix)
     private readonly ConcurrentDictionary<byte[], OrganisationKeys> organisations = new(BytesComparer.Instance);
 
     /// <summary>
-    /// An organisation's queue and ticket keys, made once per organisation (a few of them are on every open, take
+    /// An organisation's queue, ticket and timer keys, made once per organisation (a few of them are on every open, take
     /// and end). Only the organisations the server serves come here; past a bound, keys are made afresh each time.
     /// </summary>
     private OrganisationKeys Of(byte[] orgId)
@@ -61,11 +79,11 @@ public sealed class RedisKeys(string prefix)
         }
 
         var hex = Convert.ToHexStringLower(orgId);
-        var made = new OrganisationKeys($"{prefix}:q:{hex}", $"{prefix}:{{{prefix}:q:{hex}}}:t");
+        var made = new OrganisationKeys($"{prefix}:q:{hex}", $"{prefix}:{{{prefix}:q:{hex}}}:t", $"{prefix}:{{{prefix}:q:{hex}}}:timers");
         return organisations.Count < MostOrganisationsKept ? organisations.GetOrAdd([.. orgId], made) : made;
     }
 
-    private sealed record OrganisationKeys(RedisKey Queue, RedisKey Tickets);
+    private sealed record OrganisationKeys(RedisKey Queue, RedisKey Tickets, RedisKey Timers);
 
     private sealed class BytesComparer : IEqualityComparer<byte[]>
     {

@@ -11,9 +11,9 @@ namespace TrustLine.Server.Storage;
 /// The Redis store. Hot path: one script per relayed envelope (<c>SET … PX … NX</c> while the session
 /// exists; the NX makes a resend a duplicate on every node). Races between nodes are settled by atomic
 /// commands and scripts on one slot each (the claim script, moving the record from queued to active, decides
-/// a claim; DEL decides who ends a session; a lease on the timers decides who handles a timer). A script
-/// touches either one session's keys (hash tag <c>{sid}</c>) or one shared key (a queue, the timers), never
-/// both: see docs/architecture.md.
+/// a claim; DEL decides who ends a session; a lease on a timer decides who handles it). A script touches either
+/// one session's keys (hash tag <c>{sid}</c>) or one organisation's queue slot (its queue, ticket counters and
+/// session timers), never both: see docs/architecture.md.
 /// </summary>
 internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys keys, TimeProvider time) : ISessionStore, IAccessStore
 {
@@ -46,6 +46,8 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
     // at the first ticket (ARGV[8]) and both keys take this session's deadline; otherwise the counter counts on
     // (a class seen for the first time starts at the first ticket) and each TTL is raised with one PEXPIRE GT
     // (the queue, and a counter that counted on, exist with a TTL: every key of the queue gets one when created).
+    // An open also sets the session's first timer (ARGV[9], unless empty) in the organisation's timers (KEYS[3], the
+    // queue's slot), whose TTL only ever grows to the latest deadline of a session in it: one script, not two.
     private const string EnqueueScript = RaiseTtl + """
         local card = redis.call('ZCARD', KEYS[1])
         if card >= tonumber(ARGV[1]) then return {0, 0} end
@@ -92,6 +94,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
           if counted then redis.call('PEXPIRE', KEYS[2], ARGV[4], 'GT') else raise(KEYS[2], ARGV[4]) end
         end
+        if ARGV[9] ~= '' then
+          redis.call('ZADD', KEYS[3], ARGV[9], ARGV[3])
+          raise(KEYS[3], ARGV[4])
+        end
         return {result, ticket, position, card + 1}
         """;
 
@@ -108,9 +114,17 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     // Leaving the queue (a claim, an end): an emptied queue takes its ticket counters
     // with it (an empty sorted set is gone by itself), so nothing of the queue outlives its last session.
+    // The session's timer is in the same slot (KEYS[3]): an end (ARGV[2] = 'end') removes it; a claim whose call
+    // removed the entry moves it to the take's deadline (ARGV[2]), only if it is there (a reschedule: its TTL was
+    // raised to this session's deadline when it was added). Returns 2 when it moved the timer, else the ZREM's count.
     private const string DequeueScript = """
         local removed = redis.call('ZREM', KEYS[1], ARGV[1])
         if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+        if ARGV[2] == 'end' then
+          redis.call('ZREM', KEYS[3], ARGV[1])
+        elseif ARGV[2] ~= '' and removed == 1 and redis.call('ZADD', KEYS[3], 'XX', 'CH', ARGV[2], ARGV[1]) == 1 then
+          return 2
+        end
         return removed
         """;
 
@@ -238,10 +252,10 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return f
         """;
 
-    // The timers key is shared by every session: its TTL only ever grows (to the latest session deadline
-    // scheduled), so an earlier deadline never expires other sessions' timers. Every call for one session passes
-    // its deadline, and the TTL was raised to it when its timer was added: a timer that was there already (a
-    // reschedule: the take, a drop) needs no TTL step.
+    // An organisation's timers key is shared by its sessions: its TTL only ever grows (to the latest session
+    // deadline scheduled), so an earlier deadline never expires other sessions' timers. Every call for one session
+    // passes its deadline, and the TTL was raised to it when its timer was added: a timer that was there already
+    // (a reschedule: a drop, a resume) needs no TTL step.
     private const string ScheduleScript = RaiseTtl + """
         if redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 1 end
         raise(KEYS[1], ARGV[3])
@@ -267,6 +281,30 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
           redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
         end
         return 1
+        """;
+
+    // A timer of the single timers key of an earlier release, moved to its organisation's: the earlier of the two
+    // stands when both hold one (early only costs the reaper a look; late would end a session late).
+    private const string MoveLegacyTimerScript = RaiseTtl + """
+        redis.call('ZADD', KEYS[1], 'LT', ARGV[1], ARGV[2])
+        raise(KEYS[1], ARGV[3])
+        return 1
+        """;
+
+    // Removes a member only while its score is the one read (a newer schedule stands, for the next move).
+    private const string RemoveIfScoreScript = """
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+        return redis.call('ZREM', KEYS[1], ARGV[1])
+        """;
+
+    // The organisations that may hold timers: those given are kept until ARGV[2] (never shortened), those past
+    // ARGV[1] go, and the key lives as long as its latest entry. Answers every organisation listed.
+    private const string TimerOrganisationsScript = RaiseTtl + """
+        for i = 4, #ARGV do redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[i]) end
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+        if redis.call('EXISTS', KEYS[1]) == 1 then raise(KEYS[1], ARGV[3]) end
+        return redis.call('ZRANGE', KEYS[1], 0, -1)
         """;
 
     private const string TouchScript = """
@@ -310,7 +348,7 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         // Two scripts, not one: the session's keys and the organisation's queue live in different cluster
         // slots. The record comes first (its id must be new); if the queue is full it is deleted again,
         // so a refused open leaves nothing and the queue never holds more than its capacity. The first timer
-        // (a third slot) goes with the queue's script, in one round trip; a refused open removes it with the record.
+        // is set by the queue's script (the organisation's timers share the queue's slot), only when it queues.
         var now = time.GetUtcNow();
         var lifetime = Math.Max(1, (long)(session.Deadline - now).TotalMilliseconds);
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript, [keys.Session(session.Id)], CreateArgs(session, lifetime, now), flags: Primary);
@@ -319,25 +357,14 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
             return new Opening(CreateOutcome.Exists, QueuePlace.None);
         }
 
-        var member = session.Id.ToString("N");
-        var batch = Db.CreateBatch();
-        var enqueue = batch.ScriptEvaluateAsync(EnqueueScript, [keys.Queue(session.OrgId), keys.Tickets(session.OrgId)],
-            [queueCapacity, session.Urgent ? 1 : 0, member, lifetime,
-                session.Urgent ? urgentCapacity : "", NotUrgentOffset, session.QueuedSince is null ? 0 : 1, QueueTickets.First], flags: Primary);
-        var schedule = timer is { } when
-            ? batch.ScriptEvaluateAsync(ScheduleScript, [keys.Timers], [when.ToUnixTimeMilliseconds(), member, lifetime], flags: Primary)
-            : Task.FromResult<RedisResult>(null!);
-        batch.Execute();
-        await Task.WhenAll(enqueue, schedule);
-        var enqueued = (RedisResult[])(await enqueue)!;
+        var enqueued = (RedisResult[])(await Db.ScriptEvaluateAsync(EnqueueScript,
+            [keys.Queue(session.OrgId), keys.Tickets(session.OrgId), keys.Timers(session.OrgId)],
+            [queueCapacity, session.Urgent ? 1 : 0, session.Id.ToString("N"), lifetime, session.Urgent ? urgentCapacity : "", NotUrgentOffset,
+                session.QueuedSince is null ? 0 : 1, QueueTickets.First, timer is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary))!;
         var queued = (long)enqueued[0];
         if (queued == 0)
         {
-            var undo = Db.CreateBatch();
-            var record = undo.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
-            var unscheduled = timer is null ? Task.CompletedTask : undo.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
-            undo.Execute();
-            await Task.WhenAll(record, unscheduled);
+            await Db.KeyDeleteAsync(keys.Session(session.Id), flags: Primary);
             return new Opening(CreateOutcome.QueueFull, QueuePlace.None);
         }
 
@@ -414,20 +441,34 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         return new QueueCounts((int)values[0], Served(0, 0), (int)values[3], Served(3, NotUrgentOffset));
     }
 
-    public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId)
+    public async Task<SessionRecord?> ClaimAsync(byte[] orgId, Guid id, string responderId, string connectionId, DateTimeOffset? timer = null)
     {
         // The claim script decides: it moves the record from queued to active once, atomically on the record's slot,
         // so across all nodes exactly one claimer gets the record (and only for the organisation it is queued in).
         // The entry leaves the queue in the same round trip, whoever wins: a session that is not queued any more
-        // (taken, ended, expired) has no business in the queue.
+        // (taken, ended, expired) has no business in the queue. The script that removes it moves the timer too (the
+        // queue's slot), when this call removed the entry; when another call did (a claimer that lost the race), the
+        // winner schedules its timer after the claim, a second round trip only then.
         var batch = Db.CreateBatch();
         var claim = batch.ScriptEvaluateAsync(ClaimScript, [keys.Session(id)],
             [responderId, connectionId, time.GetUtcNow().ToUnixTimeMilliseconds(), orgId], flags: Primary);
-        var dequeue = batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId)], [id.ToString("N")], flags: Primary);
+        var dequeue = batch.ScriptEvaluateAsync(DequeueScript, [keys.Queue(orgId), keys.Tickets(orgId), keys.Timers(orgId)],
+            [id.ToString("N"), timer is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary);
         batch.Execute();
         await Task.WhenAll(claim, dequeue);
         var claimed = await claim;
-        return claimed.IsNull ? null : Parse(id, (RedisValue[])claimed!);
+        if (claimed.IsNull)
+        {
+            return null;
+        }
+
+        var record = Parse(id, (RedisValue[])claimed!);
+        if (timer is { } next && (long)await dequeue != 2)
+        {
+            await ScheduleAsync(orgId, id, next, record.Deadline);
+        }
+
+        return record;
     }
 
     public async Task<bool> SetAnswerAsync(Guid id, string responderId, byte[] msg2) =>
@@ -507,17 +548,13 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
 
     public async Task<SessionRecord?> DeleteAsync(Guid id, int window)
     {
-        // One script on the session's slot (the record and its envelopes) and the timer's removal, sent together:
-        // a timer without its record is of no use to anyone, so it goes whoever deletes the record. A queued
-        // session's queue entry (its organisation is known from the record) goes after: one round trip for an
-        // active session, two for a queued one, whatever the window.
-        var member = id.ToString("N");
-        var batch = Db.CreateBatch();
-        var script = batch.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary);
-        var timer = batch.SortedSetRemoveAsync(keys.Timers, member, flags: Primary);
-        batch.Execute();
-        await Task.WhenAll(script, timer);
-        var deleted = (RedisValue[])(await script)!;
+        // One script on the session's slot deletes the record and its envelopes; the organisation, known from the
+        // record, names the slot of its queue and timers. A queued session's queue entry and timer go in one script
+        // there (two round trips, as the entry always took). An active session's timer is removed without waiting for
+        // the reply (one round trip): should that removal be lost, the reaper meets a timer without its record and
+        // removes it, as it does for any session whose record expired. A record gone before this call (expired) names
+        // no organisation: its timer goes the same way.
+        var deleted = (RedisValue[])(await Db.ScriptEvaluateAsync(DeleteScript, [keys.Session(id)], [keys.EnvelopeBase(id), window], flags: Primary))!;
         if (deleted.Length == 0)
         {
             return null;
@@ -526,29 +563,97 @@ internal sealed class RedisSessionStore(IConnectionMultiplexer redis, RedisKeys 
         var record = Parse(id, deleted);
         if (record.State == SessionState.Queued)
         {
-            await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId)], [member], flags: Primary);
+            await Db.ScriptEvaluateAsync(DequeueScript, [keys.Queue(record.OrgId), keys.Tickets(record.OrgId), keys.Timers(record.OrgId)],
+                [id.ToString("N"), "end"], flags: Primary);
+        }
+        else
+        {
+            try
+            {
+                _ = Db.SortedSetRemoveAsync(keys.Timers(record.OrgId), id.ToString("N"), Primary | CommandFlags.FireAndForget);
+            }
+            catch (RedisException)
+            {
+                // The session has ended (the record is gone): its timer is left to the reaper.
+            }
         }
 
         return record;
     }
 
-    public Task ScheduleAsync(Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) =>
-        Db.ScriptEvaluateAsync(ScheduleScript, [keys.Timers],
+    public Task ScheduleAsync(byte[] orgId, Guid id, DateTimeOffset when, DateTimeOffset keyExpiry) =>
+        Db.ScriptEvaluateAsync(ScheduleScript, [keys.Timers(orgId)],
             [when.ToUnixTimeMilliseconds(), id.ToString("N"), (long)Math.Max(1, (keyExpiry - time.GetUtcNow()).TotalMilliseconds)], flags: Primary);
 
-    public async Task<IReadOnlyList<Guid>> GetDueAsync(DateTimeOffset now, int max)
+    public async Task<IReadOnlyList<Guid>> GetDueAsync(byte[] orgId, DateTimeOffset now, int max)
     {
-        var due = await Db.SortedSetRangeByScoreAsync(keys.Timers, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max, flags: Primary);
+        var due = await Db.SortedSetRangeByScoreAsync(keys.Timers(orgId), double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max, flags: Primary);
         return [.. due.Select(d => Guid.ParseExact(d.ToString(), "N"))];
     }
 
-    public async Task<bool> TryTakeTimerAsync(Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) =>
-        (long)await Db.ScriptEvaluateAsync(TakeTimerScript, [keys.Timers],
+    public async Task<bool> TryTakeTimerAsync(byte[] orgId, Guid id, DateTimeOffset now, DateTimeOffset leaseUntil) =>
+        (long)await Db.ScriptEvaluateAsync(TakeTimerScript, [keys.Timers(orgId)],
             [id.ToString("N"), now.ToUnixTimeMilliseconds(), leaseUntil.ToUnixTimeMilliseconds()], flags: Primary) == 1;
 
-    public Task CompleteTimerAsync(Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) =>
-        Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers],
+    public Task CompleteTimerAsync(byte[] orgId, Guid id, DateTimeOffset leaseUntil, DateTimeOffset? next) =>
+        Db.ScriptEvaluateAsync(CompleteTimerScript, [keys.Timers(orgId)],
             [id.ToString("N"), leaseUntil.ToUnixTimeMilliseconds(), next is { } when ? when.ToUnixTimeMilliseconds() : ""], flags: Primary);
+
+    public async Task<IReadOnlyList<byte[]>> GetTimerOrganisationsAsync(IReadOnlyCollection<byte[]> serving, DateTimeOffset until)
+    {
+        var now = time.GetUtcNow();
+        var args = new RedisValue[3 + serving.Count];
+        args[0] = now.ToUnixTimeMilliseconds();
+        args[1] = until.ToUnixTimeMilliseconds();
+        args[2] = (long)Math.Max(1, (until - now).TotalMilliseconds);
+        var i = 3;
+        foreach (var orgId in serving)
+        {
+            args[i++] = Convert.ToHexStringLower(orgId);
+        }
+
+        var listed = (RedisValue[])(await Db.ScriptEvaluateAsync(TimerOrganisationsScript, [keys.TimerOrganisations], args, flags: Primary))!;
+        await MoveLegacyTimersAsync();
+        return [.. listed.Select(hex => FromHex(hex.ToString())).OfType<byte[]>()];
+    }
+
+    /// <summary>An organisation id from the list, or null for anything that is not one (never a reason to stop the reaper).</summary>
+    private static byte[]? FromHex(string hex)
+    {
+        var bytes = new byte[hex.Length / 2];
+        return hex.Length % 2 == 0 && Convert.FromHexString(hex, bytes, out _, out _) == System.Buffers.OperationStatus.Done ? bytes : null;
+    }
+
+    /// <summary>
+    /// Moves timers that nodes of an earlier release (one timers key for all organisations) left or still write,
+    /// during a rolling upgrade, to their organisations' keys; a timer whose record is gone is dropped. A read of a
+    /// key that does not exist once every node runs this release.
+    /// </summary>
+    private async Task MoveLegacyTimersAsync()
+    {
+        const int Page = 100;
+        for (var pages = 0; pages < 1000; pages++)
+        {
+            var entries = await Db.SortedSetRangeByRankWithScoresAsync(keys.LegacyTimers, 0, Page - 1, flags: Primary);
+            foreach (var entry in entries)
+            {
+                var member = entry.Element.ToString();
+                if (Guid.TryParseExact(member, "N", out var id)
+                    && await Db.HashGetAsync(keys.Session(id), ["org", "dl"], flags: Primary) is [{ IsNull: false } org, { IsNull: false } deadline])
+                {
+                    var lifetime = Math.Max(1, (long)deadline - time.GetUtcNow().ToUnixTimeMilliseconds());
+                    await Db.ScriptEvaluateAsync(MoveLegacyTimerScript, [keys.Timers((byte[])org!)], [(long)entry.Score, member, lifetime], flags: Primary);
+                }
+
+                await Db.ScriptEvaluateAsync(RemoveIfScoreScript, [keys.LegacyTimers], [member, (long)entry.Score], flags: Primary);
+            }
+
+            if (entries.Length < Page)
+            {
+                return;
+            }
+        }
+    }
 
     public async Task<bool> ProposeTransferAsync(Guid id, string responderId, byte[] targetOrgId, DateTimeOffset until, DateTimeOffset now) =>
         (long)await Db.ScriptEvaluateAsync(ProposeScript, [keys.Session(id)],

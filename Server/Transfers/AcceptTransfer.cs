@@ -88,7 +88,7 @@ public sealed class AcceptTransferHandler(
                 break;
         }
 
-        await store.ScheduleAsync(sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
+        await store.ScheduleAsync(session.OrgId, sessionId, SessionTimers.Next(session, options.Value), session.Deadline);
         var moved = new SessionLink(sessionId, target, session.Deadline) { LastTouch = now };
         routes.Track(moved);
         if (!connection.TryAdd(moved))

@@ -119,7 +119,7 @@ public sealed class ProposeTransferHandler(
             return Refuse.With(ErrorCodes.WrongState, "A transfer is already proposed for this chat; wait for the seeker's answer.");
         }
 
-        await store.ScheduleAsync(record.Id, SessionTimers.Next(record with { TransferTo = orgId, TransferUntil = until }, options.Value), record.Deadline);
+        await store.ScheduleAsync(record.OrgId, record.Id, SessionTimers.Next(record with { TransferTo = orgId, TransferUntil = until }, options.Value), record.Deadline);
         TransferLog.Proposed(logger, orgId.AsSpan().SequenceEqual(record.OrgId) ? "colleague" : "partner");
         if (routes.Seeker(await routes.ConnectionOfAsync(record.Id, Party.Seeker)) is { } seeker)
         {

@@ -9,7 +9,8 @@ namespace TrustLine.Server.Operations.Metrics;
 
 /// <summary>
 /// Now and then reads what the gauges need from the store, which all nodes share: each organisation's queue
-/// length, how many sessions are alive, and how far the reaper is behind. Counts only; no id leaves here.
+/// length, how many sessions of the organisations it serves are alive, and how far the reaper is behind. Counts
+/// only; no id leaves here.
 /// </summary>
 internal sealed class MetricsSampler(
     ISessionStore store,
@@ -48,16 +49,35 @@ internal sealed class MetricsSampler(
                 waiting.Add(new Measurement<long>(length, new KeyValuePair<string, object?>("organisation", org.OrgIdHex)));
             }
 
+            // Every session has a timer in its organisation's timers: counting them counts the live sessions.
             var now = time.GetUtcNow();
+            var orgIds = organisations.All.Select(o => o.OrgId).ToList();
             var liveStarted = Stopwatch.GetTimestamp();
-            var live = (await store.GetDueAsync(DateTimeOffset.MaxValue, LiveCap)).Count;
+            var live = 0;
+            foreach (var orgId in orgIds)
+            {
+                if (live < LiveCap)
+                {
+                    live += (await store.GetDueAsync(orgId, DateTimeOffset.MaxValue, LiveCap - live)).Count;
+                }
+            }
+
             metrics.StoreRead("live_sessions", Stopwatch.GetElapsedTime(liveStarted));
 
-            // The largest step by which some timer is overdue: cheap reads of at most one id each.
+            // The largest step by which some timer is overdue: cheap reads of at most one id per organisation each.
             var lag = 0.0;
             foreach (var step in LagSteps)
             {
-                if ((await store.GetDueAsync(now - step, 1)).Count == 0)
+                var overdue = false;
+                foreach (var orgId in orgIds)
+                {
+                    if (!overdue && (await store.GetDueAsync(orgId, now - step, 1)).Count > 0)
+                    {
+                        overdue = true;
+                    }
+                }
+
+                if (!overdue)
                 {
                     break;
                 }
