@@ -42,6 +42,7 @@ public static class OperationsSetup
                 gen0 = GC.CollectionCount(0),
                 gen2 = GC.CollectionCount(2),
                 redisOperations = redis?.OperationCount,
+                jitCompiledMethods = System.Runtime.JitInfo.GetCompiledMethodCount(),
             }));
         }
 

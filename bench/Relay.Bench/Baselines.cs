@@ -35,7 +35,7 @@ internal static class Baselines
 
         var app = builder.Build();
         app.MapGet("/health/ready", () => "ok");
-        app.MapGet("/debug/runtime", () => Results.Ok(new { allocatedBytes = GC.GetTotalAllocatedBytes(true), workingSetBytes = Environment.WorkingSet }));
+        app.MapGet("/debug/runtime", () => Results.Ok(new { allocatedBytes = GC.GetTotalAllocatedBytes(true), workingSetBytes = Environment.WorkingSet, jitCompiledMethods = System.Runtime.JitInfo.GetCompiledMethodCount() }));
         if (kind == "b0")
         {
             app.UseWebSockets();

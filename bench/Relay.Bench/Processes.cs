@@ -116,11 +116,11 @@ internal sealed class Node : IAsyncDisposable
         return process.TotalProcessorTime;
     }
 
-    public async Task<(long Allocated, long WorkingSet, long? RedisOperations)> RuntimeAsync()
+    public async Task<(long Allocated, long WorkingSet, long? RedisOperations, long JitCompiledMethods)> RuntimeAsync()
     {
         using var http = new HttpClient();
         var figures = await http.GetFromJsonAsync<RuntimeFigures>(new Uri(BaseAddress, "/debug/runtime"));
-        return (figures!.AllocatedBytes, figures.WorkingSetBytes, figures.RedisOperations);
+        return (figures!.AllocatedBytes, figures.WorkingSetBytes, figures.RedisOperations, figures.JitCompiledMethods);
     }
 
     public long ResidentBytes()
@@ -155,7 +155,7 @@ internal sealed class Node : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private sealed record RuntimeFigures(long AllocatedBytes, long WorkingSetBytes, long? RedisOperations);
+    private sealed record RuntimeFigures(long AllocatedBytes, long WorkingSetBytes, long? RedisOperations, long JitCompiledMethods);
 }
 
 /// <summary>A private redis-server with persistence off, and its command statistics.</summary>

@@ -39,7 +39,10 @@ internal static class BenchMain
             // pass). 20 before this session; `--warmup 20` gives the old figures.
             Warmup: Option("--warmup", smoke ? 20 : quick ? 300 : 200),
             // `--warm-opens K`: whole opens before the measured ones, the same for every target (0 before this session).
-            WarmOpens: Option("--warm-opens", smoke ? 0 : quick ? 100 : 300));
+            WarmOpens: Option("--warm-opens", smoke ? 0 : quick ? 100 : 300),
+            // Before a target's first closed loop and before its opens, unmeasured rounds run until its nodes' JIT has
+            // finished tiering up (Workloads.SettleAsync); `--no-settle` measures right after the fixed warm-ups above.
+            Settle: !smoke && !args.Contains("--no-settle"));
         if (args.Contains("--flood"))
         {
             // The flood workload alone (issue 10): calm, then attackers without and with solving puzzles.
@@ -120,6 +123,11 @@ internal static class BenchMain
             {
                 Console.WriteLine($"{step.Name} node pids: {string.Join(",", target.Nodes.Select(n => n.ProcessId))}");
                 await Task.Delay(TimeSpan.FromSeconds(profileWait));
+            }
+
+            if (options.Settle && Runs("closed"))
+            {
+                await Workloads.SettleAsync(target, "closed loop", () => Workloads.ClosedLoopAsync(target, options, options.Sizes[0]), maxRounds: 10);
             }
 
             foreach (var size in Runs("closed") ? options.Sizes : [])

@@ -5,7 +5,7 @@ namespace TrustLine.Relay.Bench;
 
 // Warmup: messages per pair sent before the closed loop's clock starts (not measured); WarmOpens: whole opens run
 // before the measured ones (0: a node as it comes).
-internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds, int Warmup = 20, int WarmOpens = 0);
+internal sealed record BenchOptions(int Pairs, int Messages, int Idle, int Opens, int[] Sizes, int OpenLoopSeconds, int Warmup = 20, int WarmOpens = 0, bool Settle = false);
 
 /// <summary>One line of the report.</summary>
 internal sealed record Row(string Target, string Workload, int Size)
@@ -43,6 +43,44 @@ internal sealed record Row(string Target, string Workload, int Size)
 
 internal static class Workloads
 {
+    /// <summary>Two warm-up rounds running in which the nodes compile fewer methods a second than this find the JIT done tiering up.</summary>
+    private const double SettledMethodsPerSecond = 150;
+
+    /// <summary>
+    /// Runs unmeasured <paramref name="round"/>s until the JIT has finished tiering the target's code up: two rounds
+    /// running in which its nodes compiled fewer than <see cref="SettledMethodsPerSecond"/> methods a second (a settled
+    /// node still compiles a few, for timers and rare paths; at most <paramref name="maxRounds"/> rounds). On 2 shared cores a TrustLine node compiles some 12,000 methods over its first
+    /// ~15 s of opens; a figure taken before that measures the JIT, not the node (BENCHMARKS.md, fourth pass).
+    /// </summary>
+    public static async Task SettleAsync(ITarget target, string what, Func<Task> round, int maxRounds)
+    {
+        var quiet = 0;
+        var rounds = 0;
+        var last = await JitCompiledAsync(target);
+        while (quiet < 2 && rounds < maxRounds)
+        {
+            var clock = Stopwatch.StartNew();
+            await round();
+            rounds++;
+            var now = await JitCompiledAsync(target);
+            quiet = (now - last) / clock.Elapsed.TotalSeconds < SettledMethodsPerSecond ? quiet + 1 : 0;
+            last = now;
+        }
+
+        Console.WriteLine($"warm-up: {target.Name}, {what}: {rounds} rounds{(quiet < 2 ? " (the JIT was still compiling)" : "")}");
+    }
+
+    private static async Task<long> JitCompiledAsync(ITarget target)
+    {
+        long compiled = 0;
+        foreach (var node in target.Nodes)
+        {
+            compiled += (await node.RuntimeAsync()).JitCompiledMethods;
+        }
+
+        return compiled;
+    }
+
     /// <summary>Saturation: every pair sends its next message as soon as the previous one arrived at the peer.</summary>
     public static async Task<Row> ClosedLoopAsync(ITarget target, BenchOptions options, int size)
     {
@@ -276,12 +314,22 @@ internal static class Workloads
     {
         await using var responder = await target.ResponderAsync(0);
         await RunAsync(0, options.WarmOpens);
+        var warmed = options.WarmOpens;
+        if (options.Settle)
+        {
+            await SettleAsync(target, "opens", async () =>
+            {
+                await RunAsync(warmed, 500);
+                warmed += 500;
+            }, maxRounds: 30);
+        }
+
         var before = await SnapshotAsync(target);
         var clock = Stopwatch.StartNew();
-        await RunAsync(options.WarmOpens, options.Opens);
+        await RunAsync(warmed, options.Opens);
         clock.Stop();
         var after = await SnapshotAsync(target);
-        var warm = options.WarmOpens > 0 ? $", after {options.WarmOpens} warm" : "";
+        var warm = options.Settle ? ", JIT settled" : options.WarmOpens > 0 ? $", after {options.WarmOpens} warm" : "";
         return Measure(target, $"session opens (handshake, HELLO, close{warm})", 0, options.Opens, clock.Elapsed, before, after, []);
 
         Task RunAsync(int from, int count)
