@@ -26,15 +26,17 @@ public sealed class ThisNode
         return dot < 0 ? (null, address) : (address[..dot], address[(dot + 1)..]);
     }
 
-    /// <summary>The connection id of an address on this node; null when the address belongs to another node.</summary>
-    public string? LocalConnectionOf(string address)
+    /// <summary>Whether the address is on this node, and then its connection id (a slice of it: no string is made).</summary>
+    public bool IsLocal(string address, out ReadOnlySpan<char> connectionId)
     {
         var dot = address.IndexOf(Separator, StringComparison.Ordinal);
-        if (dot < 0)
+        if (dot < 0 || address.AsSpan(0, dot).SequenceEqual(Id))
         {
-            return address;
+            connectionId = address.AsSpan(dot + 1);
+            return true;
         }
 
-        return address.AsSpan(0, dot).SequenceEqual(Id) ? address[(dot + 1)..] : null;
+        connectionId = default;
+        return false;
     }
 }

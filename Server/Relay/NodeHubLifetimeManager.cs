@@ -57,9 +57,9 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     public override Task SendConnectionAsync(string connectionId, string methodName, object?[] args, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connectionId);
-        if (node.LocalConnectionOf(connectionId) is { } local)
+        if (node.IsLocal(connectionId, out var local))
         {
-            return connections.TryGetValue(local, out var connection)
+            return connectionsBySpan.TryGetValue(local, out var connection)
                 ? connection.WriteAsync(new InvocationMessage(methodName, args), cancellationToken).AsTask()
                 : Task.CompletedTask;
         }
@@ -132,7 +132,7 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     {
         ArgumentNullException.ThrowIfNull(address);
         ArgumentException.ThrowIfNullOrEmpty(group);
-        if (node.LocalConnectionOf(address) is { } local)
+        if (node.IsLocal(address, out var local))
         {
             ChangeLocal(local, group, add);
             return Task.CompletedTask;
@@ -142,9 +142,9 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         return bus.ChangeGroupAsync(to!, HubName, id, group, add, cancellationToken);
     }
 
-    private void ChangeLocal(string connectionId, string group, bool add)
+    private void ChangeLocal(ReadOnlySpan<char> connectionId, string group, bool add)
     {
-        if (!connections.TryGetValue(connectionId, out var connection))
+        if (!connectionsBySpan.TryGetValue(connectionId, out var connection))
         {
             return;
         }
