@@ -42,17 +42,5 @@ public sealed class ReaperOrganisationsTests(StoreUnderTest kind)
         });
     }
 
-    private static SessionRecord Session(byte[] orgId, DateTimeOffset now, SessionLimits limits) => new()
-    {
-        Id = Guid.NewGuid(),
-        OrgId = orgId,
-        Language = "nl",
-        Topic = "",
-        Urgent = false,
-        Msg1 = new byte[67],
-        ResumeTokenHash = new byte[32],
-        CreatedAt = now,
-        Deadline = now + limits.MaxLifetime,
-        LastActivity = now,
-    };
+    private static SessionRecord Session(byte[] orgId, DateTimeOffset now, SessionLimits limits) => Storage.TestSessions.Waiting(orgId, now, limits.MaxLifetime);
 }

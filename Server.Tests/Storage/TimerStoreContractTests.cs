@@ -184,23 +184,7 @@ public sealed class TimerStoreContractTests(StoreUnderTest kind)
         });
     }
 
-    private SessionRecord Session(byte[] orgId)
-    {
-        var now = time.GetUtcNow();
-        return new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = orgId,
-            Language = "nl",
-            Topic = "",
-            Urgent = false,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now.AddHours(1),
-            LastActivity = now,
-        };
-    }
+    private SessionRecord Session(byte[] orgId) => TestSessions.Waiting(orgId, time.GetUtcNow(), TimeSpan.FromHours(1));
 }
 
 /// <summary>What only Redis has: the claim's race with another call's removal, the list's own lifetime, and the layout of an earlier release.</summary>
@@ -276,21 +260,5 @@ public sealed class RedisTimerLayoutTests
         });
     }
 
-    private SessionRecord Session()
-    {
-        var now = time.GetUtcNow();
-        return new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = org,
-            Language = "nl",
-            Topic = "",
-            Urgent = false,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now.AddHours(1),
-            LastActivity = now,
-        };
-    }
+    private SessionRecord Session() => TestSessions.Waiting(org, time.GetUtcNow(), TimeSpan.FromHours(1));
 }
