@@ -88,13 +88,15 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
         var subscriber = redis.GetSubscriber();
         if (!nodeHeard)
         {
-            (await subscriber.SubscribeAsync(NodeChannel(node.Id))).OnMessage(message => Receive(message.Message));
+            (await Subscriptions.SubscribeOrForgetAsync(subscriber, NodeChannel(node.Id), () => subscriber.SubscribeAsync(NodeChannel(node.Id))))
+                .OnMessage(message => Receive(message.Message));
             nodeHeard = true;
         }
 
         if (!groupsHeard)
         {
-            (await subscriber.SubscribeAsync(GroupChannel)).OnMessage(message => Receive(message.Message));
+            (await Subscriptions.SubscribeOrForgetAsync(subscriber, GroupChannel, () => subscriber.SubscribeAsync(GroupChannel)))
+                .OnMessage(message => Receive(message.Message));
             groupsHeard = true;
         }
     }
@@ -139,7 +141,12 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
             wire.Int(id);
             wire.String(connectionId);
             wire.String(group);
-            await PublishAsync(NodeChannel(toNode), wire);
+            if (await PublishAsync(NodeChannel(toNode), wire) == 0)
+            {
+                // Nobody reads that node's channel: the node is gone, and its connections with it.
+                throw new IOException("The connection's node is gone.");
+            }
+
             await answered.Task.WaitAsync(AckTimeout, cancellationToken);
         }
         finally
@@ -148,7 +155,8 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
         }
     }
 
-    private Task PublishAsync(RedisChannel channel, NodeWire wire) =>
+    /// <summary>Publishes a message; the answer is how many nodes' subscriptions received it.</summary>
+    private Task<long> PublishAsync(RedisChannel channel, NodeWire wire) =>
         redis is null
             ? throw new InvalidOperationException("There is no other node to send to without Redis.")
             : redis.GetSubscriber().PublishAsync(channel, wire.ToArray());
@@ -213,6 +221,37 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             NodeLog.AnswerFailed(logger, e.GetType().Name);
+        }
+    }
+}
+
+/// <summary>Subscribing to Redis pub/sub channels so that a failed attempt leaves nothing behind.</summary>
+internal static class Subscriptions
+{
+    /// <summary>
+    /// Subscribes; when that fails (Redis is down at start), drops what the client had already registered for the
+    /// channel, and rethrows for the caller to try again. Left registered, the client would subscribe it by itself
+    /// on reconnect: a message queue nobody reads would fill without bound, and a handler would hear every message
+    /// twice once the next attempt added another.
+    /// </summary>
+    public static async Task<T> SubscribeOrForgetAsync<T>(ISubscriber subscriber, RedisChannel channel, Func<Task<T>> subscribe)
+    {
+        try
+        {
+            return await subscribe();
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            try
+            {
+                await subscriber.UnsubscribeAsync(channel); // with no handler named: every registration for the channel goes
+            }
+            catch (Exception again) when (again is RedisException or TimeoutException)
+            {
+                // The client forgets the registration before it asks the server, so the server's answer does not matter.
+            }
+
+            throw;
         }
     }
 }

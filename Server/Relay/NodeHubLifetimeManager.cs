@@ -78,11 +78,13 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     {
         var frames = Serialize(new InvocationMessage(methodName, args));
         var message = new SerializedHubMessage(frames);
-        var sends = new List<Task>(groupNames.Count * 2);
+        var sends = new List<Task>(groupNames.Count);
         foreach (var group in groupNames)
         {
             ArgumentException.ThrowIfNullOrEmpty(group);
-            sends.Add(WriteGroup(group, message, cancellationToken));
+            // This node's members are written to without waiting, as other nodes' are: a member that stops reading
+            // (its buffer full) must not hold up the organisation's notices to everyone else.
+            Observe(new ValueTask(WriteGroup(group, message, cancellationToken)));
             sends.Add(bus.SendGroupAsync(HubName, group, frames));
         }
 
@@ -152,6 +154,11 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         if (add)
         {
             groups.GetOrAdd(group, _ => new HubConnectionStore()).Add(connection);
+            if (!connections.ContainsKey(connection.ConnectionId))
+            {
+                // It disconnected while joining, after the disconnect had left every group: leave again.
+                groups[group].Remove(connection);
+            }
         }
         else if (groups.TryGetValue(group, out var members))
         {

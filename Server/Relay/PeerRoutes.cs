@@ -291,16 +291,26 @@ public sealed class RouteChannel(IServiceProvider services, StoreMode mode, Redi
     public Task PublishAsync(RouteMessage message) =>
         redis is null ? Task.CompletedTask : redis.GetSubscriber().PublishAsync(keys.Routes, message.Encode());
 
-    public Task SubscribeAsync(Action<RouteMessage> onMessage) =>
-        redis is null
-            ? Task.CompletedTask
-            : redis.GetSubscriber().SubscribeAsync(keys.Routes, (_, value) =>
+    public Task SubscribeAsync(Action<RouteMessage> onMessage)
+    {
+        if (redis is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        var subscriber = redis.GetSubscriber();
+        return Subscriptions.SubscribeOrForgetAsync(subscriber, keys.Routes, async () =>
+        {
+            await subscriber.SubscribeAsync(keys.Routes, (_, value) =>
             {
                 if (RouteMessage.Decode(value.ToString()) is { } message)
                 {
                     onMessage(message);
                 }
             });
+            return true;
+        });
+    }
 }
 
 /// <summary>
