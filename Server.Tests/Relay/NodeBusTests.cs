@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
@@ -169,6 +170,51 @@ public sealed class NodeBusTests
     }
 
     [Test]
+    public async Task AMemberThatStopsReadingHoldsUpNeitherTheGroupsSendsNorItsOtherMembers()
+    {
+        var recorder = new ConnectionRecorder();
+        await using var world = await World.StartAsync(StoreUnderTest.Redis, services: services => services.Configure<HubOptions>(o => o.AddFilter(recorder)));
+        var node = world.Nodes[0];
+        using var stuck = new System.Net.WebSockets.ClientWebSocket(); // sends the SignalR handshake, then never reads
+        await stuck.ConnectAsync(new Uri(node.BaseAddress.ToString().Replace("http", "ws", StringComparison.Ordinal) + Routes.SeekerHub.TrimStart('/')), CancellationToken.None);
+        await stuck.SendAsync("{\"protocol\":\"messagepack\",\"version\":1}\u001e"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        await Eventually.TrueAsync(() => Task.FromResult(recorder.Connections.Count == 1), TimeSpan.FromSeconds(10), "the stuck connection is in");
+        await using var reader = await RawHub.SeekerAsync(node);
+        var marks = new Inbox<byte>();
+        reader.On<byte[]>(nameof(ISeekerClient.Envelope), payload => marks.Add(payload[0]));
+        await Eventually.TrueAsync(() => Task.FromResult(recorder.Connections.Count == 2), TimeSpan.FromSeconds(10), "the reading connection is in");
+        var hub = node.Services.GetRequiredService<IHubContext<SeekerHub, ISeekerClient>>();
+        foreach (var id in recorder.Connections)
+        {
+            await hub.Groups.AddToGroupAsync(id, "slow-test");
+        }
+
+        // A large payload through the group fills the stuck connection's buffers (some megabytes on loopback) within a
+        // few hundred sends; TrustLine's own group messages are small queue notices, this only gets there sooner.
+        var bulk = new byte[16 * 1024];
+        var sends = Task.Run(async () =>
+        {
+            for (var i = 0; i < 1500; i++)
+            {
+                await hub.Clients.Group("slow-test").Envelope(bulk);
+            }
+
+            await hub.Clients.Group("slow-test").Envelope([7]);
+        });
+
+        await sends.WaitAsync(TimeSpan.FromSeconds(60));
+        await Eventually.TrueAsync(() => Task.FromResult(marks.Items.Contains((byte)7)), TimeSpan.FromSeconds(30), "the reading member got the last message");
+        var stuckId = recorder.Connections.First();
+
+        Assert.Multiple(() =>
+        {
+            // Had the sends waited for the stuck member, they would have finished only once the node cut it.
+            Assert.That(recorder.Disconnected, Does.Not.Contain(stuckId), "every group send finished while the stuck member was still connected");
+            Assert.That(marks.Items[^1], Is.EqualTo((byte)7), "the reading member got the newest message last");
+        });
+    }
+
+    [Test]
     public void ANodeAddressSplitsIntoItsNodeAndConnectionAndABareIdIsThisNodes()
     {
         var node = new ThisNode();
@@ -230,5 +276,29 @@ public sealed class NodeBusTests
         var server = TestRedis.Connection.GetServers()[0];
         var reply = await server.ExecuteAsync("PUBSUB", "CHANNELS", world.Prefix + ":*");
         return [.. ((RedisResult[])reply!).Select(r => (string)r!)];
+    }
+}
+
+/// <summary>Records the id of every connection the node accepts, in order, and of every one that closed.</summary>
+internal sealed class ConnectionRecorder : IHubFilter
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> connections = new();
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> disconnected = new();
+
+    public IReadOnlyCollection<string> Connections => connections;
+
+    public IReadOnlyCollection<string> Disconnected => disconnected;
+
+    public Task OnDisconnectedAsync(HubLifetimeContext context, Exception? exception, Func<HubLifetimeContext, Exception?, Task> next)
+    {
+        disconnected.Enqueue(context.Context.ConnectionId);
+        return next(context, exception);
+    }
+
+    public Task OnConnectedAsync(HubLifetimeContext context, Func<HubLifetimeContext, Task> next)
+    {
+        connections.Enqueue(context.Context.ConnectionId);
+        return next(context);
     }
 }

@@ -23,6 +23,12 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     private readonly ConcurrentDictionary<string, HubConnectionContext> connections = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, HubConnectionContext>.AlternateLookup<ReadOnlySpan<char>> connectionsBySpan;
     private readonly ConcurrentDictionary<string, HubConnectionStore> groups = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Per connection and group, a group message still being written (the connection reads slowly, or not at all) and
+    /// the newest one waiting behind it.
+    /// </summary>
+    private readonly ConcurrentDictionary<(HubConnectionContext Connection, string Group), GroupWrite> groupWrites = new();
     private readonly NodeBus bus;
     private readonly ThisNode node;
     private readonly IHubProtocol[] protocols;
@@ -46,9 +52,10 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
     public override Task OnDisconnectedAsync(HubConnectionContext connection)
     {
         connections.TryRemove(connection.ConnectionId, out _);
-        foreach (var (_, members) in groups)
+        foreach (var (group, members) in groups)
         {
             members.Remove(connection);
+            groupWrites.TryRemove((connection, group), out _);
         }
 
         return Task.CompletedTask;
@@ -82,9 +89,7 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         foreach (var group in groupNames)
         {
             ArgumentException.ThrowIfNullOrEmpty(group);
-            // This node's members are written to without waiting, as other nodes' are: a member that stops reading
-            // (its buffer full) must not hold up the organisation's notices to everyone else.
-            Observe(new ValueTask(WriteGroup(group, message, cancellationToken)));
+            WriteGroup(group, message, cancellationToken);
             sends.Add(bus.SendGroupAsync(HubName, group, frames));
         }
 
@@ -126,7 +131,7 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         }
     }
 
-    void INodeHub.DeliverToGroup(string group, SerializedHubMessage message) => Observe(new ValueTask(WriteGroup(group, message, default)));
+    void INodeHub.DeliverToGroup(string group, SerializedHubMessage message) => WriteGroup(group, message, default);
 
     void INodeHub.ChangeLocalGroup(string connectionId, string group, bool add) => ChangeLocal(connectionId, group, add);
 
@@ -166,24 +171,72 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         }
     }
 
-    private Task WriteGroup(string group, SerializedHubMessage message, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes a group message to this node's members without waiting for any: a member that stops reading (its
+    /// buffers full) must not hold up the organisation's notices to everyone else. Group messages are queue notices,
+    /// each the whole state, so while one is still being written to a member, a newer one waits behind it in its
+    /// place and replaces any older one waiting there: a phone that never reads holds two notices, not one per
+    /// change, and every member gets the newest.
+    /// </summary>
+    private void WriteGroup(string group, SerializedHubMessage message, CancellationToken cancellationToken)
     {
         if (!groups.TryGetValue(group, out var members))
         {
-            return Task.CompletedTask;
+            return;
         }
 
-        List<Task>? pending = null;
         foreach (var connection in members)
         {
-            var write = connection.WriteAsync(message, cancellationToken);
-            if (!write.IsCompletedSuccessfully) // a connection's writes are plain tasks, nothing to hand back when done
+            if (groupWrites.TryGetValue((connection, group), out var busy) && busy.Replace(message))
             {
-                (pending ??= []).Add(write.AsTask());
+                continue;
             }
+
+            Write(connection, group, message, cancellationToken);
+        }
+    }
+
+    private void Write(HubConnectionContext connection, string group, SerializedHubMessage message, CancellationToken cancellationToken)
+    {
+        var write = connection.WriteAsync(message, cancellationToken);
+        if (write.IsCompletedSuccessfully) // a connection's writes are plain tasks, nothing to hand back when done
+        {
+            return;
         }
 
-        return pending is null ? Task.CompletedTask : Task.WhenAll(pending);
+        var slot = new GroupWrite();
+        if (!groupWrites.TryAdd((connection, group), slot))
+        {
+            Observe(write); // another write of this group is tracked already; this one just finishes
+            return;
+        }
+
+        _ = DrainAsync(write.AsTask());
+
+        // Only this loop writes to the connection for the group while the slot lives, so the newest message goes last.
+        async Task DrainAsync(Task pending)
+        {
+            while (true)
+            {
+                try
+                {
+                    await pending;
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+                {
+                    // The connection is closing: it hears nothing more.
+                }
+
+                if (slot.TakeNext() is not { } next)
+                {
+                    groupWrites.TryRemove(KeyValuePair.Create((connection, group), slot));
+                    return;
+                }
+
+                var again = connection.WriteAsync(next, CancellationToken.None);
+                pending = again.IsCompletedSuccessfully ? Task.CompletedTask : again.AsTask();
+            }
+        }
     }
 
     /// <summary>The invocation in every protocol the hub speaks (TrustLine's speak MessagePack only): serialized once for all its receivers.</summary>
@@ -206,5 +259,40 @@ public sealed class NodeHubLifetimeManager<THub> : HubLifetimeManager<THub>, INo
         }
 
         _ = write.AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+}
+
+/// <summary>A group message being written to one connection, and the newest one waiting behind it.</summary>
+internal sealed class GroupWrite
+{
+    private readonly Lock gate = new();
+    private SerializedHubMessage? next;
+    private bool finished;
+
+    /// <summary>Puts <paramref name="message"/> behind the write in flight, in place of any waiting; false once the slot is done.</summary>
+    public bool Replace(SerializedHubMessage message)
+    {
+        lock (gate)
+        {
+            if (finished)
+            {
+                return false;
+            }
+
+            next = message;
+            return true;
+        }
+    }
+
+    /// <summary>The write in flight finished: the message waiting behind it, to write next; or null, and the slot is done.</summary>
+    public SerializedHubMessage? TakeNext()
+    {
+        lock (gate)
+        {
+            var taken = next;
+            next = null;
+            finished = taken is null;
+            return taken;
+        }
     }
 }
