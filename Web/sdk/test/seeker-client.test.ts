@@ -112,14 +112,7 @@ test('nothing the server or a peer sends throws into the app; an envelope after 
   assert.equal(client.state, 'waiting');
 
   // The genuine answer, then envelopes: unknown type, text, CLOSE, and one after CLOSE.
-  const msg1 = (h.calls[0]!.args[0] as unknown[])[0] as Uint8Array;
-  const accepted = acceptMsg1(msg1, v.credentials(), { now: () => v.nowSeconds * 1000 });
-  assert.ok(accepted.ok);
-  await h.push('Answered', accepted.msg2);
-  await waitFor(() => client.state === 'connected');
-  const responder: SecureChannel = accepted.channel;
-  const hello = h.calls.find((c) => c.method === 'Send')!.args[0] as Uint8Array;
-  assert.equal(responder.tryOpen(hello).status, 'delivered');
+  const responder = await answer(client, h);
   h.push('Envelope', responder.sealRawForTests(0x7e, utf8('from the future')));
   h.push('Envelope', responder.seal(CONTENT_TEXT, utf8('Hoi')));
   h.push('Envelope', new Uint8Array(299).fill(0xff));
@@ -143,6 +136,11 @@ async function connectedSeeker() {
   const { client, hub } = seekerWith((method) => (method === 'OpenSession' ? opened : method === 'Send' ? [0, false] : null));
   await client.open({ language: 'nl' });
   const h = hub();
+  return { client, h, responder: await answer(client, h) };
+}
+
+/** The responder accepts the seeker's msg1 and answers; once connected, the seeker's HELLO opens on its channel. */
+async function answer(client: SeekerClient, h: FakeHub): Promise<SecureChannel> {
   const msg1 = (h.calls[0]!.args[0] as unknown[])[0] as Uint8Array;
   const accepted = acceptMsg1(msg1, v.credentials(), { now: () => v.nowSeconds * 1000 });
   assert.ok(accepted.ok);
@@ -151,7 +149,7 @@ async function connectedSeeker() {
   const responder: SecureChannel = accepted.channel;
   const hello = h.calls.find((c) => c.method === 'Send')!.args[0] as Uint8Array;
   assert.equal(responder.tryOpen(hello).status, 'delivered');
-  return { client, h, responder };
+  return responder;
 }
 
 test('closing a connected chat tells the counsellor end to end (CLOSE, after every text), then closes on the server', async () => {
