@@ -133,20 +133,7 @@ public sealed class PeerRoutesTests
 
     private async Task<Guid> CreateAsync(string seekerConnection)
     {
-        var now = time.GetUtcNow();
-        var session = new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = new byte[16],
-            Language = "nl",
-            Topic = "",
-            Urgent = false,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now.AddHours(1),
-            SeekerConnection = seekerConnection,
-        };
+        var session = Storage.TestSessions.Waiting(new byte[16], time.GetUtcNow(), TimeSpan.FromHours(1)) with { SeekerConnection = seekerConnection };
         Assert.That(await store.CreateAsync(session, 10), Is.EqualTo(CreateOutcome.Created));
         return session.Id;
     }

@@ -61,21 +61,5 @@ public sealed class RedisAppendScriptTests
         });
     }
 
-    private static SessionRecord Session()
-    {
-        var now = DateTimeOffset.UtcNow;
-        return new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = RandomNumberGenerator.GetBytes(16),
-            Language = "nl",
-            Topic = "",
-            Urgent = false,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now.AddHours(1),
-            LastActivity = now,
-        };
-    }
+    private static SessionRecord Session() => TestSessions.Waiting(RandomNumberGenerator.GetBytes(16), DateTimeOffset.UtcNow, TimeSpan.FromHours(1));
 }

@@ -36,21 +36,5 @@ public sealed class RedisKeyLifetimeTests
         });
     }
 
-    private static SessionRecord Session(byte[] org, TimeSpan lifetime)
-    {
-        var now = DateTimeOffset.UtcNow;
-        return new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = org,
-            Language = "nl",
-            Topic = "",
-            Urgent = false,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now + lifetime,
-            LastActivity = now,
-        };
-    }
+    private static SessionRecord Session(byte[] org, TimeSpan lifetime) => TestSessions.Waiting(org, DateTimeOffset.UtcNow, lifetime);
 }
