@@ -665,21 +665,5 @@ public sealed class SessionStoreContractTests(StoreUnderTest kind)
         });
     }
 
-    private SessionRecord Session(bool urgent = false)
-    {
-        var now = time.GetUtcNow();
-        return new SessionRecord
-        {
-            Id = Guid.NewGuid(),
-            OrgId = org,
-            Language = "nl",
-            Topic = "",
-            Urgent = urgent,
-            Msg1 = new byte[67],
-            ResumeTokenHash = new byte[32],
-            CreatedAt = now,
-            Deadline = now.AddHours(1),
-            LastActivity = now,
-        };
-    }
+    private SessionRecord Session(bool urgent = false) => TestSessions.Waiting(org, time.GetUtcNow(), TimeSpan.FromHours(1)) with { Urgent = urgent };
 }
