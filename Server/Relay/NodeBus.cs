@@ -34,8 +34,6 @@ public sealed class NodeBus(IServiceProvider services, StoreMode mode, RedisKeys
     private bool nodeHeard;
     private bool groupsHeard;
 
-    public bool IsShared => redis is not null;
-
     private const int MostNodeChannelsKept = 256;
 
     /// <summary>A node's channel, made once per node (a restarted node has a new id; past a bound, made afresh).</summary>

@@ -68,16 +68,7 @@ internal sealed class MetricsSampler(
             var lag = 0.0;
             foreach (var step in LagSteps)
             {
-                var overdue = false;
-                foreach (var orgId in orgIds)
-                {
-                    if (!overdue && (await store.GetDueAsync(orgId, now - step, 1)).Count > 0)
-                    {
-                        overdue = true;
-                    }
-                }
-
-                if (!overdue)
+                if (!await AnyDueAsync(orgIds, now - step))
                 {
                     break;
                 }
@@ -97,6 +88,20 @@ internal sealed class MetricsSampler(
             // Gauges must never take the node down: say so, keep the last figures, and try again next time.
             MetricsLog.SamplerFailed(logger, e.GetType().Name);
         }
+    }
+
+    /// <summary>Whether any of the organisations has a timer due by <paramref name="before"/>.</summary>
+    private async Task<bool> AnyDueAsync(List<byte[]> orgIds, DateTimeOffset before)
+    {
+        foreach (var orgId in orgIds)
+        {
+            if ((await store.GetDueAsync(orgId, before, 1)).Count > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
 
